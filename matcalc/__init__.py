@@ -1,0 +1,13 @@
+"""matcalc: symbolic matrix calculus.
+
+    >>> import matcalc
+    >>> d = matcalc.grad("x'*A*x", wrt="x")
+    >>> str(d.result)
+    "(A + A')*x"
+"""
+from . import printing  # noqa: F401  (installs the text printer as str())
+from .api import Derivation, grad, hessian, jacobian, parse
+from .errors import MatcalcError
+
+__all__ = ["grad", "jacobian", "hessian", "parse", "Derivation", "MatcalcError"]
+__version__ = "0.1.0"

@@ -1,0 +1,4 @@
+"""python -m matcalc: the command line."""
+from .cli import main
+
+main()

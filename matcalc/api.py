@@ -1,0 +1,92 @@
+"""The Python API of interface.md §4: parse, grad, jacobian, hessian.
+
+Layer L5: imports everything below.  `Derivation` adds the output methods
+(latex, numpy, function, check) to the derivation record.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Iterable
+
+from . import derive
+from .check import CheckReport, check_gradient
+from .errors import UnsupportedError, UsageError
+from .expr import Program
+from .printing.latex import derivation_latex
+from .printing.numpy_code import numpy_module
+from .printing.text import derivation_text
+from .syntax.elaborate import Decl, parse_kind, parse_program  # noqa: F401 (parse_program used by the CLI)
+
+__all__ = ["parse", "grad", "jacobian", "hessian", "Derivation"]
+
+
+def _declarations(let) -> dict[str, Decl]:
+    if not let:
+        return {}
+    if isinstance(let, dict):
+        return {name: parse_kind(name, kind) for name, kind in let.items()}
+    raise UsageError("let= takes a dict such as {'A': 'matrix(n, n)'}")
+
+
+def parse(text: str, let: dict[str, str] | None = None) -> Program:
+    """Parse a program (or one expression) into typed, shaped IR."""
+    return parse_program(text, _declarations(let))
+
+
+class Derivation(derive.Derivation):
+    """A derivation with its printers: see interface.md §4."""
+
+    @classmethod
+    def of(cls, d: derive.Derivation, command: str = "grad") -> "Derivation":
+        out = cls(**vars(d))
+        out.command = command
+        return out
+
+    def text(self) -> str:
+        return derivation_text(self)
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def latex(self, steps: bool = False) -> str:
+        return derivation_latex(self, steps)
+
+    def numpy(self) -> str:
+        return numpy_module(self)
+
+    def function(self) -> SimpleNamespace:
+        """The generated module's functions, compiled (code matcalc generated, nothing else)."""
+        namespace: dict = {}
+        exec(compile(self.numpy(), "<matcalc generated>", "exec"), namespace)
+        return SimpleNamespace(**{k: v for k, v in namespace.items()
+                                  if callable(v) and not k.startswith("_") and k != "np"})
+
+    def check(self, seed: int = 0) -> CheckReport:
+        return check_gradient(self, seed)
+
+    def _repr_latex_(self) -> str:
+        return "$$" + self.latex() + "$$"
+
+
+def _program(expr: str | Program, let) -> Program:
+    return expr if isinstance(expr, Program) else parse(expr, let)
+
+
+def _names(wrt: str | Iterable[str]) -> list[str]:
+    names = [wrt] if isinstance(wrt, str) else list(wrt)
+    if not names:
+        raise UsageError("say which variable to differentiate by: wrt='X'")
+    return names
+
+
+def grad(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | None = None) -> Derivation:
+    """∂L/∂X for a scalar L, by differentials and the Frobenius rewrite."""
+    return Derivation.of(derive.grad(_program(expr, let), _names(wrt)))
+
+
+def jacobian(expr, wrt, let=None) -> Derivation:
+    raise UnsupportedError("Jacobians are not implemented yet (planned: vec/Kronecker forms)")
+
+
+def hessian(expr, wrt, let=None) -> Derivation:
+    raise UnsupportedError("Hessians are not implemented yet (planned: the Jacobian of the gradient)")

@@ -1,0 +1,148 @@
+"""The command line of interface.md §2.
+
+Layer L6: argparse over the API.  Exit status: 0 success, 1 a --check
+failed, 2 bad input (with line, column and caret), 3 an internal error
+(a bug: reported in one paragraph, never as a traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import api
+from .errors import MatcalcError, Span, UsageError
+from .printing.latex import to_latex
+from .printing.text import steps_text, to_text
+from .syntax.elaborate import parse_declaration
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+COMMENT = {"text": "# ", "numpy": "# ", "latex": "% "}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="matcalc", description="Symbolic matrix calculus: gradients, Jacobians, Hessians.")
+    parser.add_argument("--version", action="version", version="matcalc 0.1.0")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, what in [("grad", "gradient of a scalar expression"),
+                       ("jacobian", "Jacobian of a vector expression"),
+                       ("hessian", "Hessian of a scalar expression")]:
+        p = commands.add_parser(name, help=what, description=what)
+        p.add_argument("expr", nargs="?", help="the expression, or - for standard input")
+        p.add_argument("-f", "--file", help="read a program from FILE")
+        p.add_argument("--wrt", action="append", required=True, metavar="X",
+                       help="variable to differentiate by (repeatable)")
+        p.add_argument("--let", action="append", default=[], metavar="'NAME: KIND'",
+                       help="declare a name, e.g. --let 'A: matrix(n, n)' (repeatable)")
+        p.add_argument("--format", choices=["text", "latex", "numpy", "json"], default="text")
+        p.add_argument("--steps", nargs="?", const="brief", choices=["brief", "all"],
+                       help="show the derivation, each step naming its identity")
+        p.add_argument("--check", action="store_true",
+                       help="verify against finite differences at random points")
+        p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE")
+    return parser
+
+
+def _read_source(args) -> tuple[str, str]:
+    if args.file and args.expr:
+        raise UsageError("give the expression or -f FILE, not both")
+    if args.file:
+        try:
+            with open(args.file, "rb") as fh:
+                return _decode(fh.read(), args.file), args.file
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+    if args.expr == "-":
+        return _decode(sys.stdin.buffer.read(), "<stdin>"), "<stdin>"
+    if args.expr is None:
+        raise UsageError("no expression: give it as an argument, -f FILE, or - for standard input")
+    return args.expr, "<expression>"
+
+
+def _decode(data: bytes, origin: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = data[:exc.start].decode("utf-8", "replace")
+        raise MatcalcError(f"{origin} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                           Span.at(text + "?", len(text))) from None
+
+
+def _json(d, args, report) -> str:
+    program = d.program
+    out = {
+        "command": args.command,
+        "inputs": {n: {"kind": s.kind, "shape": list(s.shape)} for n, s in program.inputs.items()},
+        "definitions": [{"name": s.name, "text": to_text(b), "shape": list(s.shape)}
+                        for s, b in program.definitions],
+        "wrt": d.wrt,
+        "results": {n: {"text": to_text(g), "latex": to_latex(g), "shape": list(g.shape)}
+                    for n, g in d.results.items()},
+        "adjoints": [{"name": g.name, "text": to_text(b), "latex": to_latex(b)} for g, b in d.adjoints],
+        "steps": [{"rule": s.rule.name, "identity": s.rule.display, "before": to_text(s.before),
+                   "expr": to_text(s.after), "note": s.note} for s in d.steps],
+        "code": d.numpy(),
+    }
+    if report is not None:
+        out["check"] = {"ok": report.ok, "worst_relative_error": report.worst_error,
+                        "per_variable": report.per_variable, "points": report.points}
+    return json.dumps(out, indent=2, ensure_ascii=False)
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    source, origin = "", "<expression>"
+    let_text = ""
+    try:
+        let = {}
+        for decl in args.let:
+            let_text, origin = decl, "--let"
+            name, parsed = parse_declaration(decl)
+            let[name] = parsed
+        let_text = ""
+        source, origin = _read_source(args)
+        program = api.parse_program(source, let)
+        if args.command != "grad":
+            getattr(api, args.command)(program, args.wrt)
+        d = api.grad(program, args.wrt)
+        report = d.check() if args.check else None
+        if args.format == "json":
+            output = _json(d, args, report)
+        elif args.format == "latex":
+            output = d.latex(steps=bool(args.steps))
+        elif args.format == "numpy":
+            output = d.numpy()
+        else:
+            output = steps_text(d) if args.steps else d.text()
+        if report is not None and args.format != "json":
+            output += "\n" + "\n".join(COMMENT[args.format] + line for line in report.message.splitlines())
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                fh.write(output + "\n")
+        else:
+            print(output)
+        return EXIT_OK if report is None or report.ok else EXIT_CHECK_FAILED
+    except MatcalcError as exc:
+        print(exc.render(let_text or source, origin), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RecursionError:
+        print("limit exceeded: the expression is too deeply nested to process", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # a bug: one paragraph, no traceback
+        print(f"internal error (a bug in matcalc, please report it): {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def main() -> None:
+    sys.exit(run())

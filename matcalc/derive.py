@@ -1,0 +1,175 @@
+"""Gradients of programs: differentials, the Frobenius walk, reverse accumulation.
+
+Layer L4: imports expr, errors, steps, engine.  For a program
+`a = ...; L = f(a)` the definitions are processed last to first, each
+intermediate getting its adjoint g_a = ∂L/∂a (backpropagation); nothing is
+inlined, so the work is linear in the program.  Adjoints used once are
+substituted into their single use at the end, for readable results.
+"""
+from __future__ import annotations
+
+import difflib
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from . import expr as E
+from .engine.adjoint import transpose_linear
+from .engine.differential import differential
+from .engine.simplify import Simplifier
+from .errors import NameError_, UsageError
+from .rules.algebra import is_symmetric
+from .shapes import show_shape
+from .steps import Rule, Step
+
+SYMMETRIC = Rule("gradient along symmetric directions", "∂L/∂S = sym(G) = ½(G + Gᵀ)",
+                 "(not G + Gᵀ − diag(G): Srinivasan & Panda, arXiv:1911.06491)")
+
+
+@dataclass
+class Derivation:
+    """The outcome of a derivation: results, named adjoints and the steps."""
+    program: E.Program
+    wrt: list[str]
+    results: dict[str, E.Expr]                       # variable -> ∂L/∂variable
+    adjoints: list[tuple[E.Symbol, E.Expr]]          # g_a = ..., in evaluation order
+    steps: list[Step] = field(default_factory=list)
+    differentials: dict[str, E.Expr] = field(default_factory=dict)   # name -> d(definition)
+
+    @property
+    def result(self) -> E.Expr:
+        return self.results[self.wrt[0]]
+
+
+def _wrt_symbols(program: E.Program, wrt: list[str]) -> list[E.Symbol]:
+    defined = {s.name: s for s, _ in program.definitions}
+    out = []
+    for name in wrt:
+        sym = program.inputs.get(name) or defined.get(name)
+        if sym is None:
+            known = list(program.inputs) + list(defined)
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else (
+                f"the expression's names are: {', '.join(known)}" if known else None)
+            raise NameError_(f"--wrt {name}: there is no {name} in the expression", hint=hint)
+        out.append(sym)
+    return out
+
+
+def _active(program: E.Program, wrt: set[str]) -> set[str]:
+    """Names that depend on a variable of differentiation."""
+    active = set(wrt)
+    for sym, body in program.definitions:
+        if sym.name not in active and any(n in active for n in E.symbols(body)):
+            active.add(sym.name)
+    return active
+
+
+def _trivial(e: E.Expr) -> bool:
+    return isinstance(e, (E.Symbol, E.Const, E.Identity, E.Zero)) or (
+        isinstance(e, E.Broadcast) and isinstance(e.value, E.Const))
+
+
+def grad(program: E.Program, wrt: list[str], keep_steps: bool = True) -> Derivation:
+    if not program.output.is_scalar:
+        raise UsageError(f"grad needs a scalar expression; this one is {show_shape(program.output.shape)}",
+                         hint="use `matcalc jacobian` for the derivative of a vector or matrix")
+    wrt_syms = _wrt_symbols(program, wrt)
+    active = _active(program, set(wrt))
+    simplify = Simplifier()
+    steps: list[Step] | None = [] if keep_steps else None
+    contributions: dict[str, list[E.Expr]] = defaultdict(list)
+    adjoints: list[tuple[E.Symbol, E.Expr]] = []
+    differentials: dict[str, E.Expr] = {}
+    taken = set(program.inputs) | {s.name for s, _ in program.definitions} | set(program.functions)
+
+    def propagate(G: E.Expr, body: E.Expr, name: str):
+        d = differential(body, active)
+        if d is None:
+            return
+        d = simplify(d)
+        differentials[name] = d
+        for target, parts in transpose_linear(G, d, steps).items():
+            contributions[target].extend(parts)
+
+    output = program.output
+    results: dict[str, E.Expr] = {}
+    if program.definitions and output is program.definitions[-1][0]:
+        contributions[output.name].append(E.ONE)
+        for sym, body in reversed(program.definitions):
+            if sym.name not in active or not contributions.get(sym.name):
+                continue
+            G = simplify(E.add(*contributions[sym.name]))
+            if sym.name in wrt:
+                results[sym.name] = G
+            if E.is_zero(G):
+                continue
+            if not _trivial(G):
+                g = E.Symbol(_fresh(f"g_{sym.name}", taken), sym.shape, "defined")
+                adjoints.append((g, G))
+                G = g
+            propagate(G, body, sym.name)
+    else:
+        propagate(E.ONE, output, "")
+
+    for sym in wrt_syms:
+        if sym.name in results:
+            continue
+        parts = contributions.get(sym.name)
+        G = simplify(E.add(*parts)) if parts else E.zero(sym.shape)
+        if sym.symmetric and not is_symmetric(G):
+            sym_G = simplify(E.mul(E.Const(Fraction(1, 2)), E.add(G, E.transpose(G))))
+            if steps is not None:
+                steps.append(Step(SYMMETRIC, G, sym_G, sym.name))
+            G = sym_G
+        results[sym.name] = G
+    results, adjoints = _inline_single_use(results, adjoints, simplify)
+    results, adjoints = _refer_to_definitions(program, results, adjoints)
+    return Derivation(program, list(wrt), results, adjoints, steps or [], differentials)
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    candidate, i = name, 1
+    while candidate in taken:
+        candidate, i = f"{name}_{i}", i + 1
+    taken.add(candidate)
+    return candidate
+
+
+def _inline_single_use(results, adjoints, simplify):
+    """Substitute each adjoint used exactly once; drop unused ones."""
+    names = {g.name for g, _ in adjoints}
+    uses: Counter = Counter()
+    for e in list(results.values()) + [body for _, body in adjoints]:
+        for n in E.walk(e):
+            if isinstance(n, E.Symbol) and n.name in names:
+                uses[n.name] += 1
+    subst: dict[E.Expr, E.Expr] = {}
+    kept = []
+    memo: dict = {}
+
+    def replace(e):
+        if not subst:
+            return e
+        return E.map_bottom_up(e, lambda n: subst.get(n, n), memo)
+
+    for g, body in adjoints:                 # in evaluation order: uses come later
+        body = replace(body)
+        if uses[g.name] == 1:
+            subst[g] = body
+            memo.clear()
+        elif uses[g.name] > 1:
+            kept.append((g, body))
+    results = {k: simplify(replace(v)) for k, v in results.items()}
+    kept = [(g, simplify(replace(b))) for g, b in kept]
+    return results, kept
+
+
+def _refer_to_definitions(program, results, adjoints):
+    """Write tanh(a1) as h1 where the program defined h1 = tanh(a1)."""
+    names = {body: sym for sym, body in program.definitions if not _trivial(body)}
+    if not names:
+        return results, adjoints
+    memo: dict = {}
+    fold = lambda e: E.map_bottom_up(e, lambda n: names.get(n, n), memo)
+    return {k: fold(v) for k, v in results.items()}, [(g, fold(b)) for g, b in adjoints]

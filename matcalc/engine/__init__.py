@@ -1,0 +1,1 @@
+"""The engine: drives the rule tables (differentials, adjoints, algebra)."""

@@ -1,0 +1,591 @@
+"""The expression IR: immutable, shaped nodes and their smart constructors.
+
+Layer L1: imports errors and shapes.  Every node carries its shape; the
+constructors (lower-case functions at the bottom) check shapes, flatten
+associative operations and fold numeric constants, and are the only way the
+rest of matcalc builds nodes.  Equality is structural with a cached hash,
+so shared subtrees cost nothing to compare.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, fields
+from fractions import Fraction
+from typing import Callable, Iterator
+
+from .errors import ShapeError
+from .shapes import (SCALAR, Dim, Shape, dim_product, is_column, is_scalar,
+                     is_square, is_vector, show_shape, transposed)
+
+Number = Fraction | float
+
+
+class Expr:
+    """Base class: structural equality with a hash computed once."""
+    shape: Shape
+
+    def __post_init__(self):
+        object.__setattr__(self, "_hash", hash((type(self).__name__,) + self._key()))
+
+    def _key(self) -> tuple:
+        return tuple(getattr(self, f.name) for f in fields(self) if f.compare)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        if self is other:
+            return True
+        return (type(self) is type(other) and self._hash == other._hash
+                and self._key() == other._key())
+
+    def children(self) -> tuple["Expr", ...]:
+        return ()
+
+    def with_children(self, kids: tuple["Expr", ...]) -> "Expr":
+        return self
+
+    @property
+    def is_scalar(self) -> bool:
+        return is_scalar(self.shape)
+
+    def __str__(self) -> str:  # the text printer is installed by matcalc.printing
+        return _STR_HOOK[0](self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self}>"
+
+
+_STR_HOOK: list[Callable[[Expr], str]] = [lambda e: object.__repr__(e)]
+
+
+def node(cls):
+    return dataclass(frozen=True, eq=False, repr=False)(cls)
+
+
+# ----------------------------------------------------------------- leaves
+
+SYMBOL_KINDS = ("scalar", "vector", "matrix", "symmetric", "defined")
+
+
+@node
+class Symbol(Expr):
+    name: str
+    shape: Shape
+    kind: str = "matrix"      # one of SYMBOL_KINDS; 'defined' = a program's named intermediate
+
+    @property
+    def symmetric(self) -> bool:
+        return self.kind == "symmetric"
+
+
+@node
+class Const(Expr):
+    value: Number
+    shape: Shape = field(default=SCALAR)
+
+
+@node
+class Identity(Expr):
+    shape: Shape
+
+
+@node
+class Zero(Expr):
+    shape: Shape
+
+
+@node
+class Broadcast(Expr):
+    """A scalar repeated over a shape: `ones` is Broadcast(1, shape)."""
+    value: Expr
+    shape: Shape
+
+    def children(self):
+        return (self.value,)
+
+    def with_children(self, kids):
+        return broadcast(kids[0], self.shape)
+
+
+@node
+class Differential(Expr):
+    """d(target): the differential of a symbol."""
+    target: Symbol
+    shape: Shape
+
+    def children(self):
+        return ()
+
+
+# ----------------------------------------------------------- n-ary nodes
+
+@node
+class Add(Expr):
+    terms: tuple[Expr, ...]
+    shape: Shape
+
+    def children(self):
+        return self.terms
+
+    def with_children(self, kids):
+        return add(*kids)
+
+
+@node
+class Mul(Expr):
+    """Matrix product; factors of shape (1,1) are scalar multipliers."""
+    factors: tuple[Expr, ...]
+    shape: Shape
+
+    def children(self):
+        return self.factors
+
+    def with_children(self, kids):
+        return mul(*kids)
+
+
+@node
+class Hadamard(Expr):
+    factors: tuple[Expr, ...]
+    shape: Shape
+
+    def children(self):
+        return self.factors
+
+    def with_children(self, kids):
+        return hadamard(*kids)
+
+
+# ----------------------------------------------------------- other nodes
+
+@node
+class Kron(Expr):
+    left: Expr
+    right: Expr
+    shape: Shape
+
+    def children(self):
+        return (self.left, self.right)
+
+    def with_children(self, kids):
+        return kron(*kids)
+
+
+@node
+class Frobenius(Expr):
+    left: Expr
+    right: Expr
+    shape: Shape = field(default=SCALAR)
+
+    def children(self):
+        return (self.left, self.right)
+
+    def with_children(self, kids):
+        return frobenius(*kids)
+
+
+@node
+class Transpose(Expr):
+    arg: Expr
+    shape: Shape
+
+    def children(self):
+        return (self.arg,)
+
+    def with_children(self, kids):
+        return transpose(kids[0])
+
+
+@node
+class Power(Expr):
+    """base ^ exponent: a scalar power, or elementwise (.^) for arrays."""
+    base: Expr
+    exponent: Expr
+    shape: Shape
+
+    def children(self):
+        return (self.base, self.exponent)
+
+    def with_children(self, kids):
+        return power(*kids)
+
+
+@node
+class MatPow(Expr):
+    """X^k for a square matrix and an integer k >= 2 (k = -1 is Apply(INV))."""
+    base: Expr
+    k: int
+    shape: Shape
+
+    def children(self):
+        return (self.base,)
+
+    def with_children(self, kids):
+        return matpow(kids[0], self.k)
+
+
+class Fn(enum.Enum):
+    """Named functions of one argument.  Value: (text name, elementwise?)."""
+    EXP = ("exp", True)
+    LOG = ("log", True)
+    SIN = ("sin", True)
+    COS = ("cos", True)
+    TAN = ("tan", True)
+    TANH = ("tanh", True)
+    SQRT = ("sqrt", True)
+    ABS = ("abs", True)
+    SIGN = ("sign", True)
+    STEP = ("step", True)          # Heaviside: the derivative of relu
+    SIGMOID = ("sigmoid", True)
+    RELU = ("relu", True)
+    SOFTPLUS = ("softplus", True)
+    TRACE = ("tr", False)
+    DET = ("det", False)
+    LOGDET = ("logdet", False)
+    INV = ("inv", False)
+    DIAG = ("diag", False)         # vector -> diagonal matrix
+    DIAGV = ("diag", False, "of a matrix")   # square matrix -> vector of its diagonal
+    VEC = ("vec", False)
+    SUM = ("sum", False)
+    NORM1 = ("norm1", False)
+    NORM2 = ("norm2", False)
+    SOFTMAX = ("softmax", False)
+    LOGSUMEXP = ("logsumexp", False)
+
+    def __init__(self, text: str, elementwise: bool, note: str = ""):
+        self.text = text
+        self.elementwise = elementwise
+
+
+def _square(fn: Fn, s: Shape) -> Shape:
+    if not is_square(s) or is_scalar(s):
+        raise ShapeError(f"{fn.text}() needs a square matrix, got {show_shape(s)}")
+    return s
+
+
+def _column(fn: Fn, s: Shape) -> Shape:
+    if not is_column(s):
+        raise ShapeError(f"{fn.text}() needs a vector, got {show_shape(s)}")
+    return s
+
+
+# Shape rule of every non-elementwise function: argument shape -> result shape.
+FN_SHAPES: dict[Fn, Callable[[Shape], Shape]] = {
+    Fn.TRACE: lambda s: (_square(Fn.TRACE, s), SCALAR)[1],
+    Fn.DET: lambda s: (_square(Fn.DET, s), SCALAR)[1],
+    Fn.LOGDET: lambda s: (_square(Fn.LOGDET, s), SCALAR)[1],
+    Fn.INV: lambda s: _square(Fn.INV, s),
+    Fn.DIAG: lambda s: (_column(Fn.DIAG, s)[0], s[0]),
+    Fn.DIAGV: lambda s: (_square(Fn.DIAGV, s)[0], 1),
+    Fn.VEC: lambda s: (dim_product(s[0], s[1]), 1),
+    Fn.SUM: lambda s: SCALAR,
+    Fn.NORM1: lambda s: SCALAR,
+    Fn.NORM2: lambda s: SCALAR,
+    Fn.SOFTMAX: lambda s: _column(Fn.SOFTMAX, s),
+    Fn.LOGSUMEXP: lambda s: (_column(Fn.LOGSUMEXP, s), SCALAR)[1],
+}
+
+
+@node
+class Apply(Expr):
+    fn: Fn
+    arg: Expr
+    shape: Shape
+
+    def children(self):
+        return (self.arg,)
+
+    def with_children(self, kids):
+        return apply(self.fn, kids[0])
+
+
+@node
+class Call(Expr):
+    """f(arg) for a declared opaque scalar function f."""
+    name: str
+    arg: Expr
+    shape: Shape = field(default=SCALAR)
+
+    def children(self):
+        return (self.arg,)
+
+    def with_children(self, kids):
+        return call(self.name, kids[0])
+
+
+@node
+class GradCall(Expr):
+    """grad_f(arg): the gradient of an opaque function, shaped like arg."""
+    name: str
+    arg: Expr
+    shape: Shape
+
+    def children(self):
+        return (self.arg,)
+
+    def with_children(self, kids):
+        return grad_call(self.name, kids[0])
+
+
+# ------------------------------------------------------------ constructors
+
+def const(value) -> Const:
+    return Const(_number(value))
+
+
+def _number(value) -> Number:
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, int):
+        return Fraction(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return Fraction(int(value))
+    return value
+
+
+ONE = Const(Fraction(1))
+MINUS_ONE = Const(Fraction(-1))
+
+
+def ones(shape: Shape) -> Expr:
+    return ONE if is_scalar(shape) else Broadcast(ONE, shape)
+
+
+def zero(shape: Shape) -> Expr:
+    return Const(Fraction(0)) if is_scalar(shape) else Zero(shape)
+
+
+def is_zero(e: Expr) -> bool:
+    return isinstance(e, Zero) or (isinstance(e, Const) and e.value == 0)
+
+
+def is_const(e: Expr, value=None) -> bool:
+    return isinstance(e, Const) and (value is None or e.value == value)
+
+
+def broadcast(value: Expr, shape: Shape) -> Expr:
+    if not value.is_scalar:
+        raise ShapeError(f"only a scalar can be broadcast, got {show_shape(value.shape)}")
+    return value if is_scalar(shape) else Broadcast(value, shape)
+
+
+def _same_shape(what: str, parts) -> Shape:
+    shape = parts[0].shape
+    for p in parts[1:]:
+        if p.shape != shape:
+            raise ShapeError(f"{what} of {show_shape(shape)} and {show_shape(p.shape)}")
+    return shape
+
+
+def add(*terms: Expr) -> Expr:
+    flat: list[Expr] = []
+    for t in terms:
+        flat.extend(t.terms if isinstance(t, Add) else (t,))
+    if not flat:
+        raise ValueError("add() of nothing")
+    if len(flat) == 1:
+        return flat[0]
+    return Add(tuple(flat), _same_shape("sum", flat))
+
+
+def chain_shape(factors) -> Shape:
+    """Shape of a product: (1,1) factors scale, the rest multiply as matrices."""
+    shape = None
+    for f in factors:
+        if f.is_scalar:
+            continue
+        if shape is None:
+            shape = f.shape
+        elif shape[1] != f.shape[0]:
+            if is_scalar(shape):
+                shape = f.shape
+                continue
+            raise ShapeError(f"product of {show_shape(shape)} and {show_shape(f.shape)}: "
+                             f"{shape[1]} columns against {f.shape[0]} rows")
+        else:
+            shape = (shape[0], f.shape[1])
+    return SCALAR if shape is None else shape
+
+
+def mul(*factors: Expr) -> Expr:
+    """Product; numeric factors fold into one leading coefficient.
+
+    A nested product is flattened unless it is scalar-valued while holding
+    non-scalar factors (x'*y): that one stays a single scalar factor.
+    """
+    flat: list[Expr] = []
+    for f in factors:
+        if isinstance(f, Mul) and (not f.is_scalar or all(g.is_scalar for g in f.factors)):
+            flat.extend(f.factors)
+        else:
+            flat.append(f)
+    coeff = None
+    rest = []
+    for f in flat:
+        if isinstance(f, Const) and f.shape == SCALAR:
+            coeff = f.value if coeff is None else _fold(coeff * f.value)
+        else:
+            rest.append(f)
+    if coeff is not None and (coeff != 1 or not rest):
+        rest.insert(0, Const(coeff))
+    if len(rest) == 1:
+        return rest[0]
+    return Mul(tuple(rest), chain_shape(rest))
+
+
+def neg(e: Expr) -> Expr:
+    if isinstance(e, Const):
+        return Const(-e.value)
+    if isinstance(e, Broadcast):
+        return Broadcast(neg(e.value), e.shape)
+    return mul(MINUS_ONE, e)
+
+
+def hadamard(*factors: Expr) -> Expr:
+    flat: list[Expr] = []
+    for f in factors:
+        flat.extend(f.factors if isinstance(f, Hadamard) else (f,))
+    if len(flat) == 1:
+        return flat[0]
+    return Hadamard(tuple(flat), _same_shape("elementwise product", flat))
+
+
+def kron(a: Expr, b: Expr) -> Expr:
+    return Kron(a, b, (dim_product(a.shape[0], b.shape[0]), dim_product(a.shape[1], b.shape[1])))
+
+
+def frobenius(a: Expr, b: Expr) -> Expr:
+    _same_shape("Frobenius product", [a, b])
+    return Frobenius(a, b)
+
+
+def transpose(a: Expr) -> Expr:
+    return Transpose(a, transposed(a.shape))
+
+
+def power(base: Expr, exponent: Expr) -> Expr:
+    if not exponent.is_scalar:
+        raise ShapeError(f"an exponent must be a scalar, got {show_shape(exponent.shape)}")
+    if isinstance(base, Const) and isinstance(exponent, Const):
+        folded = _fold_power(base.value, exponent.value)
+        if folded is not None:
+            return Const(folded)
+    return Power(base, exponent, base.shape)
+
+
+def matpow(base: Expr, k: int) -> Expr:
+    if not is_square(base.shape) or base.is_scalar:
+        raise ShapeError(f"a matrix power needs a square matrix, got {show_shape(base.shape)}")
+    return MatPow(base, k, base.shape)
+
+
+def apply(fn: Fn, arg: Expr) -> Expr:
+    shape = arg.shape if fn.elementwise else FN_SHAPES[fn](arg.shape)
+    return Apply(fn, arg, shape)
+
+
+def call(name: str, arg: Expr) -> Expr:
+    return Call(name, arg)
+
+
+def grad_call(name: str, arg: Expr) -> Expr:
+    return GradCall(name, arg, arg.shape)
+
+
+def differential(target: Symbol) -> Differential:
+    return Differential(target, target.shape)
+
+
+# ------------------------------------------------------ numeric folding
+
+_BIG = 10**40
+
+
+def _fold(x: Number) -> Number:
+    """Keep exact fractions while they stay small; fall back to floats."""
+    if isinstance(x, Fraction) and (abs(x.numerator) > _BIG or x.denominator > _BIG):
+        return float(x)
+    return x
+
+
+def _fold_power(b: Number, p: Number) -> Number | None:
+    try:
+        if isinstance(p, Fraction) and p.denominator == 1 and abs(p.numerator) <= 64:
+            if b == 0 and p < 0:
+                return None
+            return _fold(Fraction(b) ** int(p) if isinstance(b, Fraction) else b ** int(p))
+        if b > 0:
+            return float(b) ** float(p)
+    except (OverflowError, ZeroDivisionError):
+        return None
+    return None
+
+
+# --------------------------------------------------------------- walking
+
+def walk(e: Expr) -> Iterator[Expr]:
+    """Every distinct node of the DAG, each once (children before parents)."""
+    seen: set[int] = set()
+    stack: list[tuple[Expr, bool]] = [(e, False)]
+    while stack:
+        n, done = stack.pop()
+        if done:
+            yield n
+            continue
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        stack.append((n, True))
+        stack.extend((c, False) for c in reversed(n.children()) if id(c) not in seen)
+
+
+def symbols(e: Expr) -> dict[str, Symbol]:
+    """The free symbols of e by name (a Differential's target included)."""
+    out = {}
+    for n in walk(e):
+        if isinstance(n, Symbol):
+            out[n.name] = n
+        elif isinstance(n, Differential):
+            out[n.target.name] = n.target
+    return out
+
+
+def map_bottom_up(e: Expr, fn: Callable[[Expr], Expr], memo: dict | None = None) -> Expr:
+    """Rebuild e with fn applied to every node after its children (shared nodes once)."""
+    memo = {} if memo is None else memo
+    for n in walk(e):
+        if n in memo:
+            continue
+        kids = n.children()
+        if kids:
+            new_kids = tuple(memo[k] for k in kids)
+            rebuilt = n if all(a is b for a, b in zip(kids, new_kids)) else n.with_children(new_kids)
+        else:
+            rebuilt = n
+        memo[n] = fn(rebuilt)
+    return memo[e]
+
+
+# --------------------------------------------------------------- programs
+
+@dataclass(frozen=True)
+class Program:
+    """A parsed input: inputs, named definitions in order, and the output.
+
+    `output` is the expression that gets differentiated: the bare expression,
+    or the Symbol of the last definition.
+    """
+    inputs: dict[str, Symbol]                  # free symbols, in order of appearance
+    definitions: tuple[tuple[Symbol, Expr], ...]
+    output: Expr
+    functions: frozenset[str] = frozenset()    # declared opaque functions
+    source: str = ""
+    spans: dict = field(default_factory=dict, compare=False)   # name -> Span of first use
+
+    @property
+    def value(self) -> Expr:
+        """The output with the last definition's symbol replaced by its expression."""
+        if self.definitions and self.output is self.definitions[-1][0]:
+            return self.definitions[-1][1]
+        return self.output

@@ -1,0 +1,166 @@
+"""Direct numerical evaluation of expressions: the oracle for checks and tests.
+
+Layer L2: imports expr and the elementwise registry (rules/ is a sibling
+layer, but this module only reads its NumPy table).  Internally every value
+is a 2-D array, exactly as the IR sees it: a vector is (n, 1), a scalar
+(1, 1).  `to_user`/`from_user` convert to the interface's convention
+(vectors 1-D, scalars floats).
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import numpy as np
+
+from . import expr as E
+from .expr import Fn
+from .rules.elementwise import ELEMENTWISE
+
+
+def _softmax(x):
+    z = np.exp(x - x.max())
+    return z / z.sum()
+
+
+def _logsumexp(x):
+    m = x.max()
+    return np.array([[m + np.log(np.exp(x - m).sum())]])
+
+
+def _scalar(v) -> np.ndarray:
+    return np.array([[float(v)]])
+
+
+FUNCTIONS: dict[Fn, Callable[[np.ndarray], np.ndarray]] = {
+    **{fn: entry.evaluate for fn, entry in ELEMENTWISE.items()},
+    Fn.TRACE: lambda x: _scalar(np.trace(x)),
+    Fn.DET: lambda x: _scalar(np.linalg.det(x)),
+    Fn.LOGDET: lambda x: _scalar(_logdet(x)),
+    Fn.INV: np.linalg.inv,
+    Fn.DIAG: lambda x: np.diag(x[:, 0]),
+    Fn.DIAGV: lambda x: np.diag(x).reshape(-1, 1).copy(),
+    Fn.VEC: lambda x: x.reshape(-1, 1, order="F"),
+    Fn.SUM: lambda x: _scalar(x.sum()),
+    Fn.NORM1: lambda x: _scalar(np.abs(x).sum()),
+    Fn.NORM2: lambda x: _scalar(np.sqrt((x * x).sum())),
+    Fn.SOFTMAX: _softmax,
+    Fn.LOGSUMEXP: _logsumexp,
+}
+
+
+def _logdet(x):
+    sign, value = np.linalg.slogdet(x)
+    return value if sign > 0 else np.nan
+
+
+def _matmul(a, b):
+    if a.shape == (1, 1) or b.shape == (1, 1):
+        return a * b
+    return a @ b
+
+
+def _power(base, p):
+    with np.errstate(all="ignore"):
+        return np.power(base, float(p.item()))
+
+
+class Evaluator:
+    """Evaluates expressions over one environment; shared nodes once."""
+
+    def __init__(self, env: Mapping[str, np.ndarray], functions: Mapping[str, Callable] | None = None,
+                 dims: Mapping[str, int] | None = None):
+        self.env = env                       # name -> 2-D array (d<name> for differentials)
+        self.functions = functions or {}     # 'f' -> f(X) scalar, 'grad_f' -> gradient
+        self.dims = dims or {}
+        self.memo: dict[E.Expr, np.ndarray] = {}
+
+    def dim(self, d) -> int:
+        if isinstance(d, int):
+            return d
+        size = 1
+        for part in str(d).split("*"):
+            size *= int(part) if part.isdigit() else self.dims[part]
+        return size
+
+    def __call__(self, e: E.Expr) -> np.ndarray:
+        for n in E.walk(e):
+            if n not in self.memo:
+                with np.errstate(all="ignore"):
+                    self.memo[n] = self._eval(n, [self.memo[k] for k in n.children()])
+        return self.memo[e]
+
+    def _eval(self, n: E.Expr, v: list[np.ndarray]) -> np.ndarray:
+        if isinstance(n, E.Symbol):
+            return self.env[n.name]
+        if isinstance(n, E.Differential):
+            return self.env["d" + n.target.name]
+        if isinstance(n, E.Const):
+            return _scalar(n.value)
+        if isinstance(n, E.Identity):
+            return np.eye(self.dim(n.shape[0]))
+        if isinstance(n, E.Zero):
+            return np.zeros((self.dim(n.shape[0]), self.dim(n.shape[1])))
+        if isinstance(n, E.Broadcast):
+            return np.full((self.dim(n.shape[0]), self.dim(n.shape[1])), v[0].item())
+        if isinstance(n, E.Add):
+            out = v[0]
+            for x in v[1:]:
+                out = out + x
+            return out
+        if isinstance(n, E.Mul):
+            out = v[0]
+            for x in v[1:]:
+                out = _matmul(out, x)
+            return out
+        if isinstance(n, E.Hadamard):
+            out = v[0]
+            for x in v[1:]:
+                out = out * x
+            return out
+        if isinstance(n, E.Kron):
+            return np.kron(v[0], v[1])
+        if isinstance(n, E.Frobenius):
+            return _scalar((v[0] * v[1]).sum())
+        if isinstance(n, E.Transpose):
+            return v[0].T
+        if isinstance(n, E.Power):
+            return _power(v[0], v[1])
+        if isinstance(n, E.MatPow):
+            return np.linalg.matrix_power(v[0], n.k)
+        if isinstance(n, E.Apply):
+            return FUNCTIONS[n.fn](v[0])
+        if isinstance(n, E.Call):
+            return _scalar(self.functions[n.name](v[0]))
+        if isinstance(n, E.GradCall):
+            return np.asarray(self.functions["grad_" + n.name](v[0]), dtype=float).reshape(v[0].shape)
+        raise TypeError(f"cannot evaluate {type(n).__name__}")
+
+
+def run_program(program: E.Program, env: dict[str, np.ndarray], functions=None, dims=None,
+                extra: list[tuple[E.Symbol, E.Expr]] = ()) -> Evaluator:
+    """Evaluate every definition (and `extra` ones) into env; returns the evaluator."""
+    env = dict(env)
+    ev = Evaluator(env, functions, dims)
+    for sym, body in list(program.definitions) + list(extra):
+        env[sym.name] = ev(body)
+    return ev
+
+
+def to_user(x: np.ndarray, shape) -> np.ndarray | float:
+    """2-D internal value -> interface convention (vector 1-D, scalar float)."""
+    if shape == (1, 1):
+        return float(x.item())
+    if shape[1] == 1 or shape[0] == 1:
+        return x.reshape(-1)
+    return x
+
+
+def from_user(x, shape) -> np.ndarray:
+    a = np.asarray(x, dtype=float)
+    if shape == (1, 1):
+        return a.reshape(1, 1)
+    if shape[1] == 1:
+        return a.reshape(-1, 1)
+    if shape[0] == 1:
+        return a.reshape(1, -1)
+    return a

@@ -1,0 +1,173 @@
+"""LaTeX, plain style: W^{T}, \\operatorname{tr}, \\odot, \\otimes.
+
+Layer L2: imports expr, the precedence table and the elementwise registry.
+"""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from .. import expr as E
+from ..expr import Fn
+from ..rules.elementwise import ELEMENTWISE
+from .precedence import ADD, FROBENIUS, MUL, NEG, POSTFIX, coefficient, precedence
+
+GREEK = set("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
+            "pi rho sigma tau upsilon phi chi psi omega".split())
+UPPER_GREEK = {"Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
+
+NAMED = {
+    Fn.TRACE: r"\operatorname{{tr}}\left({x}\right)",
+    Fn.DET: r"\det\left({x}\right)",
+    Fn.LOGDET: r"\log\det\left({x}\right)",
+    Fn.DIAG: r"\operatorname{{diag}}\left({x}\right)",
+    Fn.DIAGV: r"\operatorname{{diag}}\left({x}\right)",
+    Fn.VEC: r"\operatorname{{vec}}\left({x}\right)",
+    Fn.SUM: r"\operatorname{{sum}}\left({x}\right)",
+    Fn.NORM1: r"\left\|{x}\right\|_{{1}}",
+    Fn.NORM2: r"\left\|{x}\right\|_{{2}}",
+    Fn.SOFTMAX: r"\operatorname{{softmax}}\left({x}\right)",
+    Fn.LOGSUMEXP: r"\operatorname{{logsumexp}}\left({x}\right)",
+    **{fn: entry.latex for fn, entry in ELEMENTWISE.items()},
+}
+
+
+def latex_name(name: str) -> str:
+    base, _, sub = name.partition("_")
+    m = re.fullmatch(r"([A-Za-z]+?)(\d+)", base)
+    if m and not sub:
+        base, sub = m.group(1), m.group(2)
+    if base in GREEK or base in UPPER_GREEK:
+        base = "\\" + base
+    elif len(base) > 1:
+        base = r"\mathrm{" + base + "}"
+    return f"{base}_{{{latex_name(sub) if not sub.isdigit() else sub}}}" if sub else base
+
+
+class LatexPrinter:
+    def print(self, e: E.Expr) -> str:
+        method = getattr(self, "_print_" + type(e).__name__, None)
+        if method is None:
+            raise TypeError(f"the LaTeX printer has no rule for {type(e).__name__}")
+        return method(e)
+
+    __call__ = print
+
+    def wrap(self, e: E.Expr, level: int) -> str:
+        s = self.print(e)
+        return rf"\left({s}\right)" if precedence(e) < level else s
+
+    def _print_Symbol(self, e):
+        return latex_name(e.name)
+
+    def _print_Const(self, e):
+        v = e.value
+        if isinstance(v, Fraction) and v.denominator != 1:
+            sign = "-" if v < 0 else ""
+            return rf"{sign}\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"
+        if isinstance(v, Fraction):
+            return str(v.numerator)
+        return f"{float(v):g}".replace("e", r"\cdot 10^{") + ("}" if "e" in f"{float(v):g}" else "")
+
+    def _print_Identity(self, e):
+        return "I"
+
+    def _print_Zero(self, e):
+        return "0"
+
+    def _print_Broadcast(self, e):
+        ones = r"\mathbb{1}"
+        return ones if E.is_const(e.value, 1) else rf"{self.wrap(e.value, MUL)} {ones}"
+
+    def _print_Differential(self, e):
+        return r"\mathrm{d}" + self.wrap(e.target, POSTFIX)
+
+    def _print_Add(self, e):
+        out = []
+        for i, t in enumerate(e.terms):
+            if isinstance(t, E.Broadcast):
+                t = t.value
+            c, rest = coefficient(t)
+            if i and c < 0:
+                body = self.print(E.mul(E.Const(-c), *rest)) if rest else self.print(E.Const(-c))
+                if len(rest) == 1 and precedence(rest[0]) <= ADD:
+                    body = rf"\left({body}\right)"
+                out.append(" - " + body)
+            else:
+                out.append((" + " if i else "") + self.wrap(t, ADD))
+        return "".join(out)
+
+    def _print_Mul(self, e):
+        c, factors = coefficient(e)
+        sign = ""
+        if c < 0:
+            sign, c = "-", -c
+        parts = []
+        if isinstance(c, Fraction) and c.denominator != 1:
+            parts.append(rf"\frac{{{c.numerator}}}{{{c.denominator}}}")
+        elif c != 1 or not factors:
+            parts.append(self.print(E.Const(c)))
+        for f in factors:
+            parts.append(self.wrap(f, MUL + 1) if parts or sign else self.wrap(f, MUL))
+        return sign + " ".join(parts)
+
+    def _print_Hadamard(self, e):
+        out = []
+        for i, f in enumerate(e.factors):
+            if i and isinstance(f, E.Power) and E.is_const(f.exponent, -1):
+                out.append(r" \oslash " + self.wrap(f.base, MUL + 1))
+            else:
+                out.append((r" \odot " if i else "") + self.wrap(f, MUL + 1 if i else MUL))
+        return "".join(out)
+
+    def _print_Kron(self, e):
+        return rf"{self.wrap(e.left, MUL + 1)} \otimes {self.wrap(e.right, MUL + 1)}"
+
+    def _print_Frobenius(self, e):
+        return rf"{self.wrap(e.left, FROBENIUS)} : {self.wrap(e.right, FROBENIUS + 1)}"
+
+    def _print_Transpose(self, e):
+        return self.wrap(e.arg, POSTFIX + 1) + "^{T}"
+
+    def _print_Power(self, e):
+        circ = "" if e.base.is_scalar else r"\circ "
+        return f"{self.wrap(e.base, POSTFIX + 1)}^{{{circ}{self.print(e.exponent)}}}"
+
+    def _print_MatPow(self, e):
+        return f"{self.wrap(e.base, POSTFIX + 1)}^{{{e.k}}}"
+
+    def _print_Apply(self, e):
+        if e.fn is Fn.INV:
+            return self.wrap(e.arg, POSTFIX + 1) + "^{-1}"
+        return NAMED[e.fn].format(x=self.print(e.arg))
+
+    def _print_Call(self, e):
+        return rf"{latex_name(e.name)}\left({self.print(e.arg)}\right)"
+
+    def _print_GradCall(self, e):
+        return rf"\nabla {latex_name(e.name)}\left({self.print(e.arg)}\right)"
+
+
+to_latex = LatexPrinter()
+
+
+def derivation_latex(d, steps: bool = False) -> str:
+    """The results as LaTeX; with steps, an align* derivation."""
+    lines = []
+    if steps:
+        for name, dexpr in d.differentials.items():
+            lhs = r"\mathrm{d}" + (latex_name(name) if name else "L")
+            lines.append(f"{lhs} &= {to_latex(dexpr)}")
+        for s in d.steps:
+            lines.append(rf"{to_latex(s.before)} &= {to_latex(s.after)} && \text{{{_escape(s.rule.name)}}}")
+    for g, body in d.adjoints:
+        lines.append(f"{latex_name(g.name)} &= {to_latex(body)}")
+    for name, g in d.results.items():
+        lines.append(rf"\frac{{\partial L}}{{\partial {latex_name(name)}}} &= {to_latex(g)}")
+    if not steps and len(lines) == 1:
+        return lines[0].replace(" &= ", " = ")
+    return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}"
+
+
+def _escape(text: str) -> str:
+    return re.sub(r"([#$%&_{}])", r"\\\1", text)

@@ -1,0 +1,69 @@
+"""The one precedence table every printer uses (loosest binds lowest).
+
+Layer L2: imports expr only.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+from .. import expr as E
+
+FROBENIUS, ADD, MUL, NEG, POW, POSTFIX, ATOM = range(1, 8)
+
+
+def coefficient(e: E.Expr) -> tuple[Fraction | float, tuple[E.Expr, ...]]:
+    """Split a product into its numeric coefficient and the other factors."""
+    if isinstance(e, E.Mul) and isinstance(e.factors[0], E.Const):
+        return e.factors[0].value, e.factors[1:]
+    if isinstance(e, E.Mul):
+        return Fraction(1), e.factors
+    if isinstance(e, E.Const):
+        return e.value, ()
+    return Fraction(1), (e,)
+
+
+def precedence(e: E.Expr) -> int:
+    if isinstance(e, E.Add):
+        return ADD
+    if isinstance(e, E.Frobenius):
+        return FROBENIUS
+    if isinstance(e, (E.Mul, E.Hadamard)):
+        c, _ = coefficient(e)
+        return NEG if c < 0 and not isinstance(e, E.Hadamard) else MUL
+    if isinstance(e, E.Const):
+        v = e.value
+        if v < 0:
+            return NEG
+        if isinstance(v, Fraction) and v.denominator != 1 and not is_decimal(v):
+            return MUL
+        return ATOM
+    if isinstance(e, E.Broadcast):
+        return ATOM if E.is_const(e.value, 1) else MUL
+    if isinstance(e, (E.Power, E.MatPow)):
+        return POW
+    if isinstance(e, (E.Transpose, E.Differential)):
+        return POSTFIX
+    return ATOM
+
+
+def is_decimal(v: Fraction) -> bool:
+    """True if v has a short exact decimal form (0.5, 0.125)."""
+    d = v.denominator
+    for p in (2, 5):
+        while d % p == 0:
+            d //= p
+    return d == 1 and len(str(v.denominator)) <= 6
+
+
+def format_number(v) -> str:
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, Fraction):
+        if v.denominator == 1:
+            return str(v.numerator)
+        if is_decimal(v):
+            s = f"{float(v):.6f}".rstrip("0")
+            if Fraction(s) == v:
+                return s
+        return f"{v.numerator}/{v.denominator}"
+    return repr(float(v))

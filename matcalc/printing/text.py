@@ -1,0 +1,161 @@
+"""Text in the input language: what it prints parses back to the same tree.
+
+Layer L2: imports expr and the precedence table.  `_print_<Node>` methods;
+an unknown node raises.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+from .. import expr as E
+from .precedence import (ADD, ATOM, FROBENIUS, MUL, NEG, POSTFIX, POW, coefficient,
+                         format_number, precedence)
+
+
+class TextPrinter:
+    def __init__(self, names: dict[str, str] | None = None):
+        self.names = names or {}
+
+    def __call__(self, e: E.Expr) -> str:
+        return self.print(e)
+
+    def print(self, e: E.Expr) -> str:
+        method = getattr(self, "_print_" + type(e).__name__, None)
+        if method is None:
+            raise TypeError(f"the text printer has no rule for {type(e).__name__}")
+        return method(e)
+
+    def wrap(self, e: E.Expr, level: int) -> str:
+        """e printed, in parentheses if it binds more loosely than `level`."""
+        s = self.print(e)
+        return f"({s})" if precedence(e) < level else s
+
+    def _print_Symbol(self, e):
+        return self.names.get(e.name, e.name)
+
+    def _print_Const(self, e):
+        return format_number(e.value)
+
+    def _print_Identity(self, e):
+        return "I"
+
+    def _print_Zero(self, e):
+        return "0"
+
+    def _print_Broadcast(self, e):
+        if E.is_const(e.value, 1):
+            return "ones"
+        return f"{self.wrap(e.value, MUL)}*ones"
+
+    def _print_Differential(self, e):
+        return "d" + self.print(e.target)
+
+    def _print_Add(self, e):
+        out = []
+        for i, t in enumerate(e.terms):
+            if isinstance(t, E.Broadcast):
+                t = t.value          # a scalar in a sum is added to every entry
+            c, rest = coefficient(t)
+            if i and c < 0:
+                body = self.print(E.mul(E.Const(-c), *rest)) if rest else format_number(-c)
+                out.append(" - " + (f"({body})" if _loose_after_minus(t, rest) else body))
+            else:
+                out.append((" + " if i else "") + self.wrap(t, ADD))
+        return "".join(out)
+
+    def _print_Mul(self, e):
+        c, factors = coefficient(e)
+        sign = ""
+        if c < 0:
+            sign, c = "-", -c
+        num, den = (c.numerator, c.denominator) if isinstance(c, Fraction) else (c, 1)
+        parts = []
+        if num != 1 or not factors:
+            parts.append(format_number(num if den != 1 else c))
+        for i, f in enumerate(factors):
+            first = not parts and not sign
+            if isinstance(f, E.Mul):
+                parts.append(f"({self.print(f)})")
+            elif first:
+                parts.append(self.wrap(f, MUL))
+            else:
+                parts.append(self.wrap(f, MUL + 1))
+        s = sign + "*".join(parts)
+        return s + (f"/{den}" if den != 1 else "")
+
+    def _print_Hadamard(self, e):
+        out = []
+        for i, f in enumerate(e.factors):
+            if i and isinstance(f, E.Power) and E.is_const(f.exponent, -1):
+                out.append(" ./ " + self.wrap(f.base, MUL + 1))
+            elif i:
+                out.append(" .* " + self.wrap(f, MUL + 1))
+            else:
+                out.append(self.wrap(f, MUL))
+        return "".join(out)
+
+    def _print_Kron(self, e):
+        return f"kron({self.print(e.left)}, {self.print(e.right)})"
+
+    def _print_Frobenius(self, e):
+        return f"{self.wrap(e.left, FROBENIUS)} : {self.wrap(e.right, FROBENIUS + 1)}"
+
+    def _print_Transpose(self, e):
+        return self.wrap(e.arg, POSTFIX) + "'"
+
+    def _print_Power(self, e):
+        op = "^" if e.base.is_scalar else ".^"
+        return f"{self.wrap(e.base, POSTFIX)}{op}{self.wrap(e.exponent, NEG)}"
+
+    def _print_MatPow(self, e):
+        return f"{self.wrap(e.base, POSTFIX)}^{e.k}"
+
+    def _print_Apply(self, e):
+        return f"{e.fn.text}({self.print(e.arg)})"
+
+    def _print_Call(self, e):
+        return f"{e.name}({self.print(e.arg)})"
+
+    def _print_GradCall(self, e):
+        return f"grad_{e.name}({self.print(e.arg)})"
+
+
+def _loose_after_minus(t, rest) -> bool:
+    """After ' - ', a product prints bare; a sum-like body needs parentheses."""
+    return len(rest) == 1 and precedence(rest[0]) <= ADD
+
+
+to_text = TextPrinter()
+E._STR_HOOK[0] = to_text
+
+
+def derivation_text(d) -> str:
+    """A derivation's results as a program in the input language.
+
+    One variable and nothing named: the bare expression.  Otherwise the
+    shared adjoints `g_a = ...` first, then `grad_X = ...` per variable.
+    """
+    if len(d.results) == 1 and not d.adjoints:
+        return to_text(d.result)
+    lines = [f"{g.name} = {to_text(body)}" for g, body in d.adjoints]
+    lines += [f"grad_{name} = {to_text(g)}" for name, g in d.results.items()]
+    return "\n".join(lines)
+
+
+def steps_text(d) -> str:
+    """The derivation, one rewrite a line, each naming its identity."""
+    lines = []
+    for name, dexpr in d.differentials.items():
+        lhs = f"d{name}" if name else "dL"
+        lines.append(f"{lhs} = {to_text(dexpr)}")
+    width = 0
+    body = []
+    for s in d.steps:
+        left = f"  {to_text(s.before)}  =  {to_text(s.after)}"
+        body.append((left, f"[{s.rule.name}: {s.rule.display}]" + (f" ({s.note})" if s.note and s.rule.name != "identification" else "")))
+        width = max(width, len(left))
+    width = min(width, 70)
+    lines += [f"{left.ljust(width)}   {why}" for left, why in body]
+    for name, g in d.results.items():
+        lines.append(f"∂L/∂{name} = {to_text(g)}")
+    return "\n".join(lines)

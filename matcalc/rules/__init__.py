@@ -1,0 +1,1 @@
+"""The tables: differentials, elementwise functions, adjoints, algebra."""

@@ -1,0 +1,98 @@
+"""The adjoint of every linear operation: the Frobenius identities.
+
+Layer L2: imports expr, steps, errors.  The differential dL is linear in the
+differentials; written as G : ℓ(M), each linear operation ℓ moves onto G as
+its adjoint (reverse mode, one operation at a time):
+
+    ℓ(M)      G : ℓ(M) becomes       identity
+    B M C     Bᵀ G Cᵀ : M            A:BC = BᵀA:C = ACᵀ:B
+    Mᵀ        Gᵀ : M                 A:Bᵀ = Aᵀ:B
+    B ⊙ M     (G ⊙ B) : M            A:(B⊙C) = (A⊙B):C
+    tr M      (g I) : M              tr(A) = I:A
+    M + N     G:M + G:N              linearity
+
+`apply(G, node, i)` returns the adjoint for the active child i.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .. import expr as E
+from ..errors import UnsupportedError
+from ..expr import Fn
+from ..steps import Rule
+
+
+@dataclass(frozen=True)
+class AdjointRule:
+    rule: Rule
+    apply: Callable[[E.Expr, E.Expr, int], E.Expr]
+
+
+LEFT = Rule("move a left factor", "A : BC = BᵀA : C", "(Frobenius/trace cyclic property)")
+RIGHT = Rule("move a right factor", "A : BC = ACᵀ : B")
+BOTH = Rule("move both factors", "A : BMC = BᵀACᵀ : M")
+SCALE = Rule("move a scalar", "A : (sB) = sA : B")
+SCALAR_FACTOR = Rule("scalar factor of a matrix", "A : (sB) = (A:B) s")
+TRANSPOSE = Rule("transposition", "A : Bᵀ = Aᵀ : B")
+HADAMARD = Rule("Hadamard product", "A : (B⊙C) = (A⊙B) : C")
+TRACE = Rule("trace as Frobenius product", "g tr(A) = gI : A")
+FROBENIUS = Rule("scalar times Frobenius product", "g (B:M) = gB : M")
+DIAG = Rule("diag", "G : diag(m) = diag(G) : m")
+SUM = Rule("sum as Frobenius product", "g sum(M) = g11ᵀ : M")
+BROADCAST = Rule("broadcast scalar", "G : (s11ᵀ) = sum(G) s")
+LINEARITY = Rule("linearity", "G : (M + N) = G:M + G:N")
+
+
+def _mul(G: E.Expr, e: E.Mul, i: int) -> tuple[Rule, E.Expr]:
+    factors = e.factors
+    target = factors[i]
+    others = factors[:i] + factors[i + 1:]
+    scalars = [f for f in others if f.is_scalar]
+    left = [f for f in factors[:i] if not f.is_scalar]
+    right = [f for f in factors[i + 1:] if not f.is_scalar]
+    if target.is_scalar and not e.is_scalar:
+        return SCALAR_FACTOR, E.mul(*scalars, E.frobenius(G, E.mul(*left, *right)))
+    parts = list(scalars)
+    if left:
+        parts.append(E.transpose(E.mul(*left)))
+    parts.append(G)
+    if right:
+        parts.append(E.transpose(E.mul(*right)))
+    rule = BOTH if left and right else LEFT if left else RIGHT if right else SCALE
+    return rule, E.mul(*parts)
+
+
+def _unsupported(what: str):
+    def apply(G, e, i):
+        raise UnsupportedError(f"a gradient through {what} of a variable is not supported yet")
+    return apply
+
+
+def _fixed(rule: Rule, fn) -> AdjointRule:
+    return AdjointRule(rule, lambda G, e, i: (rule, fn(G, e, i)))
+
+
+ADJOINTS: dict[object, AdjointRule] = {
+    E.Mul: AdjointRule(LEFT, _mul),   # picks LEFT/RIGHT/BOTH/SCALE per case
+    E.Add: _fixed(LINEARITY, lambda G, e, i: G),
+    E.Transpose: _fixed(TRANSPOSE, lambda G, e, i: E.transpose(G)),
+    E.Hadamard: _fixed(HADAMARD, lambda G, e, i: E.hadamard(G, *(e.factors[:i] + e.factors[i + 1:]))),
+    E.Frobenius: _fixed(FROBENIUS, lambda G, e, i: E.mul(G, e.children()[1 - i])),
+    E.Broadcast: _fixed(BROADCAST, lambda G, e, i: E.apply(Fn.SUM, G)),
+    Fn.TRACE: _fixed(TRACE, lambda G, e, i: E.mul(G, E.Identity(e.arg.shape))),
+    Fn.DIAG: _fixed(DIAG, lambda G, e, i: E.apply(Fn.DIAGV, G)),
+    Fn.DIAGV: _fixed(DIAG, lambda G, e, i: E.apply(Fn.DIAG, G)),
+    Fn.SUM: _fixed(SUM, lambda G, e, i: E.broadcast(G, e.arg.shape)),
+    Fn.VEC: AdjointRule(Rule("vec", ""), _unsupported("vec()")),
+    E.Kron: AdjointRule(Rule("kron", ""), _unsupported("kron()")),
+}
+
+
+def adjoint_rule(e: E.Expr) -> AdjointRule:
+    key = e.fn if isinstance(e, E.Apply) else type(e)
+    try:
+        return ADJOINTS[key]
+    except KeyError:
+        raise AssertionError(f"{key} is not linear: no adjoint") from None

@@ -1,0 +1,363 @@
+"""Canonicalisation rules, as data: node type -> list of named rewrites.
+
+Layer L2: imports expr, steps.  Each rewrite returns a new expression or
+None when it does not apply; the driver (engine/simplify.py) applies them
+bottom-up to a fixpoint.  Commutative operands are ordered by `ctx.key`, a
+total order the driver supplies, never by a rule that flips them back.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Optional
+
+from .. import expr as E
+from ..expr import Fn
+from ..steps import Rule
+
+
+@dataclass(frozen=True)
+class AlgebraRule:
+    rule: Rule
+    apply: Callable[[E.Expr, "Context"], Optional[E.Expr]]
+
+
+class Context:
+    """What rules may ask the driver: a total order on expressions."""
+    def __init__(self, key: Callable[[E.Expr], str]):
+        self.key = key
+
+
+# ------------------------------------------------------------ predicates
+
+def is_symmetric(e: E.Expr) -> bool:
+    """Structural: true only where symmetry is certain."""
+    if e.shape[0] != e.shape[1]:
+        return False
+    if e.is_scalar or isinstance(e, (E.Identity, E.Zero, E.Broadcast)):
+        return True
+    if isinstance(e, E.Symbol):
+        return e.symmetric
+    if isinstance(e, E.Differential):
+        return e.target.symmetric
+    if isinstance(e, E.Apply):
+        if e.fn is Fn.DIAG:
+            return True
+        if e.fn is Fn.INV or e.fn.elementwise:
+            return is_symmetric(e.arg)
+    if isinstance(e, E.MatPow):
+        return is_symmetric(e.base)
+    if isinstance(e, E.Power):
+        return is_symmetric(e.base)
+    if isinstance(e, (E.Add, E.Hadamard)):
+        return all(is_symmetric(c) for c in e.children())
+    if isinstance(e, E.Mul):
+        chain = [f for f in e.factors if not f.is_scalar]
+        return all(a == transposed(b) for a, b in zip(chain, reversed(chain)))
+    return False
+
+
+def transposed(e: E.Expr) -> E.Expr:
+    """eᵀ without building Transpose(Transpose(.)) or transposing symmetric leaves."""
+    if isinstance(e, E.Transpose):
+        return e.arg
+    if e.is_scalar or (isinstance(e, (E.Symbol, E.Identity)) and is_symmetric(e)):
+        return e
+    return E.transpose(e)
+
+
+def split_coefficient(e: E.Expr) -> tuple[Fraction | float, E.Expr]:
+    if isinstance(e, E.Const):
+        return e.value, E.ONE
+    if isinstance(e, E.Mul) and isinstance(e.factors[0], E.Const):
+        return e.factors[0].value, E.mul(*e.factors[1:])
+    return Fraction(1), e
+
+
+def _scaled(c, e: E.Expr) -> E.Expr:
+    return E.mul(E.Const(c), e)
+
+
+# ------------------------------------------------------------ transpose
+
+def _t_scalar(e, ctx):
+    return e.arg if e.arg.is_scalar else None
+
+
+def _t_push(e, ctx):
+    a = e.arg
+    if isinstance(a, E.Transpose):
+        return a.arg
+    if is_symmetric(a) and isinstance(a, (E.Symbol, E.Identity, E.Differential, E.Apply, E.MatPow)):
+        return a
+    if isinstance(a, (E.Zero, E.Broadcast)):
+        return E.Zero(e.shape) if isinstance(a, E.Zero) else E.Broadcast(a.value, e.shape)
+    if isinstance(a, E.Mul):
+        return E.mul(*(transposed(f) for f in reversed(a.factors)))
+    if isinstance(a, E.Add):
+        return E.add(*(transposed(t) for t in a.terms))
+    if isinstance(a, E.Hadamard):
+        return E.hadamard(*(transposed(f) for f in a.factors))
+    if isinstance(a, E.Apply) and a.fn.elementwise:
+        return E.apply(a.fn, transposed(a.arg))
+    if isinstance(a, E.Power):
+        return E.power(transposed(a.base), a.exponent)
+    if isinstance(a, E.Kron):
+        return E.kron(transposed(a.left), transposed(a.right))
+    return None
+
+
+# ------------------------------------------------------------ products
+
+def _m_zero(e, ctx):
+    return E.zero(e.shape) if any(E.is_zero(f) for f in e.factors) else None
+
+
+def _m_identity(e, ctx):
+    kept = [f for f in e.factors if not isinstance(f, E.Identity)]
+    if len(kept) == len(e.factors) or not any(not f.is_scalar for f in kept):
+        return None
+    return E.mul(*kept)
+
+
+def _m_scalars_first(e, ctx):
+    """Scalars commute: coefficient, then scalar factors in order, then the chain;
+    equal scalar bases combine (x * x^-1 = 1)."""
+    consts = [f for f in e.factors if isinstance(f, E.Const)]
+    scalars = [f for f in e.factors if f.is_scalar and not isinstance(f, E.Const)]
+    chain = [f for f in e.factors if not f.is_scalar]
+    powers: dict[E.Expr, list[E.Expr]] = defaultdict(list)
+    order = []
+    for s in scalars:
+        base, exp = (s.base, s.exponent) if isinstance(s, E.Power) else (s, E.ONE)
+        if base not in powers:
+            order.append(base)
+        powers[base].append(exp)
+    combined = []
+    for base in order:
+        exps = powers[base]
+        if len(exps) == 1:
+            combined.append(E.power(base, exps[0]) if exps[0] != E.ONE else base)
+        elif all(isinstance(x, E.Const) for x in exps):
+            total = sum(x.value for x in exps)
+            if total != 0:
+                combined.append(E.power(base, E.Const(total)) if total != 1 else base)
+        else:
+            combined.append(E.power(base, E.add(*exps)))
+    combined.sort(key=ctx.key)
+    new = E.mul(*consts, *combined, *chain)
+    return None if new == e else new
+
+
+# ------------------------------------------------------------ sums
+
+def _a_zero(e, ctx):
+    kept = [t for t in e.terms if not E.is_zero(t)]
+    if len(kept) == len(e.terms):
+        return None
+    return E.add(*kept) if kept else E.zero(e.shape)
+
+
+def _a_collect(e, ctx):
+    """Like terms: 2A + 3A = 5A; scalars added to every entry become one."""
+    coeffs: dict[E.Expr, Fraction | float] = {}
+    broadcast = []
+    for t in e.terms:
+        if isinstance(t, E.Broadcast):
+            broadcast.append(t.value)
+            continue
+        c, rest = split_coefficient(t)
+        coeffs[rest] = coeffs.get(rest, 0) + c
+    if len(coeffs) + min(len(broadcast), 1) == len(e.terms):
+        return None
+    terms = [_scaled(c, r) for r, c in coeffs.items() if c != 0]
+    if broadcast:
+        terms.append(E.broadcast(E.add(*broadcast), e.shape))
+    return E.add(*terms) if terms else E.zero(e.shape)
+
+
+def _chain_of(t: E.Expr) -> tuple[list[E.Expr], list[E.Expr]]:
+    if isinstance(t, E.Mul):
+        return [f for f in t.factors if f.is_scalar], [f for f in t.factors if not f.is_scalar]
+    return ([], [t]) if not t.is_scalar else ([t], [])
+
+
+def _factor(e: E.Add, at_end: bool):
+    groups: dict[E.Expr, list[int]] = defaultdict(list)
+    chains = [_chain_of(t) for t in e.terms]
+    for i, (scalars, chain) in enumerate(chains):
+        if chain and not isinstance(chain[-1 if at_end else 0], (E.Broadcast, E.Identity)):
+            groups[chain[-1 if at_end else 0]].append(i)
+    for common, members in groups.items():
+        if len(members) < 2 or all(len(chains[i][1]) == 1 for i in members):
+            continue
+        rest = []
+        for i in members:
+            scalars, chain = chains[i]
+            remaining = chain[:-1] if at_end else chain[1:]
+            if not remaining:
+                n = common.shape[0] if at_end else common.shape[1]
+                remaining = [E.Identity((n, n))]
+            rest.append(E.mul(*scalars, *remaining))
+        inner = E.add(*rest)
+        factored = E.mul(inner, common) if at_end else E.mul(common, inner)
+        others = [t for i, t in enumerate(e.terms) if i not in members]
+        return E.add(factored, *others) if others else factored
+    return None
+
+
+def _a_factor(e, ctx):
+    """A*x + B*x = (A + B)*x, then x'*A + x'*B = x'*(A + B)."""
+    return _factor(e, at_end=True) or _factor(e, at_end=False)
+
+
+def _a_sort(e, ctx):
+    def order(t):
+        c, _ = split_coefficient(t)
+        return (c < 0, ctx.key(_scaled(-c, t) if c < 0 else t))
+    terms = sorted(e.terms, key=order)
+    return None if terms == list(e.terms) else E.add(*terms)
+
+
+# ------------------------------------------------------------ Hadamard
+
+def _h_simplify(e, ctx):
+    """Zeros, ones and scalars leave; equal bases combine (x .* x = x.^2); order."""
+    if any(E.is_zero(f) for f in e.factors):
+        return E.zero(e.shape)
+    scale = []
+    powers: dict[E.Expr, list[E.Expr]] = defaultdict(list)
+    order = []
+    for f in e.factors:
+        if isinstance(f, E.Broadcast):
+            scale.append(f.value)
+            continue
+        c, rest = split_coefficient(f)
+        if c != 1:
+            scale.append(E.Const(c))
+            f = rest
+        base, exp = (f.base, f.exponent) if isinstance(f, E.Power) else (f, E.ONE)
+        if base not in powers:
+            order.append(base)
+        powers[base].append(exp)
+    factors = []
+    for base in order:
+        exps = powers[base]
+        if len(exps) == 1:
+            factors.append(E.power(base, exps[0]) if exps[0] != E.ONE else base)
+        elif all(isinstance(x, E.Const) for x in exps):
+            total = sum(x.value for x in exps)
+            if total != 0:
+                factors.append(E.power(base, E.Const(total)) if total != 1 else base)
+        else:
+            factors.append(E.power(base, E.add(*exps)))
+    factors.sort(key=ctx.key)
+    body = E.hadamard(*factors) if factors else E.broadcast(E.ONE, e.shape)
+    new = E.mul(*scale, body) if scale else body
+    return None if new == e else new
+
+
+# ------------------------------------------------------------ powers
+
+def _p_trivial(e, ctx):
+    if E.is_const(e.exponent, 1):
+        return e.base
+    if E.is_const(e.exponent, 0):
+        return E.ones(e.shape)
+    b = e.base
+    if isinstance(b, E.Power) and isinstance(b.exponent, E.Const) and isinstance(e.exponent, E.Const) \
+            and isinstance(e.exponent.value, Fraction) and e.exponent.value.denominator == 1:
+        return E.power(b.base, E.Const(b.exponent.value * e.exponent.value))
+    if isinstance(b, E.Broadcast):
+        return E.broadcast(E.power(b.value, e.exponent), e.shape)
+    return None
+
+
+# ------------------------------------------------------------ functions
+
+def _fn_trace(e, ctx):
+    a = e.arg
+    if a.is_scalar:
+        return a
+    if isinstance(a, E.Transpose):
+        return E.apply(Fn.TRACE, a.arg)
+    if isinstance(a, E.Add):
+        return E.add(*(E.apply(Fn.TRACE, t) for t in a.terms))
+    if isinstance(a, E.Mul):
+        c, rest = split_coefficient(a)
+        if c != 1:
+            return _scaled(c, E.apply(Fn.TRACE, rest))
+        chain = [f for f in a.factors if not f.is_scalar]
+        scalars = [f for f in a.factors if f.is_scalar]
+        if scalars:
+            return E.mul(*scalars, E.apply(Fn.TRACE, E.mul(*chain)))
+        if chain and chain[0].shape[1] == 1:        # tr(x yᵀ B) = yᵀ B x
+            return E.mul(*chain[1:], chain[0])
+    return None
+
+
+def _fn_inverse(e, ctx):
+    a = e.arg
+    if isinstance(a, E.Apply) and a.fn is Fn.INV:
+        return a.arg
+    if isinstance(a, E.Identity):
+        return a
+    return None
+
+
+def _fn_diag(e, ctx):
+    a = e.arg
+    if e.fn is Fn.DIAGV and isinstance(a, E.Apply) and a.fn is Fn.DIAG:
+        return a.arg
+    return None
+
+
+def _fn_sum(e, ctx):
+    if e.arg.is_scalar:
+        return e.arg
+    return None
+
+
+# ------------------------------------------------------------ misc
+
+def _frobenius(e, ctx):
+    a, b = e.left, e.right
+    if E.is_zero(a) or E.is_zero(b):
+        return E.zero(e.shape)
+    if a.is_scalar:
+        return E.mul(a, b)
+    if a.shape[1] == 1:                       # vectors: a:b = aᵀb
+        return E.mul(transposed(a), b)
+    if a.shape[0] == 1:
+        return E.mul(a, transposed(b))
+    return None
+
+
+def _broadcast(e, ctx):
+    return E.Zero(e.shape) if E.is_zero(e.value) else None
+
+
+RULES: dict[object, list[AlgebraRule]] = {
+    E.Transpose: [AlgebraRule(Rule("transpose of a scalar", "sᵀ = s"), _t_scalar),
+                  AlgebraRule(Rule("transpose pushed to the leaves", "(AB)ᵀ = BᵀAᵀ, (Aᵀ)ᵀ = A, Sᵀ = S"), _t_push)],
+    E.Mul: [AlgebraRule(Rule("zero factor", "0 A = 0"), _m_zero),
+            AlgebraRule(Rule("identity factor", "A I = A"), _m_identity),
+            AlgebraRule(Rule("scalars commute", "A (s B) = s A B"), _m_scalars_first)],
+    E.Add: [AlgebraRule(Rule("zero term", "A + 0 = A"), _a_zero),
+            AlgebraRule(Rule("like terms", "aA + bA = (a+b)A"), _a_collect),
+            AlgebraRule(Rule("common factor", "AC + BC = (A+B)C"), _a_factor),
+            AlgebraRule(Rule("terms in order", "A + B = B + A"), _a_sort)],
+    E.Hadamard: [AlgebraRule(Rule("Hadamard normal form", "A⊙B = B⊙A, A⊙1 = A, (sA)⊙B = s(A⊙B)"), _h_simplify)],
+    E.Power: [AlgebraRule(Rule("powers", "A^1 = A, (A^p)^q = A^(pq)"), _p_trivial)],
+    E.Frobenius: [AlgebraRule(Rule("Frobenius of vectors", "a:b = aᵀb"), _frobenius)],
+    E.Broadcast: [AlgebraRule(Rule("zero broadcast", "0·11ᵀ = 0"), _broadcast)],
+    Fn.TRACE: [AlgebraRule(Rule("trace", "tr(s) = s, tr(Aᵀ) = tr(A), tr(x yᵀ) = yᵀx"), _fn_trace)],
+    Fn.INV: [AlgebraRule(Rule("inverse", "(X⁻¹)⁻¹ = X, I⁻¹ = I"), _fn_inverse)],
+    Fn.DIAGV: [AlgebraRule(Rule("diag", "diag(diag(v)) = v"), _fn_diag)],
+    Fn.SUM: [AlgebraRule(Rule("sum of a scalar", "sum(s) = s"), _fn_sum)],
+}
+
+
+def rules_for(e: E.Expr) -> list[AlgebraRule]:
+    return RULES.get(e.fn if isinstance(e, E.Apply) else type(e), [])

@@ -1,0 +1,162 @@
+"""The differential of every node type, as a table.
+
+Layer L2: imports expr, steps, errors and the elementwise registry.  A rule
+gets the node and the differentials of its children (None where a child is
+constant) and returns the node's differential, or None if it is zero.
+Linear operations are declared linear and multilinear ones multilinear;
+their rules follow from that.  Equation numbers are the Matrix Cookbook's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from .. import expr as E
+from ..errors import UnsupportedError
+from ..expr import Fn
+from ..steps import Rule
+from .elementwise import ELEMENTWISE
+
+D = Optional[E.Expr]
+
+
+@dataclass(frozen=True)
+class DiffRule:
+    rule: Rule
+    apply: Callable[[E.Expr, tuple[D, ...]], D]
+
+
+def _sum(terms) -> D:
+    terms = [t for t in terms if t is not None]
+    return E.add(*terms) if terms else None
+
+
+def linear(rule: Rule) -> DiffRule:
+    """d op(X, ...) = op(dX, ...) for an operation linear in all its children."""
+    def apply(e, dk):
+        if all(d is None for d in dk):
+            return None
+        if isinstance(e, E.Add):
+            return _sum(dk)
+        kids = tuple(d if d is not None else E.zero(k.shape) for d, k in zip(dk, e.children()))
+        return e.with_children(kids)
+    return DiffRule(rule, apply)
+
+
+def multilinear(rule: Rule) -> DiffRule:
+    """The product rule: d(A∘B∘C) = dA∘B∘C + A∘dB∘C + A∘B∘dC."""
+    def apply(e, dk):
+        kids = e.children()
+        return _sum(e.with_children(kids[:i] + (d,) + kids[i + 1:]) for i, d in enumerate(dk) if d is not None)
+    return DiffRule(rule, apply)
+
+
+def _unary(rule: Rule, fn: Callable[[E.Expr, E.Expr, E.Expr], E.Expr]) -> DiffRule:
+    """A rule for a one-argument node: fn(node, arg, d arg)."""
+    return DiffRule(rule, lambda e, dk: None if dk[0] is None else fn(e, e.children()[0], dk[0]))
+
+
+def _elementwise(e: E.Apply, x: E.Expr, dx: E.Expr) -> E.Expr:
+    fprime = ELEMENTWISE[e.fn].derivative(x, e)
+    return E.mul(fprime, dx) if x.is_scalar else E.hadamard(fprime, dx)
+
+
+def _power(e: E.Power, dk) -> D:
+    """d(B^p) = p B^(p-1) dB  (+ B^p log(B) dp when the exponent varies)."""
+    b, p = e.base, e.exponent
+    db, dp = dk
+    terms = []
+    if db is not None:
+        lowered = E.Const(p.value - 1) if isinstance(p, E.Const) else E.add(p, E.MINUS_ONE)
+        slope = E.mul(p, E.power(b, lowered))
+        terms.append(E.mul(slope, db) if b.is_scalar else E.hadamard(slope, db))
+    if dp is not None:
+        log_b = E.apply(Fn.LOG, b)
+        terms.append(E.mul(dp, E.mul(e, log_b) if b.is_scalar else E.hadamard(e, log_b)))
+    return _sum(terms)
+
+
+def _matpow(e: E.MatPow, x: E.Expr, dx: E.Expr) -> E.Expr:
+    """d(X^k) = Σ_{i<k} X^i dX X^(k-1-i)."""
+    def pw(i):
+        return () if i == 0 else (x,) if i == 1 else (E.matpow(x, i),)
+    return E.add(*(E.mul(*pw(i), dx, *pw(e.k - 1 - i)) for i in range(e.k)))
+
+
+def _inverse(e, x, dx):
+    return E.neg(E.mul(e, dx, e))                                  # (59)
+
+
+def _det(e, x, dx):
+    return E.mul(e, E.apply(Fn.TRACE, E.mul(E.apply(Fn.INV, x), dx)))  # (46)
+
+
+def _logdet(e, x, dx):
+    return E.apply(Fn.TRACE, E.mul(E.apply(Fn.INV, x), dx))      # (57) for det X > 0
+
+
+def _norm2(e, x, dx):
+    return E.mul(E.power(e, E.MINUS_ONE), E.frobenius(x, dx))
+
+
+def _norm1(e, x, dx):
+    return E.frobenius(E.apply(Fn.SIGN, x), dx)
+
+
+def _softmax(e, x, dx):
+    return E.add(E.hadamard(e, dx), E.neg(E.mul(e, E.transpose(e), dx)))
+
+
+def _logsumexp(e, x, dx):
+    return E.mul(E.transpose(E.apply(Fn.SOFTMAX, x)), dx)
+
+
+def _call(e, x, dx):
+    g = E.grad_call(e.name, x)
+    return E.mul(g, dx) if x.is_scalar else E.frobenius(g, dx)
+
+
+def _grad_call(e, x, dx):
+    raise UnsupportedError(f"the derivative of grad_{e.name} (a second derivative of the opaque "
+                           f"function {e.name}) is not available")
+
+
+LINEAR = Rule("linearity", "d(A + B) = dA + dB, d(Aᵀ) = (dA)ᵀ, d tr(A) = tr(dA)")
+PRODUCT = Rule("product rule", "d(AB) = dA B + A dB", "(37)")
+HADAMARD = Rule("product rule (Hadamard)", "d(A⊙B) = dA⊙B + A⊙dB", "(38)")
+KRONECKER = Rule("product rule (Kronecker)", "d(A⊗B) = dA⊗B + A⊗dB", "(39)")
+FROBENIUS = Rule("product rule (Frobenius)", "d(A:B) = dA:B + A:dB")
+ELEMENTWISE_CHAIN = Rule("elementwise chain rule", "d f(X) = f'(X) ⊙ dX")
+CHAIN = Rule("chain rule", "d f(X) = ∇f(X) : dX")
+
+# Keyed by node class, or by Fn for Apply nodes.
+DIFFERENTIALS: dict[object, DiffRule] = {
+    E.Add: linear(LINEAR),
+    E.Transpose: linear(LINEAR),
+    E.Broadcast: linear(LINEAR),
+    Fn.TRACE: linear(LINEAR),
+    Fn.DIAG: linear(LINEAR),
+    Fn.DIAGV: linear(LINEAR),
+    Fn.VEC: linear(LINEAR),
+    Fn.SUM: linear(LINEAR),
+    E.Mul: multilinear(PRODUCT),
+    E.Hadamard: multilinear(HADAMARD),
+    E.Kron: multilinear(KRONECKER),
+    E.Frobenius: multilinear(FROBENIUS),
+    E.Power: DiffRule(Rule("power rule", "d(B^p) = p B^(p-1) dB"), _power),
+    E.MatPow: _unary(Rule("matrix power", "d(X^k) = Σ X^i dX X^(k-1-i)"), _matpow),
+    Fn.INV: _unary(Rule("derivative of the inverse", "d X⁻¹ = −X⁻¹ dX X⁻¹", "(59)"), _inverse),
+    Fn.DET: _unary(Rule("Jacobi's formula", "d det X = det X tr(X⁻¹ dX)", "(46)"), _det),
+    Fn.LOGDET: _unary(Rule("derivative of log det", "d log det X = tr(X⁻¹ dX)", "(57)"), _logdet),
+    Fn.NORM2: _unary(Rule("derivative of the 2-norm", "d‖X‖ = X:dX / ‖X‖"), _norm2),
+    Fn.NORM1: _unary(Rule("derivative of the 1-norm", "d‖X‖₁ = sign(X):dX"), _norm1),
+    Fn.SOFTMAX: _unary(Rule("derivative of softmax", "d s = (diag(s) − s sᵀ) dx, s = softmax(x)"), _softmax),
+    Fn.LOGSUMEXP: _unary(Rule("derivative of logsumexp", "d logsumexp(x) = softmax(x)ᵀ dx"), _logsumexp),
+    E.Call: _unary(CHAIN, _call),
+    E.GradCall: _unary(CHAIN, _grad_call),
+    **{fn: _unary(ELEMENTWISE_CHAIN, _elementwise) for fn in ELEMENTWISE},
+}
+
+
+def rule_for(e: E.Expr) -> DiffRule:
+    return DIFFERENTIALS[e.fn if isinstance(e, E.Apply) else type(e)]

@@ -1,0 +1,69 @@
+"""The registry of elementwise functions: derivative, NumPy, LaTeX, domain.
+
+Layer L2: imports expr.  One entry per expr.Fn that is elementwise; the
+derivative is written in the language itself, so that it can be printed,
+evaluated and differentiated again.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable
+
+import numpy as np
+
+from .. import expr as E
+from ..expr import Fn
+
+
+def _one_minus(e: E.Expr) -> E.Expr:
+    return E.add(E.broadcast(E.ONE, e.shape), E.neg(e))
+
+
+def _sq(e: E.Expr) -> E.Expr:
+    return E.power(e, E.const(2))
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    fn: Fn
+    derivative: Callable[[E.Expr, E.Expr], E.Expr]   # (x, f(x)) -> f'(x)
+    evaluate: Callable[[np.ndarray], np.ndarray]
+    code: str            # NumPy source with {x}
+    latex: str           # LaTeX with {x}
+    domain: str = "real"  # where --check samples: real | positive | bounded
+
+
+ELEMENTWISE: dict[Fn, Elementwise] = {e.fn: e for e in [
+    Elementwise(Fn.EXP, lambda x, fx: fx, np.exp, "np.exp({x})", r"\exp\left({x}\right)"),
+    Elementwise(Fn.LOG, lambda x, fx: E.power(x, E.MINUS_ONE), np.log, "np.log({x})",
+                r"\log\left({x}\right)", "positive"),
+    Elementwise(Fn.SIN, lambda x, fx: E.apply(Fn.COS, x), np.sin, "np.sin({x})", r"\sin\left({x}\right)"),
+    Elementwise(Fn.COS, lambda x, fx: E.neg(E.apply(Fn.SIN, x)), np.cos, "np.cos({x})",
+                r"\cos\left({x}\right)"),
+    Elementwise(Fn.TAN, lambda x, fx: E.add(E.broadcast(E.ONE, x.shape), _sq(fx)), np.tan,
+                "np.tan({x})", r"\tan\left({x}\right)", "bounded"),
+    Elementwise(Fn.TANH, lambda x, fx: _one_minus(_sq(fx)), np.tanh, "np.tanh({x})",
+                r"\tanh\left({x}\right)"),
+    Elementwise(Fn.SQRT, lambda x, fx: E.mul(E.const(Fraction(1, 2)), E.power(fx, E.MINUS_ONE)),
+                np.sqrt, "np.sqrt({x})", r"\sqrt{{{x}}}", "positive"),
+    Elementwise(Fn.ABS, lambda x, fx: E.apply(Fn.SIGN, x), np.abs, "np.abs({x})",
+                r"\left|{x}\right|"),
+    Elementwise(Fn.SIGN, lambda x, fx: E.zero(x.shape), np.sign, "np.sign({x})",
+                r"\operatorname{{sign}}\left({x}\right)"),
+    Elementwise(Fn.STEP, lambda x, fx: E.zero(x.shape), lambda x: np.heaviside(x, 0.0),
+                "np.heaviside({x}, 0.0)", r"\operatorname{{step}}\left({x}\right)"),
+    Elementwise(Fn.SIGMOID, lambda x, fx: (E.hadamard(fx, _one_minus(fx)) if not x.is_scalar
+                                           else E.mul(fx, _one_minus(fx))),
+                _sigmoid, "0.5 * (1.0 + np.tanh(0.5 * {x}))", r"\sigma\left({x}\right)"),
+    Elementwise(Fn.RELU, lambda x, fx: E.apply(Fn.STEP, x), lambda x: np.maximum(x, 0.0),
+                "np.maximum({x}, 0.0)", r"\operatorname{{relu}}\left({x}\right)"),
+    Elementwise(Fn.SOFTPLUS, lambda x, fx: E.apply(Fn.SIGMOID, x), lambda x: np.logaddexp(0.0, x),
+                "np.logaddexp(0.0, {x})", r"\operatorname{{softplus}}\left({x}\right)"),
+]}
+
+assert set(ELEMENTWISE) == {fn for fn in Fn if fn.elementwise}, "every elementwise Fn needs an entry"

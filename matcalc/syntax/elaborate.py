@@ -1,0 +1,575 @@
+"""Elaboration: a lark tree to a typed Program.
+
+Layer L2: imports errors, shapes, expr and the parser.  Two passes over the
+tree: `_Infer` gives every name a kind and unifies dimensions (reporting
+shape errors at the offending text), then `_Build` makes IR nodes with the
+resolved shapes through expr's smart constructors.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+from lark import Token, Tree
+
+from .. import expr as E
+from ..errors import LimitError, MatcalcError, NameError_, ParseError, ShapeError, Span
+from ..shapes import SCALAR, DimVar, Unifier, dim_product
+from .parser import parse_tree
+
+GREEK = frozenset("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
+                  "omicron pi rho sigma tau upsilon phi chi psi omega".split())
+KINDS = ("scalar", "vector", "matrix", "symmetric", "function")
+DIM_NAMES = ("n", "m", "p", "q", "r", "k", "l", "s", "t")
+
+
+@dataclass(frozen=True)
+class Decl:
+    kind: str                    # one of KINDS
+    dims: tuple = ()             # names (str) or ints
+    span: Span | None = None
+
+
+def default_kind(name: str) -> str:
+    """Kinds by naming: Greek word -> scalar, upper-case -> matrix, else vector."""
+    if name in GREEK:
+        return "scalar"
+    return "matrix" if name[0].isupper() else "vector"
+
+
+# ------------------------------------------------------------ functions
+# name -> (arity, shape rule during inference, builder).  Elementwise
+# functions are generated from expr.Fn.
+
+def _infer_same(inf, t, shapes):
+    return shapes[0]
+
+
+def _infer_square_to(result):
+    def rule(inf, t, shapes):
+        (r, c), = shapes
+        inf.unify(r, c, t, "needs a square matrix")
+        return SCALAR if result == "scalar" else (r, c)
+    return rule
+
+
+def _infer_diag(inf, t, shapes):
+    (r, c), = shapes
+    if inf.u.find(c) == 1:
+        return (r, r)
+    inf.unify(r, c, t, "needs a vector or a square matrix")
+    return (r, 1)
+
+
+def _infer_vector_to(result):
+    def rule(inf, t, shapes):
+        (r, c), = shapes
+        inf.unify(c, 1, t, "needs a vector")
+        return SCALAR if result == "scalar" else (r, 1)
+    return rule
+
+
+def _infer_vec(inf, t, shapes):
+    (r, c), = shapes
+    return (inf.product(r, c), 1)
+
+
+def _infer_kron(inf, t, shapes):
+    (a, b), (c, d) = shapes
+    return (inf.product(a, c), inf.product(b, d))
+
+
+def _build_diag(args):
+    x, = args
+    return E.apply(E.Fn.DIAG if x.shape[1] == 1 and x.shape[0] != 1 else E.Fn.DIAGV, x)
+
+
+def _fn(fn):
+    return lambda args: E.apply(fn, args[0])
+
+
+FUNCTIONS = {
+    **{fn.text: (1, _infer_same, _fn(fn)) for fn in E.Fn if fn.elementwise},
+    "tr": (1, _infer_square_to("scalar"), _fn(E.Fn.TRACE)),
+    "det": (1, _infer_square_to("scalar"), _fn(E.Fn.DET)),
+    "logdet": (1, _infer_square_to("scalar"), _fn(E.Fn.LOGDET)),
+    "inv": (1, _infer_square_to("matrix"), _fn(E.Fn.INV)),
+    "diag": (1, _infer_diag, _build_diag),
+    "vec": (1, _infer_vec, _fn(E.Fn.VEC)),
+    "sum": (1, lambda inf, t, s: SCALAR, _fn(E.Fn.SUM)),
+    "norm1": (1, lambda inf, t, s: SCALAR, _fn(E.Fn.NORM1)),
+    "norm2": (1, lambda inf, t, s: SCALAR, _fn(E.Fn.NORM2)),
+    "softmax": (1, _infer_vector_to("vector"), _fn(E.Fn.SOFTMAX)),
+    "logsumexp": (1, _infer_vector_to("scalar"), _fn(E.Fn.LOGSUMEXP)),
+    "kron": (2, _infer_kron, lambda args: E.kron(*args)),
+}
+RESERVED = frozenset(FUNCTIONS) | frozenset(KINDS) | {"I", "ones"}
+
+
+def _span(text: str, t) -> Span:
+    if isinstance(t, Token):
+        return Span.at(text, t.start_pos, t.end_pos)
+    meta = t.meta
+    if getattr(meta, "empty", True):
+        return Span.at(text, 0)
+    return Span.at(text, meta.start_pos, meta.end_pos)
+
+
+def _number(text: str, tok: Token) -> Fraction | float:
+    s = str(tok)
+    m = re.search(r"[eE]([+-]?\d+)$", s)
+    if (m and abs(int(m.group(1))) > 300) or len(s) > 400:
+        value = float(s)
+        if value in (float("inf"), float("-inf")):
+            raise LimitError(f"the number {s[:20]}{'...' if len(s) > 20 else ''} is too large",
+                             _span(text, tok))
+        return value
+    return Fraction(s)
+
+
+def _integer(e: E.Expr) -> int | None:
+    if isinstance(e, E.Const) and isinstance(e.value, Fraction) and e.value.denominator == 1:
+        return int(e.value)
+    return None
+
+
+# ----------------------------------------------------------------- pass 1
+
+class _Infer:
+    """Kinds and shapes: every name gets one shape, dimensions unified."""
+
+    def __init__(self, text: str, decls: dict[str, Decl]):
+        self.text = text
+        self.decls = decls
+        self.u = Unifier()
+        self.names: dict[str, tuple] = {}        # name -> shape (with DimVars)
+        self.free: dict[str, Span] = {}          # free symbols in order of first use
+        self.defined: dict[str, tuple] = {}
+        self.leaf_shape: dict[int, tuple] = {}   # id(tree) of I / ones -> shape
+        self.ones_columns: list = []
+        self.products: list[tuple] = []          # (var, a, b): var = a*b
+
+    # -- helpers
+    def fail(self, t, message, cls=ShapeError, hint=None):
+        raise cls(message, _span(self.text, t), hint)
+
+    def src(self, t) -> str:
+        s = _span(self.text, t)
+        snippet = self.text[s.start:s.end]
+        return snippet if len(snippet) <= 40 else snippet[:37] + "..."
+
+    def show(self, shape) -> str:
+        r, c = (self.u.find(d) for d in shape)
+        fmt = lambda d: "?" if isinstance(d, DimVar) else str(d)
+        if r == 1 and c == 1:
+            return "a scalar"
+        if c == 1:
+            return f"a vector({fmt(r)})"
+        if r == 1:
+            return f"a row vector({fmt(c)})"
+        return f"a matrix({fmt(r)}, {fmt(c)})"
+
+    def unify(self, a, b, t, why):
+        if not self.u.unify(a, b):
+            self.fail(t, f"{self.src(t)}: {why} (dimension {self.u.find(a)} against {self.u.find(b)})")
+
+    def is_scalar(self, shape) -> bool:
+        return self.u.find(shape[0]) == 1 and self.u.find(shape[1]) == 1
+
+    def product(self, a, b):
+        v = self.u.fresh()
+        self.products.append((v, a, b))
+        return v
+
+    def dim(self, d):
+        return d if isinstance(d, int) else str(d)
+
+    # -- names
+    def name(self, t, name: str):
+        if name in self.defined:
+            return self.defined[name]
+        if name in self.names:
+            return self.names[name]
+        decl = self.decls.get(name)
+        if decl is None and name == "I":
+            d = self.u.fresh()
+            self.leaf_shape[id(t)] = (d, d)
+            return (d, d)
+        if decl is None and name == "ones":
+            shape = (self.u.fresh(), self.u.fresh())
+            self.ones_columns.append(shape[1])
+            self.leaf_shape[id(t)] = shape
+            return shape
+        if name in FUNCTIONS:
+            self.fail(t, f"{name} is a function; call it as {name}(...)", NameError_)
+        kind = decl.kind if decl else default_kind(name)
+        if kind == "function":
+            self.fail(t, f"{name} is a function; call it as {name}(...)", NameError_)
+        dims = decl.dims if decl else ()
+        if kind == "scalar":
+            shape = SCALAR
+        elif kind == "vector":
+            shape = (dims[0] if dims else self.u.fresh(), 1)
+        elif kind == "symmetric":
+            d = dims[0] if dims else self.u.fresh()
+            shape = (d, d)
+        else:
+            shape = tuple(dims) if dims else (self.u.fresh(), self.u.fresh())
+        self.names[name] = shape
+        self.free[name] = _span(self.text, t)
+        return shape
+
+    # -- statements
+    def definition(self, t):
+        name_tok, body = t.children
+        name = str(name_tok)
+        if name in RESERVED or name in self.decls and self.decls[name].kind == "function":
+            self.fail(name_tok, f"{name} is a built-in name and cannot be defined", NameError_)
+        if name in self.defined:
+            self.fail(name_tok, f"{name} is defined twice", NameError_)
+        if name in self.names:
+            self.fail(name_tok, f"{name} is used before its definition", NameError_,
+                      "define a name before the lines that use it")
+        if name in self.decls:
+            self.fail(name_tok, f"{name} is declared as an input and cannot also be defined", NameError_)
+        self.defined[name] = self.infer(body)
+
+    # -- expressions
+    def infer(self, t):
+        if isinstance(t, Token):
+            raise AssertionError(t)
+        rule = getattr(self, "t_" + t.data, None)
+        if rule is None:
+            raise AssertionError(f"no inference for {t.data}")
+        return rule(t)
+
+    def t_number(self, t):
+        _number(self.text, t.children[0])
+        return SCALAR
+
+    def t_name(self, t):
+        return self.name(t, str(t.children[0]))
+
+    def t_neg(self, t):
+        return self.infer(t.children[0])
+
+    def t_transpose(self, t):
+        r, c = self.infer(t.children[0])
+        return (c, r)
+
+    def _elementwise(self, t, what):
+        a, b = (self.infer(c) for c in t.children[:2])
+        if self.is_scalar(a):
+            return b
+        if self.is_scalar(b):
+            return a
+        if not (self.u.unify(a[0], b[0]) and self.u.unify(a[1], b[1])):
+            l, r = t.children[:2]
+            self.fail(t, f"cannot {what} {self.src(l)} ({self.show(a)}) and {self.src(r)} ({self.show(b)})")
+        return a
+
+    def t_add(self, t):
+        return self._elementwise(t, "add")
+
+    def t_sub(self, t):
+        return self._elementwise(t, "subtract")
+
+    def t_hadamard(self, t):
+        return self._elementwise(t, "multiply elementwise")
+
+    def t_ediv(self, t):
+        return self._elementwise(t, "divide elementwise")
+
+    def t_mul(self, t):
+        l, r = t.children[:2]
+        a, b = self.infer(l), self.infer(r)
+        if self.is_scalar(a):
+            return b
+        if self.is_scalar(b):
+            return a
+        if not self.u.unify(a[1], b[0]):
+            self.fail(t, f"cannot multiply {self.src(l)} ({self.show(a)}) by {self.src(r)} ({self.show(b)}): "
+                      f"{self.u.find(a[1])} columns against {self.u.find(b[0])} rows",
+                      hint="use .* for the elementwise product" if a == b else None)
+        return (a[0], b[1])
+
+    def t_div(self, t):
+        l, r = t.children
+        a, b = self.infer(l), self.infer(r)
+        if not self.is_scalar(b):
+            self.fail(r, f"cannot divide by {self.src(r)} ({self.show(b)}): / divides by a scalar",
+                      hint="use ./ for elementwise division or inv() for the inverse")
+        return a
+
+    def t_pow(self, t):
+        l, r = t.children
+        a, b = self.infer(l), self.infer(r)
+        if not self.is_scalar(b):
+            self.fail(r, f"the exponent {self.src(r)} must be a scalar, not {self.show(b)}")
+        if self.is_scalar(a):
+            return a
+        if self.u.find(a[1]) == 1 or self.u.find(a[0]) == 1:
+            self.fail(t, f"{self.src(l)} is {self.show(a)}; ^ is a matrix power",
+                      hint=f"use .^ for the elementwise power: {self.src(l)}.^{self.src(r)}")
+        self.unify(a[0], a[1], l, "a matrix power needs a square matrix")
+        if not (r.data == "number" or (r.data == "neg" and r.children[0].data == "number")) \
+                or not re.fullmatch(r"-?\s*\d+", self.src(r)):
+            self.fail(r, f"a matrix power needs an integer exponent, not {self.src(r)}",
+                      hint="use .^ for an elementwise power")
+        return a
+
+    def t_epow(self, t):
+        l, r = t.children
+        a, b = self.infer(l), self.infer(r)
+        if not self.is_scalar(b):
+            self.fail(r, f"the exponent {self.src(r)} must be a scalar, not {self.show(b)}")
+        return a
+
+    def t_frobenius(self, t):
+        l, r = t.children
+        a, b = self.infer(l), self.infer(r)
+        if not (self.u.unify(a[0], b[0]) and self.u.unify(a[1], b[1])):
+            self.fail(t, f"the Frobenius product needs equal shapes: {self.src(l)} is {self.show(a)}, "
+                      f"{self.src(r)} is {self.show(b)}")
+        return SCALAR
+
+    def t_call(self, t):
+        name_tok, *args = t.children
+        name = str(name_tok)
+        shapes = [self.infer(a) for a in args]
+        decl = self.decls.get(name)
+        if decl is not None and decl.kind == "function" or (
+                name.startswith("grad_") and (d := self.decls.get(name[5:])) and d.kind == "function"):
+            if len(args) != 1:
+                self.fail(t, f"{name} takes one argument, got {len(args)}", NameError_)
+            return SCALAR if not name.startswith("grad_") or name in self.decls else shapes[0]
+        if name not in FUNCTIONS:
+            known = sorted(set(FUNCTIONS) | {n for n, d in self.decls.items() if d.kind == "function"})
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = (f"did you mean {close[0]}?" if close else
+                    f"an unknown scalar function must be declared: --let '{name}: function'")
+            self.fail(name_tok, f"unknown function {name}", NameError_, hint)
+        arity, rule, _ = FUNCTIONS[name]
+        if len(args) != arity:
+            self.fail(t, f"{name} takes {arity} argument{'s' if arity > 1 else ''}, got {len(args)}",
+                      NameError_)
+        return rule(self, t, shapes)
+
+    # -- resolving dimensions
+    def resolve(self) -> None:
+        for c in self.ones_columns:
+            if isinstance(self.u.find(c), DimVar):
+                self.u.unify(c, 1)
+        used = {d for decl in self.decls.values() for d in decl.dims if isinstance(d, str)}
+        names = (n for n in DIM_NAMES + tuple(f"n{i}" for i in range(1, 10**6)) if n not in used)
+        targets = {v.id for v, _, _ in self.products}
+
+        def settle_products():
+            changed = True
+            while changed:
+                changed = False
+                for v, a, b in self.products:
+                    fa, fb = self.u.find(a), self.u.find(b)
+                    if not isinstance(fa, DimVar) and not isinstance(fb, DimVar):
+                        if isinstance(self.u.find(v), DimVar):
+                            changed = True
+                        if not self.u.unify(v, dim_product(fa, fb)):
+                            raise ShapeError(f"dimension {self.u.find(v)} cannot equal {dim_product(fa, fb)}")
+
+        settle_products()
+        for shape in list(self.names.values()) + list(self.leaf_shape.values()) + \
+                [(a, b) for _, a, b in self.products]:
+            for d in shape:
+                root = self.u.find(d)
+                if isinstance(root, DimVar) and root.id not in targets:
+                    self.u.unify(root, next(names))
+        settle_products()
+
+    def concrete(self, shape):
+        out = []
+        for d in shape:
+            root = self.u.find(d)
+            out.append(root if not isinstance(root, DimVar) else "n0")
+        return tuple(out)
+
+
+# ----------------------------------------------------------------- pass 2
+
+class _Build:
+    """IR nodes from the tree, with the shapes pass 1 settled."""
+
+    def __init__(self, inf: _Infer):
+        self.inf = inf
+        self.symbols: dict[str, E.Symbol] = {}
+
+    def symbol(self, name: str) -> E.Symbol:
+        sym = self.symbols.get(name)
+        if sym is None:
+            if name in self.inf.defined:
+                shape, kind = self.inf.concrete(self.inf.defined[name]), "defined"
+            else:
+                decl = self.inf.decls.get(name)
+                kind = decl.kind if decl else default_kind(name)
+                shape = self.inf.concrete(self.inf.names[name])
+            sym = self.symbols[name] = E.Symbol(name, shape, kind)
+        return sym
+
+    def build(self, t) -> E.Expr:
+        return getattr(self, "b_" + t.data)(t)
+
+    def b_number(self, t):
+        return E.Const(_number(self.inf.text, t.children[0]))
+
+    def b_name(self, t):
+        name = str(t.children[0])
+        if id(t) in self.inf.leaf_shape:
+            shape = self.inf.concrete(self.inf.leaf_shape[id(t)])
+            return E.Identity(shape) if name == "I" else E.ones(shape)
+        return self.symbol(name)
+
+    def b_neg(self, t):
+        return E.neg(self.build(t.children[0]))
+
+    def b_transpose(self, t):
+        return E.transpose(self.build(t.children[0]))
+
+    def _operands(self, t):
+        return self.build(t.children[0]), self.build(t.children[1])
+
+    @staticmethod
+    def _broadcast(a, b):
+        if a.is_scalar and not b.is_scalar:
+            a = E.broadcast(a, b.shape)
+        elif b.is_scalar and not a.is_scalar:
+            b = E.broadcast(b, a.shape)
+        return a, b
+
+    def b_add(self, t):
+        return E.add(*self._broadcast(*self._operands(t)))
+
+    def b_sub(self, t):
+        a, b = self._broadcast(*self._operands(t))
+        return E.add(a, E.neg(b))
+
+    def b_mul(self, t):
+        return E.mul(*self._operands(t))
+
+    def b_div(self, t):
+        a, b = self._operands(t)
+        return E.mul(a, E.power(b, E.MINUS_ONE))
+
+    def b_hadamard(self, t):
+        a, b = self._operands(t)
+        return E.mul(a, b) if a.is_scalar or b.is_scalar else E.hadamard(a, b)
+
+    def b_ediv(self, t):
+        a, b = self._operands(t)
+        inverse = E.power(b, E.MINUS_ONE)
+        return E.mul(a, inverse) if a.is_scalar or b.is_scalar else E.hadamard(a, inverse)
+
+    def b_pow(self, t):
+        a, b = self._operands(t)
+        if a.is_scalar:
+            return E.power(a, b)
+        k = _integer(b)
+        if k == -1:
+            return E.apply(E.Fn.INV, a)
+        if k < 0:
+            return E.matpow(E.apply(E.Fn.INV, a), -k)
+        if k == 0:
+            return E.Identity(a.shape)
+        return a if k == 1 else E.matpow(a, k)
+
+    def b_epow(self, t):
+        return E.power(*self._operands(t))
+
+    def b_frobenius(self, t):
+        return E.frobenius(*self._operands(t))
+
+    def b_call(self, t):
+        name_tok, *args = t.children
+        name = str(name_tok)
+        built = [self.build(a) for a in args]
+        if name in FUNCTIONS and (name not in self.inf.decls):
+            return FUNCTIONS[name][2](built)
+        if name.startswith("grad_") and name not in self.inf.decls:
+            return E.grad_call(name[5:], built[0])
+        return E.call(name, built[0])
+
+
+# ---------------------------------------------------------------- entry
+
+def _declarations(text: str, tree: Tree) -> dict[str, Decl]:
+    decls: dict[str, Decl] = {}
+    for stmt in tree.children:
+        if isinstance(stmt, Tree) and stmt.data == "decl":
+            head, kind = stmt.children
+            name = str(head).split(":")[0].strip()
+            span = _span(text, head)
+            if name in decls:
+                raise NameError_(f"{name} is declared twice", span)
+            if name in RESERVED:
+                raise NameError_(f"{name} is a built-in name and cannot be declared", span)
+            dims = []
+            for d in kind.children:
+                tok = d.children[0]
+                dims.append(int(tok) if tok.type == "INT" else str(tok))
+                if tok.type == "INT" and int(tok) == 0:
+                    raise ShapeError("a dimension must be positive", _span(text, tok))
+            kind_name = kind.data.removeprefix("kind_")
+            if kind_name == "matrix" and dims[0] == 1 and dims[1] == 1:
+                kind_name = "scalar"
+            decls[name] = Decl(kind_name, tuple(dims), span)
+    return decls
+
+
+def parse_declaration(text: str) -> tuple[str, Decl]:
+    """'A: matrix(n, n)' -> ('A', Decl).  Used for --let."""
+    tree = parse_tree(text)
+    decls = _declarations(text, tree)
+    if len(tree.children) != 1 or len(decls) != 1:
+        raise ParseError("expected a declaration like 'A: matrix(m, n)'", Span.at(text, 0, len(text)),
+                         "kinds: scalar, vector(n), matrix(m, n), symmetric(n), function")
+    return next(iter(decls.items()))
+
+
+def parse_kind(name: str, kind: str) -> Decl:
+    return parse_declaration(f"{name}: {kind}")[1]
+
+
+def parse_program(text: str, let: dict[str, Decl] | None = None) -> E.Program:
+    """Parse and elaborate a program; `let` declarations override the text's."""
+    tree = parse_tree(text)
+    decls = {**_declarations(text, tree), **(let or {})}
+    statements = [s for s in tree.children if isinstance(s, Tree) and s.data != "decl"]
+    if not statements:
+        raise ParseError("there is no expression to differentiate", Span.at(text, len(text)),
+                         "write an expression, e.g. \"x'*A*x\"")
+    inf = _Infer(text, decls)
+    for i, stmt in enumerate(statements):
+        if stmt.data == "defn":
+            inf.definition(stmt)
+        elif i != len(statements) - 1:
+            raise ParseError("only the last line may be a bare expression", _span(text, stmt),
+                             "give it a name: `a = ...`")
+        else:
+            inf.infer(stmt)
+    try:
+        inf.resolve()
+    except ShapeError as exc:
+        raise ShapeError(exc.message, Span.at(text, 0, len(text))) from None
+    build = _Build(inf)
+    definitions = []
+    output = None
+    for stmt in statements:
+        if stmt.data == "defn":
+            sym = build.symbol(str(stmt.children[0]))
+            definitions.append((sym, build.build(stmt.children[1])))
+            output = sym
+        else:
+            output = build.build(stmt)
+    inputs = {name: build.symbol(name) for name in inf.free}
+    functions = frozenset(n for n, d in decls.items() if d.kind == "function")
+    return E.Program(inputs, tuple(definitions), output, functions, text, dict(inf.free))
