@@ -9,6 +9,8 @@ substituted into their single use at the end, for readable results.
 from __future__ import annotations
 
 import difflib
+
+import numpy as np
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -18,7 +20,9 @@ from .engine.adjoint import transpose_linear
 from .engine.differential import differential
 from .engine.simplify import Simplifier
 from .errors import NameError_, UsageError
+from .numeric import run_program
 from .rules.algebra import is_symmetric
+from .sampling import dimension_sizes, opaque_functions, sample_inputs
 from .shapes import show_shape
 from .steps import Rule, Step
 
@@ -117,7 +121,7 @@ def grad(program: E.Program, wrt: list[str], keep_steps: bool = True) -> Derivat
             continue
         parts = contributions.get(sym.name)
         G = simplify(E.add(*parts)) if parts else E.zero(sym.shape)
-        if sym.symmetric and not is_symmetric(G):
+        if sym.symmetric and not is_symmetric(G) and not _numerically_symmetric(program, adjoints, G):
             sym_G = simplify(E.mul(E.Const(Fraction(1, 2)), E.add(G, E.transpose(G))))
             if steps is not None:
                 steps.append(Step(SYMMETRIC, G, sym_G, sym.name))
@@ -126,6 +130,20 @@ def grad(program: E.Program, wrt: list[str], keep_steps: bool = True) -> Derivat
     results, adjoints = _inline_single_use(results, adjoints, simplify)
     results, adjoints = _refer_to_definitions(program, results, adjoints)
     return Derivation(program, list(wrt), results, adjoints, steps or [], differentials)
+
+
+def _numerically_symmetric(program, adjoints, G, points: int = 2) -> bool:
+    """G = Gᵀ as an identity, tested at random points (Schwartz–Zippel style):
+    structural tests miss forms like (I/2 - A*r*r')*A with A symmetric."""
+    rng = np.random.default_rng(20261128)
+    for _ in range(points):
+        dims = dimension_sizes(program, rng)
+        env = sample_inputs(program, rng, dims)
+        value = run_program(program, env, opaque_functions(program), dims, adjoints)(G)
+        scale = max(1.0, float(np.max(np.abs(value)))) if value.size else 1.0
+        if not np.all(np.isfinite(value)) or np.max(np.abs(value - value.T)) > 1e-10 * scale:
+            return False
+    return True
 
 
 def _fresh(name: str, taken: set[str]) -> str:

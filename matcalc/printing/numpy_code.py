@@ -293,7 +293,13 @@ class _Module:
             return f"1.0 / {f.wrap(e.base, POW)}", MUL
         if E.is_const(e.exponent, Fraction(1, 2)):
             return f"np.sqrt({f.code(e.base)[0]})", ATOM
-        return f"{f.wrap(e.base, ATOM)} ** {f.wrap(e.exponent, POW)}", POW
+        return f"{f.wrap(e.base, ATOM)} ** {self._exponent(f, e.exponent)}", POW
+
+    def _exponent(self, f, p: E.Expr) -> str:
+        """Integer exponents print as ints: x ** 2 takes NumPy's fast square path."""
+        if isinstance(p, E.Const) and float(p.value).is_integer() and p.value >= 0:
+            return str(int(p.value))
+        return f.wrap(p, POW)
 
     def _emit_MatPow(self, f, e):
         return f"np.linalg.matrix_power({f.code(e.base)[0]}, {e.k})", ATOM

@@ -134,23 +134,47 @@ def _m_scalars_first(e, ctx):
         if base not in powers:
             order.append(base)
         powers[base].append(exp)
-    combined = []
-    for base in order:
-        exps = powers[base]
-        if len(exps) == 1:
-            combined.append(E.power(base, exps[0]) if exps[0] != E.ONE else base)
-        elif all(isinstance(x, E.Const) for x in exps):
-            total = sum(x.value for x in exps)
-            if total != 0:
-                combined.append(E.power(base, E.Const(total)) if total != 1 else base)
-        else:
-            combined.append(E.power(base, E.add(*exps)))
+    combined = _combine_powers(powers, order)
     combined.sort(key=ctx.key)
     new = E.mul(*consts, *combined, *chain)
     return None if new == e else new
 
 
 # ------------------------------------------------------------ sums
+
+def _logistic(bases: dict, order: list) -> None:
+    """exp(z) ⊙ (1 + exp(z))^-1 = sigmoid(z), in a table of base -> exponents."""
+    for base in list(order):
+        exps = bases.get(base)
+        if exps != [E.MINUS_ONE] or not isinstance(base, E.Add) or len(base.terms) != 2:
+            continue
+        ones = [t for t in base.terms if E.is_const(t, 1) or (isinstance(t, E.Broadcast) and E.is_const(t.value, 1))]
+        exps_ = [t for t in base.terms if isinstance(t, E.Apply) and t.fn is Fn.EXP]
+        if len(ones) != 1 or len(exps_) != 1 or bases.get(exps_[0]) != [E.ONE]:
+            continue
+        sigmoid = E.apply(Fn.SIGMOID, exps_[0].arg)
+        del bases[base], bases[exps_[0]]
+        order.remove(base)
+        order[order.index(exps_[0])] = sigmoid
+        bases[sigmoid] = [E.ONE]
+
+
+def _combine_powers(bases: dict, order: list) -> list:
+    """x^a x^b = x^(a+b) for a base -> exponents table (exponents 0 drop out)."""
+    _logistic(bases, order)
+    out = []
+    for base in order:
+        exps = bases[base]
+        if len(exps) == 1:
+            out.append(E.power(base, exps[0]) if exps[0] != E.ONE else base)
+        elif all(isinstance(x, E.Const) for x in exps):
+            total = sum(x.value for x in exps)
+            if total != 0:
+                out.append(E.power(base, E.Const(total)) if total != 1 else base)
+        else:
+            out.append(E.power(base, E.add(*exps)))
+    return out
+
 
 def _a_zero(e, ctx):
     kept = [t for t in e.terms if not E.is_zero(t)]
@@ -190,15 +214,13 @@ def _factor(e: E.Add, at_end: bool):
         if chain and not isinstance(chain[-1 if at_end else 0], (E.Broadcast, E.Identity)):
             groups[chain[-1 if at_end else 0]].append(i)
     for common, members in groups.items():
-        if len(members) < 2 or all(len(chains[i][1]) == 1 for i in members):
+        # a term that is only the common factor would leave an I behind: keep A + A*B as it is
+        if len(members) < 2 or any(len(chains[i][1]) == 1 for i in members):
             continue
         rest = []
         for i in members:
             scalars, chain = chains[i]
             remaining = chain[:-1] if at_end else chain[1:]
-            if not remaining:
-                n = common.shape[0] if at_end else common.shape[1]
-                remaining = [E.Identity((n, n))]
             rest.append(E.mul(*scalars, *remaining))
         inner = E.add(*rest)
         factored = E.mul(inner, common) if at_end else E.mul(common, inner)
@@ -241,17 +263,7 @@ def _h_simplify(e, ctx):
         if base not in powers:
             order.append(base)
         powers[base].append(exp)
-    factors = []
-    for base in order:
-        exps = powers[base]
-        if len(exps) == 1:
-            factors.append(E.power(base, exps[0]) if exps[0] != E.ONE else base)
-        elif all(isinstance(x, E.Const) for x in exps):
-            total = sum(x.value for x in exps)
-            if total != 0:
-                factors.append(E.power(base, E.Const(total)) if total != 1 else base)
-        else:
-            factors.append(E.power(base, E.add(*exps)))
+    factors = _combine_powers(powers, order)
     factors.sort(key=ctx.key)
     body = E.hadamard(*factors) if factors else E.broadcast(E.ONE, e.shape)
     new = E.mul(*scale, body) if scale else body

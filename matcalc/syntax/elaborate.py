@@ -105,6 +105,10 @@ FUNCTIONS = {
     "logsumexp": (1, _infer_vector_to("scalar"), _fn(E.Fn.LOGSUMEXP)),
     "kron": (2, _infer_kron, lambda args: E.kron(*args)),
 }
+# Names people reach for, mapped to ours, for "did you mean" hints.
+ALIASES = {"trace": "tr", "inverse": "inv", "determinant": "det", "log_det": "logdet",
+           "norm": "norm2", "frobenius": "norm2", "transpose": "A'", "logistic": "sigmoid",
+           "heaviside": "step", "ln": "log", "expm": "exp", "diagonal": "diag", "kronecker": "kron"}
 RESERVED = frozenset(FUNCTIONS) | frozenset(KINDS) | {"I", "ones"}
 
 
@@ -346,8 +350,8 @@ class _Infer:
                 self.fail(t, f"{name} takes one argument, got {len(args)}", NameError_)
             return SCALAR if not name.startswith("grad_") or name in self.decls else shapes[0]
         if name not in FUNCTIONS:
-            known = sorted(set(FUNCTIONS) | {n for n, d in self.decls.items() if d.kind == "function"})
-            close = difflib.get_close_matches(name, known, n=1)
+            known = sorted(set(FUNCTIONS) | set(ALIASES) | {n for n, d in self.decls.items() if d.kind == "function"})
+            close = [ALIASES.get(c, c) for c in difflib.get_close_matches(name.lower(), known, n=1)]
             hint = (f"did you mean {close[0]}?" if close else
                     f"an unknown scalar function must be declared: --let '{name}: function'")
             self.fail(name_tok, f"unknown function {name}", NameError_, hint)
