@@ -93,7 +93,7 @@ def grad(program: E.Program, wrt: list[str], keep_steps: bool = True) -> Derivat
             return
         d = simplify(d)
         differentials[name] = d
-        for target, parts in transpose_linear(G, d, steps).items():
+        for target, parts in transpose_linear(G, d, steps, simplify).items():
             contributions[target].extend(parts)
 
     output = program.output

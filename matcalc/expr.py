@@ -14,8 +14,8 @@ from fractions import Fraction
 from typing import Callable, Iterator
 
 from .errors import ShapeError
-from .shapes import (SCALAR, Dim, Shape, dim_product, is_column, is_scalar,
-                     is_square, is_vector, show_shape, transposed)
+from .shapes import (SCALAR, Shape, dim_product, is_column, is_scalar,
+                     is_square, show_shape, transposed)
 
 Number = Fraction | float
 

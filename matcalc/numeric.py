@@ -137,12 +137,17 @@ class Evaluator:
 
 
 def run_program(program: E.Program, env: dict[str, np.ndarray], functions=None, dims=None,
-                extra: list[tuple[E.Symbol, E.Expr]] = ()) -> Evaluator:
-    """Evaluate every definition (and `extra` ones) into env; returns the evaluator."""
+                extra: list[tuple[E.Symbol, E.Expr]] = (), fixed: frozenset[str] = frozenset()
+                ) -> Evaluator:
+    """Evaluate every definition (and `extra` ones) into env; returns the evaluator.
+
+    Definitions named in `fixed` keep the value env gives them (to perturb an
+    intermediate)."""
     env = dict(env)
     ev = Evaluator(env, functions, dims)
     for sym, body in list(program.definitions) + list(extra):
-        env[sym.name] = ev(body)
+        if sym.name not in fixed:
+            env[sym.name] = ev(body)
     return ev
 
 

@@ -7,6 +7,7 @@ every move is recorded as a Step naming its identity.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Callable
 
 from .. import expr as E
 from ..rules.adjoints import adjoint_rule
@@ -22,9 +23,12 @@ def _varies(e: E.Expr, memo: dict) -> bool:
     return hit
 
 
-def transpose_linear(G: E.Expr, linear: E.Expr, steps: list[Step] | None = None
-                     ) -> dict[str, list[E.Expr]]:
-    """Contributions to ∂/∂X for every X whose dX appears in `linear`."""
+def transpose_linear(G: E.Expr, linear: E.Expr, steps: list[Step] | None = None,
+                     simplify: Callable[[E.Expr], E.Expr] = lambda e: e) -> dict[str, list[E.Expr]]:
+    """Contributions to ∂/∂X for every X whose dX appears in `linear`.
+
+    Each new G is simplified as it is made, so that steps read as a person
+    would write them and G stays small as it travels inward."""
     out: dict[str, list[E.Expr]] = defaultdict(list)
     memo: dict = {}
     work = [(G, linear)]
@@ -40,6 +44,7 @@ def transpose_linear(G: E.Expr, linear: E.Expr, steps: list[Step] | None = None
             if not _varies(child, memo):
                 continue
             rule, g2 = entry.apply(g, e, i)
+            g2 = simplify(g2)
             if steps is not None:
                 steps.append(Step(rule, E.frobenius(g, e), E.frobenius(g2, child)))
             work.append((g2, child))

@@ -48,6 +48,8 @@ class Simplifier:
         for entry in rules_for(e):
             new = entry.apply(e, self.ctx)
             if new is not None and new != e:
+                if new.shape != e.shape:   # the IR check: a rewrite never changes a shape
+                    raise AssertionError(f"rule {entry.rule.name!r} changed {e.shape} to {new.shape}")
                 self.rewrites += 1
                 if self.rewrites > MAX_REWRITES:
                     raise LimitError(f"simplification took more than {MAX_REWRITES:,} rewrites")

@@ -10,7 +10,7 @@ from fractions import Fraction
 from .. import expr as E
 from ..expr import Fn
 from ..rules.elementwise import ELEMENTWISE
-from .precedence import ADD, FROBENIUS, MUL, NEG, POSTFIX, coefficient, precedence
+from .precedence import ADD, FROBENIUS, MUL, POSTFIX, coefficient, precedence, signed_terms
 
 GREEK = set("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
             "pi rho sigma tau upsilon phi chi psi omega".split())
@@ -84,17 +84,11 @@ class LatexPrinter:
 
     def _print_Add(self, e):
         out = []
-        for i, t in enumerate(e.terms):
-            if isinstance(t, E.Broadcast):
-                t = t.value
-            c, rest = coefficient(t)
-            if i and c < 0:
-                body = self.print(E.mul(E.Const(-c), *rest)) if rest else self.print(E.Const(-c))
-                if len(rest) == 1 and precedence(rest[0]) <= ADD:
-                    body = rf"\left({body}\right)"
-                out.append(" - " + body)
+        for sign, t in signed_terms(e):
+            if sign == "-":    # a - (b - c): the subtrahend binds tighter than a sum
+                out.append(" - " + self.wrap(t, MUL))
             else:
-                out.append((" + " if i else "") + self.wrap(t, ADD))
+                out.append((" + " if sign else "") + self.wrap(t, ADD))
         return "".join(out)
 
     def _print_Mul(self, e):

@@ -67,3 +67,16 @@ def format_number(v) -> str:
                 return s
         return f"{v.numerator}/{v.denominator}"
     return repr(float(v))
+
+
+def signed_terms(e: E.Add):
+    """The terms of a sum as (sign, term): a negative coefficient becomes ' - '
+    with the positive term; a broadcast scalar prints as the scalar itself."""
+    for i, t in enumerate(e.terms):
+        if isinstance(t, E.Broadcast):
+            t = t.value
+        c, rest = coefficient(t)
+        if i and c < 0:
+            yield "-", (E.mul(E.Const(-c), *rest) if rest else E.Const(-c))
+        else:
+            yield ("+" if i else ""), t

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from .. import expr as E
-from .precedence import (ADD, ATOM, FROBENIUS, MUL, NEG, POSTFIX, POW, coefficient,
+from .precedence import (ADD, FROBENIUS, MUL, NEG, POSTFIX, coefficient, signed_terms,
                          format_number, precedence)
 
 
@@ -52,15 +52,11 @@ class TextPrinter:
 
     def _print_Add(self, e):
         out = []
-        for i, t in enumerate(e.terms):
-            if isinstance(t, E.Broadcast):
-                t = t.value          # a scalar in a sum is added to every entry
-            c, rest = coefficient(t)
-            if i and c < 0:
-                body = self.print(E.mul(E.Const(-c), *rest)) if rest else format_number(-c)
-                out.append(" - " + (f"({body})" if _loose_after_minus(t, rest) else body))
+        for sign, t in signed_terms(e):
+            if sign == "-":    # a - (b - c): the subtrahend binds tighter than a sum
+                out.append(" - " + self.wrap(t, MUL))
             else:
-                out.append((" + " if i else "") + self.wrap(t, ADD))
+                out.append((" + " if sign else "") + self.wrap(t, ADD))
         return "".join(out)
 
     def _print_Mul(self, e):
@@ -118,11 +114,6 @@ class TextPrinter:
 
     def _print_GradCall(self, e):
         return f"grad_{e.name}({self.print(e.arg)})"
-
-
-def _loose_after_minus(t, rest) -> bool:
-    """After ' - ', a product prints bare; a sum-like body needs parentheses."""
-    return len(rest) == 1 and precedence(rest[0]) <= ADD
 
 
 to_text = TextPrinter()

@@ -127,14 +127,7 @@ def _m_scalars_first(e, ctx):
     consts = [f for f in e.factors if isinstance(f, E.Const)]
     scalars = [f for f in e.factors if f.is_scalar and not isinstance(f, E.Const)]
     chain = [f for f in e.factors if not f.is_scalar]
-    powers: dict[E.Expr, list[E.Expr]] = defaultdict(list)
-    order = []
-    for s in scalars:
-        base, exp = (s.base, s.exponent) if isinstance(s, E.Power) else (s, E.ONE)
-        if base not in powers:
-            order.append(base)
-        powers[base].append(exp)
-    combined = _combine_powers(powers, order)
+    combined = _combine_powers(*_powers_table(scalars))
     combined.sort(key=ctx.key)
     new = E.mul(*consts, *combined, *chain)
     return None if new == e else new
@@ -157,6 +150,18 @@ def _logistic(bases: dict, order: list) -> None:
         order.remove(base)
         order[order.index(exps_[0])] = sigmoid
         bases[sigmoid] = [E.ONE]
+
+
+def _powers_table(factors) -> tuple[dict, list]:
+    """base -> its exponents, and the bases in first-seen order."""
+    powers: dict[E.Expr, list[E.Expr]] = defaultdict(list)
+    order = []
+    for f in factors:
+        base, exp = (f.base, f.exponent) if isinstance(f, E.Power) else (f, E.ONE)
+        if base not in powers:
+            order.append(base)
+        powers[base].append(exp)
+    return powers, order
 
 
 def _combine_powers(bases: dict, order: list) -> list:
@@ -248,9 +253,7 @@ def _h_simplify(e, ctx):
     """Zeros, ones and scalars leave; equal bases combine (x .* x = x.^2); order."""
     if any(E.is_zero(f) for f in e.factors):
         return E.zero(e.shape)
-    scale = []
-    powers: dict[E.Expr, list[E.Expr]] = defaultdict(list)
-    order = []
+    scale, plain = [], []
     for f in e.factors:
         if isinstance(f, E.Broadcast):
             scale.append(f.value)
@@ -258,12 +261,8 @@ def _h_simplify(e, ctx):
         c, rest = split_coefficient(f)
         if c != 1:
             scale.append(E.Const(c))
-            f = rest
-        base, exp = (f.base, f.exponent) if isinstance(f, E.Power) else (f, E.ONE)
-        if base not in powers:
-            order.append(base)
-        powers[base].append(exp)
-    factors = _combine_powers(powers, order)
+        plain.append(rest if c != 1 else f)
+    factors = _combine_powers(*_powers_table(plain))
     factors.sort(key=ctx.key)
     body = E.hadamard(*factors) if factors else E.broadcast(E.ONE, e.shape)
     new = E.mul(*scale, body) if scale else body

@@ -8,6 +8,7 @@ resolved shapes through expr's smart constructors.
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -15,7 +16,7 @@ from fractions import Fraction
 from lark import Token, Tree
 
 from .. import expr as E
-from ..errors import LimitError, MatcalcError, NameError_, ParseError, ShapeError, Span
+from ..errors import LimitError, NameError_, ParseError, ShapeError, Span
 from ..shapes import SCALAR, DimVar, Unifier, dim_product
 from .parser import parse_tree
 
@@ -307,11 +308,15 @@ class _Infer:
                       hint="use ./ for elementwise division or inv() for the inverse")
         return a
 
-    def t_pow(self, t):
+    def _power_operands(self, t):
         l, r = t.children
         a, b = self.infer(l), self.infer(r)
         if not self.is_scalar(b):
             self.fail(r, f"the exponent {self.src(r)} must be a scalar, not {self.show(b)}")
+        return l, r, a
+
+    def t_pow(self, t):
+        l, r, a = self._power_operands(t)
         if self.is_scalar(a):
             return a
         if self.u.find(a[1]) == 1 or self.u.find(a[0]) == 1:
@@ -325,11 +330,7 @@ class _Infer:
         return a
 
     def t_epow(self, t):
-        l, r = t.children
-        a, b = self.infer(l), self.infer(r)
-        if not self.is_scalar(b):
-            self.fail(r, f"the exponent {self.src(r)} must be a scalar, not {self.show(b)}")
-        return a
+        return self._power_operands(t)[2]
 
     def t_frobenius(self, t):
         l, r = t.children
@@ -367,7 +368,8 @@ class _Infer:
             if isinstance(self.u.find(c), DimVar):
                 self.u.unify(c, 1)
         used = {d for decl in self.decls.values() for d in decl.dims if isinstance(d, str)}
-        names = (n for n in DIM_NAMES + tuple(f"n{i}" for i in range(1, 10**6)) if n not in used)
+        names = (n for n in itertools.chain(DIM_NAMES, (f"n{i}" for i in itertools.count(1)))
+                 if n not in used)
         targets = {v.id for v, _, _ in self.products}
 
         def settle_products():

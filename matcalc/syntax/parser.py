@@ -30,7 +30,8 @@ _TOKEN_NAMES = {
 @functools.cache
 def _lark() -> Lark:
     grammar = resources.files("matcalc.grammar").joinpath("matcalc.lark").read_text("utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    # cache=True keeps the built LALR tables in the temp directory: start-up is interactive
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False, cache=True)
 
 
 def parse_tree(text: str) -> Tree:
