@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from . import api
@@ -132,6 +133,9 @@ def run(argv: list[str] | None = None) -> int:
     except MatcalcError as exc:
         print(exc.render(let_text or source, origin), file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:           # `matcalc ... | head`: the reader left; stay quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

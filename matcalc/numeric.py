@@ -85,8 +85,12 @@ class Evaluator:
     def __call__(self, e: E.Expr) -> np.ndarray:
         for n in E.walk(e):
             if n not in self.memo:
-                with np.errstate(all="ignore"):
-                    self.memo[n] = self._eval(n, [self.memo[k] for k in n.children()])
+                kids = [self.memo[k] for k in n.children()]
+                try:
+                    with np.errstate(all="ignore"):
+                        self.memo[n] = self._eval(n, kids)
+                except np.linalg.LinAlgError:   # singular: not a point of the domain
+                    self.memo[n] = np.full((self.dim(n.shape[0]), self.dim(n.shape[1])), np.nan)
         return self.memo[e]
 
     def _eval(self, n: E.Expr, v: list[np.ndarray]) -> np.ndarray:

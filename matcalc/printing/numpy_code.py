@@ -201,24 +201,28 @@ class _Module:
         return "".join(out), ADD
 
     def _emit_Mul(self, f, e):
-        scalars = [x for x in e.factors if x.is_scalar]
+        """Scalar factors times the matrix chain; a sign in front."""
+        coeff = 1.0
+        parts: list[tuple[str, int]] = []
+        for x in e.factors:
+            if isinstance(x, E.Const):
+                coeff *= float(x.value)
+            elif x.is_scalar:
+                parts.append(f.code(x))
         chain = [x for x in e.factors if not x.is_scalar]
-        parts = []
-        coeff = None
-        for s in scalars:
-            if isinstance(s, E.Const):
-                coeff = float(s.value)
-            else:
-                parts.append(f.wrap(s, MUL + 1))
         if chain:
-            src, prec = self._chain(f, chain)
-            parts.append(src if prec > MUL or not parts else f"({src})")
-        if coeff is not None and coeff != 1.0:
-            if coeff == -1.0:
-                body = " * ".join(parts)
-                return f"-{body}" if len(parts) == 1 and (chain and prec >= MUL or not chain) else f"-({body})", UNARY
-            parts.insert(0, repr(coeff) if coeff > 0 else f"({coeff!r})")
-        return " * ".join(parts), MUL
+            parts.append(self._chain(f, chain))
+        if abs(coeff) != 1.0 or not parts:
+            parts.insert(0, (repr(abs(coeff)), ATOM))
+        if len(parts) == 1:
+            src, prec = parts[0]
+        else:   # left-associative: only the first operand may itself be a product
+            src = " * ".join(p if pr > MUL or (i == 0 and pr == MUL) else f"({p})"
+                             for i, (p, pr) in enumerate(parts))
+            prec = MUL
+        if coeff < 0:
+            return "-" + (src if prec >= MUL else f"({src})"), UNARY
+        return src, prec
 
     def _chain(self, f, chain) -> tuple[str, int]:
         """A matrix chain; right-to-left when it ends in a vector (A @ (B @ x))."""

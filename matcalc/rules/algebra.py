@@ -105,6 +105,8 @@ def _t_push(e, ctx):
         return E.power(transposed(a.base), a.exponent)
     if isinstance(a, E.Kron):
         return E.kron(transposed(a.left), transposed(a.right))
+    if isinstance(a, E.MatPow):
+        return E.matpow(transposed(a.base), a.k)
     return None
 
 
@@ -131,6 +133,56 @@ def _m_scalars_first(e, ctx):
     combined.sort(key=ctx.key)
     new = E.mul(*consts, *combined, *chain)
     return None if new == e else new
+
+
+def _inverse_pair(a: E.Expr, b: E.Expr) -> bool:
+    """a b = I: X X⁻¹, X⁻¹ X, and their transposes."""
+    if isinstance(a, E.Transpose) and isinstance(b, E.Transpose):
+        a, b = a.arg, b.arg
+    inv = lambda x, y: isinstance(x, E.Apply) and x.fn is Fn.INV and x.arg == y
+    return inv(a, b) or inv(b, a)
+
+
+def _power_of(x: E.Expr) -> tuple[E.Expr, int]:
+    return (x.base, x.k) if isinstance(x, E.MatPow) else (x, 1)
+
+
+def _m_chain(e, ctx):
+    """Within the matrix chain: X X⁻¹ = I, X X = X², diag(v) x = v ⊙ x."""
+    scalars = [f for f in e.factors if f.is_scalar]
+    chain = [f for f in e.factors if not f.is_scalar]
+    out: list[E.Expr] = []
+    changed = False
+    for f in chain:
+        prev = out[-1] if out else None
+        if prev is not None and _inverse_pair(prev, f):
+            out.pop()
+            changed = True
+            continue
+        if prev is not None and _power_of(prev)[0] == _power_of(f)[0] and not is_vector_shape(f):
+            base = _power_of(f)[0]
+            out[-1] = E.matpow(base, _power_of(prev)[1] + _power_of(f)[1])
+            changed = True
+            continue
+        if prev is not None and isinstance(prev, E.Apply) and prev.fn is Fn.DIAG and f.shape[1] == 1:
+            out[-1] = E.hadamard(prev.arg, f)
+            changed = True
+            continue
+        if prev is not None and isinstance(f, E.Apply) and f.fn is Fn.DIAG and prev.shape[0] == 1:
+            out[-1] = transposed(E.hadamard(transposed(prev), f.arg))
+            changed = True
+            continue
+        out.append(f)
+    if not changed:
+        return None
+    if not out:
+        n = chain[0].shape[0]
+        out = [E.Identity((n, n))]
+    return E.mul(*scalars, *out)
+
+
+def is_vector_shape(x: E.Expr) -> bool:
+    return x.shape[0] == 1 or x.shape[1] == 1
 
 
 # ------------------------------------------------------------ sums
@@ -227,8 +279,10 @@ def _factor(e: E.Add, at_end: bool):
             scalars, chain = chains[i]
             remaining = chain[:-1] if at_end else chain[1:]
             rest.append(E.mul(*scalars, *remaining))
-        inner = E.add(*rest)
-        factored = E.mul(inner, common) if at_end else E.mul(common, inner)
+        # -A C - B C = -(A + B) C: a common sign stays outside
+        sign = -1 if all(split_coefficient(r)[0] < 0 for r in rest) else 1
+        inner = E.add(*(E.mul(E.Const(sign), r) for r in rest))
+        factored = E.mul(E.Const(sign), inner, common) if at_end else E.mul(E.Const(sign), common, inner)
         others = [t for i, t in enumerate(e.terms) if i not in members]
         return E.add(factored, *others) if others else factored
     return None
@@ -321,6 +375,14 @@ def _fn_diag(e, ctx):
     a = e.arg
     if e.fn is Fn.DIAGV and isinstance(a, E.Apply) and a.fn is Fn.DIAG:
         return a.arg
+    if e.fn is Fn.DIAG and isinstance(a, E.Broadcast):          # diag(s 1) = s I
+        return E.mul(a.value, E.Identity(e.shape))
+    if e.fn is Fn.DIAGV and isinstance(a, E.Mul):               # diag(a bᵀ) = a ⊙ b
+        chain = [f for f in a.factors if not f.is_scalar]
+        if len(chain) == 2 and chain[0].shape[1] == 1 and chain[1].shape[0] == 1:
+            return E.mul(*(f for f in a.factors if f.is_scalar), E.hadamard(chain[0], transposed(chain[1])))
+    if e.fn is Fn.DIAGV and isinstance(a, E.Identity):
+        return E.broadcast(E.ONE, e.shape)
     return None
 
 
@@ -354,7 +416,8 @@ RULES: dict[object, list[AlgebraRule]] = {
                   AlgebraRule(Rule("transpose pushed to the leaves", "(AB)ᵀ = BᵀAᵀ, (Aᵀ)ᵀ = A, Sᵀ = S"), _t_push)],
     E.Mul: [AlgebraRule(Rule("zero factor", "0 A = 0"), _m_zero),
             AlgebraRule(Rule("identity factor", "A I = A"), _m_identity),
-            AlgebraRule(Rule("scalars commute", "A (s B) = s A B"), _m_scalars_first)],
+            AlgebraRule(Rule("scalars commute", "A (s B) = s A B"), _m_scalars_first),
+            AlgebraRule(Rule("products", "X X⁻¹ = I, X X = X², diag(v) x = v ⊙ x"), _m_chain)],
     E.Add: [AlgebraRule(Rule("zero term", "A + 0 = A"), _a_zero),
             AlgebraRule(Rule("like terms", "aA + bA = (a+b)A"), _a_collect),
             AlgebraRule(Rule("common factor", "AC + BC = (A+B)C"), _a_factor),
@@ -365,7 +428,8 @@ RULES: dict[object, list[AlgebraRule]] = {
     E.Broadcast: [AlgebraRule(Rule("zero broadcast", "0·11ᵀ = 0"), _broadcast)],
     Fn.TRACE: [AlgebraRule(Rule("trace", "tr(s) = s, tr(Aᵀ) = tr(A), tr(x yᵀ) = yᵀx"), _fn_trace)],
     Fn.INV: [AlgebraRule(Rule("inverse", "(X⁻¹)⁻¹ = X, I⁻¹ = I"), _fn_inverse)],
-    Fn.DIAGV: [AlgebraRule(Rule("diag", "diag(diag(v)) = v"), _fn_diag)],
+    Fn.DIAGV: [AlgebraRule(Rule("diag", "diag(diag(v)) = v, diag(a bᵀ) = a ⊙ b"), _fn_diag)],
+    Fn.DIAG: [AlgebraRule(Rule("diag of a constant", "diag(s 1) = s I"), _fn_diag)],
     Fn.SUM: [AlgebraRule(Rule("sum of a scalar", "sum(s) = s"), _fn_sum)],
 }
 

@@ -51,6 +51,7 @@ def _infer_same(inf, t, shapes):
 def _infer_square_to(result):
     def rule(inf, t, shapes):
         (r, c), = shapes
+        inf.require_matrix(t, (r, c), "a square matrix")
         inf.unify(r, c, t, "needs a square matrix")
         return SCALAR if result == "scalar" else (r, c)
     return rule
@@ -60,6 +61,7 @@ def _infer_diag(inf, t, shapes):
     (r, c), = shapes
     if inf.u.find(c) == 1:
         return (r, r)
+    inf.require_matrix(t, (r, c), "a vector or a square matrix")
     inf.unify(r, c, t, "needs a vector or a square matrix")
     return (r, 1)
 
@@ -167,18 +169,24 @@ class _Infer:
 
     def show(self, shape) -> str:
         r, c = (self.u.find(d) for d in shape)
-        fmt = lambda d: "?" if isinstance(d, DimVar) else str(d)
+        known = lambda *ds: "" if any(isinstance(d, DimVar) for d in ds) else f"({', '.join(map(str, ds))})"
         if r == 1 and c == 1:
             return "a scalar"
         if c == 1:
-            return f"a vector({fmt(r)})"
+            return f"a vector{known(r)}"
         if r == 1:
-            return f"a row vector({fmt(c)})"
-        return f"a matrix({fmt(r)}, {fmt(c)})"
+            return f"a row vector{known(c)}"
+        return f"a matrix{known(r, c)}"
 
     def unify(self, a, b, t, why):
         if not self.u.unify(a, b):
             self.fail(t, f"{self.src(t)}: {why} (dimension {self.u.find(a)} against {self.u.find(b)})")
+
+    def require_matrix(self, t, shape, what: str):
+        """A function of matrices must not quietly turn a vector into a 1x1 matrix."""
+        if self.u.find(shape[0]) == 1 or self.u.find(shape[1]) == 1:
+            arg = t.children[1] if len(t.children) > 1 else t
+            self.fail(t, f"{self.src(t)} needs {what}, but {self.src(arg)} is {self.show(shape)}")
 
     def is_scalar(self, shape) -> bool:
         return self.u.find(shape[0]) == 1 and self.u.find(shape[1]) == 1
@@ -423,7 +431,12 @@ class _Build:
         return sym
 
     def build(self, t) -> E.Expr:
-        return getattr(self, "b_" + t.data)(t)
+        try:
+            return getattr(self, "b_" + t.data)(t)
+        except ShapeError as exc:     # constraints pass 1 could not see: point at this node
+            if exc.span is None:
+                exc.span = _span(self.inf.text, t)
+            raise
 
     def b_number(self, t):
         return E.Const(_number(self.inf.text, t.children[0]))
