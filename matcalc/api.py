@@ -14,6 +14,7 @@ from .errors import UnsupportedError, UsageError
 from .expr import Program
 from .printing.latex import derivation_latex
 from .printing.numpy_code import numpy_module
+from .printing.steps import steps_latex
 from .printing.text import derivation_text
 from .syntax.elaborate import Decl, parse_kind, parse_program  # noqa: F401 (parse_program used by the CLI)
 
@@ -48,8 +49,11 @@ class Derivation(derive.Derivation):
     def __str__(self) -> str:
         return self.text()
 
-    def latex(self, steps: bool = False) -> str:
-        return derivation_latex(self, steps)
+    def latex(self, steps: bool | str = False) -> str:
+        """LaTeX of the result; steps=True (or "all") gives the align* derivation."""
+        if steps:
+            return steps_latex(self, "all" if steps == "all" else "brief")
+        return derivation_latex(self)
 
     def numpy(self) -> str:
         return numpy_module(self)

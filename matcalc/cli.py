@@ -14,7 +14,8 @@ import sys
 from . import api
 from .errors import MatcalcError, Span, UsageError
 from .printing.latex import to_latex
-from .printing.text import steps_text, to_text
+from .printing.steps import steps_json, steps_text
+from .printing.text import to_text
 from .syntax.elaborate import parse_declaration
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
@@ -87,8 +88,7 @@ def _json(d, args, report) -> str:
         "results": {n: {"text": to_text(g), "latex": to_latex(g), "shape": list(g.shape)}
                     for n, g in d.results.items()},
         "adjoints": [{"name": g.name, "text": to_text(b), "latex": to_latex(b)} for g, b in d.adjoints],
-        "steps": [{"rule": s.rule.name, "identity": s.rule.display, "before": to_text(s.before),
-                   "expr": to_text(s.after), "note": s.note} for s in d.steps],
+        "steps": steps_json(d),
         "code": d.numpy(),
     }
     if report is not None:
@@ -117,11 +117,11 @@ def run(argv: list[str] | None = None) -> int:
         if args.format == "json":
             output = _json(d, args, report)
         elif args.format == "latex":
-            output = d.latex(steps=bool(args.steps))
+            output = d.latex(steps=args.steps or False)
         elif args.format == "numpy":
             output = d.numpy()
         else:
-            output = steps_text(d) if args.steps else d.text()
+            output = steps_text(d, args.steps) if args.steps else d.text()
         if report is not None and args.format != "json":
             output += "\n" + "\n".join(COMMENT[args.format] + line for line in report.message.splitlines())
         if args.output:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from . import expr as E
-from .engine.adjoint import transpose_linear
+from .engine.adjoint import IDENTIFY, state_expr, transpose_linear
 from .engine.differential import differential
 from .engine.simplify import Simplifier
 from .errors import NameError_, UsageError
@@ -24,10 +24,13 @@ from .numeric import run_program
 from .rules.algebra import is_symmetric
 from .sampling import dimension_sizes, opaque_functions, sample_inputs
 from .shapes import show_shape
+from .rules.differentials import LINEAR
 from .steps import Rule, Step
 
 SYMMETRIC = Rule("gradient along symmetric directions", "∂L/∂S = sym(G) = ½(G + Gᵀ)",
                  "(not G + Gᵀ − diag(G): Srinivasan & Panda, arXiv:1911.06491)")
+COLLECT = Rule("collecting terms", "A : dX + B : dX = (A + B) : dX")
+ADJOINT = Rule("adjoint", "g_a = ∂L/∂a, passed back to the definition of a (backpropagation)")
 
 
 @dataclass
@@ -87,49 +90,89 @@ def grad(program: E.Program, wrt: list[str], keep_steps: bool = True) -> Derivat
     differentials: dict[str, E.Expr] = {}
     taken = set(program.inputs) | {s.name for s, _ in program.definitions} | set(program.functions)
 
-    def propagate(G: E.Expr, body: E.Expr, name: str):
-        d = differential(body, active)
+    def propagate(G: E.Expr, body: E.Expr, sym: E.Symbol | None):
+        used: list[Rule] = []
+        d = differential(body, active, used if steps is not None else None)
         if d is None:
             return
         d = simplify(d)
-        differentials[name] = d
+        if E.is_zero(d):          # e.g. d sign(X) = 0
+            return
+        differentials[sym.name if sym else ""] = d
+        if steps is not None:
+            steps.append(_differential_step(G, body, sym, d, used))
         for target, parts in transpose_linear(G, d, steps, simplify).items():
             contributions[target].extend(parts)
 
+    def gathered(sym: E.Symbol) -> E.Expr:
+        """Σ of the contributions to ∂L/∂sym, recorded as one step when there are several."""
+        parts = contributions.get(sym.name)
+        if not parts:
+            return E.zero(sym.shape)
+        G = simplify(E.add(*parts))
+        if steps is not None and len(parts) > 1:
+            dX = E.differential(sym)
+            steps.append(Step(COLLECT, state_expr([(p, dX) for p in parts]), state_expr([(G, dX)]),
+                              sym.name, "collect"))
+        return G
+
     output = program.output
     results: dict[str, E.Expr] = {}
+    raw: dict[str, E.Expr] = {}
     if program.definitions and output is program.definitions[-1][0]:
         contributions[output.name].append(E.ONE)
         for sym, body in reversed(program.definitions):
             if sym.name not in active or not contributions.get(sym.name):
                 continue
-            G = simplify(E.add(*contributions[sym.name]))
+            G = gathered(sym)
             if sym.name in wrt:
-                results[sym.name] = G
+                results[sym.name] = raw[sym.name] = G
             if E.is_zero(G):
                 continue
             if not _trivial(G):
                 g = E.Symbol(_fresh(f"g_{sym.name}", taken), sym.shape, "defined")
                 adjoints.append((g, G))
+                if steps is not None:
+                    steps.append(Step(ADJOINT, g, G, sym.name, "adjoint"))
                 G = g
-            propagate(G, body, sym.name)
+            propagate(G, body, sym)
     else:
-        propagate(E.ONE, output, "")
+        propagate(E.ONE, output, None)
 
     for sym in wrt_syms:
         if sym.name in results:
             continue
-        parts = contributions.get(sym.name)
-        G = simplify(E.add(*parts)) if parts else E.zero(sym.shape)
+        G = raw[sym.name] = gathered(sym)
         if sym.symmetric and not is_symmetric(G) and not _numerically_symmetric(program, adjoints, G):
             sym_G = simplify(E.mul(E.Const(Fraction(1, 2)), E.add(G, E.transpose(G))))
             if steps is not None:
-                steps.append(Step(SYMMETRIC, G, sym_G, sym.name))
+                steps.append(Step(SYMMETRIC, G, sym_G, sym.name, "symmetric"))
             G = sym_G
         results[sym.name] = G
     results, adjoints = _inline_single_use(results, adjoints, simplify)
     results, adjoints = _refer_to_definitions(program, results, adjoints)
+    if steps is not None:
+        for sym in wrt_syms:
+            steps.append(Step(IDENTIFY, state_expr([(raw[sym.name], E.differential(sym))]),
+                              results[sym.name], sym.name, "identify"))
     return Derivation(program, list(wrt), results, adjoints, steps or [], differentials)
+
+
+def _differential_step(G, body, sym, d, used: list[Rule]) -> Step:
+    """dL = G : da  ->  G : (the differential of a's definition)."""
+    # `used` runs inside out: the last non-linear rule is the outermost, the one to name
+    main = next((r for r in reversed(used) if r is not LINEAR), LINEAR)
+    others = [r.name for r in used if r is not main]
+    if sym is None or G == E.ONE:
+        before = E.Differential(body, body.shape)
+        note = f"{sym.name} = {body}" if sym is not None else ""
+    else:
+        before = state_expr([(G, E.differential(sym))])
+        note = f"where {sym.name} = {body}"
+    if others:
+        note = "; ".join(([note] if note else []) + [f"also {', '.join(others)}"])
+    return Step(main, before, state_expr([(G, d)]), note, "differential",
+                None if sym is None else (sym.name, body))
 
 
 def _numerically_symmetric(program, adjoints, G, points: int = 2) -> bool:

@@ -110,8 +110,8 @@ class Broadcast(Expr):
 
 @node
 class Differential(Expr):
-    """d(target): the differential of a symbol."""
-    target: Symbol
+    """d(target): the differential of a symbol (of any expression, in step displays)."""
+    target: Expr
     shape: Shape
 
     def children(self):

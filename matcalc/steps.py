@@ -18,9 +18,15 @@ class Rule:
     cookbook: str = ""   # Matrix Cookbook equation, where there is one
 
 
+# What a step does, for printers: a block starts with a "differential" step.
+KINDS = ("differential", "rewrite", "collect", "adjoint", "symmetric", "identify")
+
+
 @dataclass(frozen=True)
 class Step:
     rule: Rule
     before: Expr
     after: Expr
-    note: str = ""       # e.g. "where a = W*h + b" for the chain rule
+    note: str = ""       # e.g. "where a = W*h + b" for a definition's differential
+    kind: str = "rewrite"
+    definition: tuple[str, Expr] | None = None   # (a, W*h + b) for a definition's differential

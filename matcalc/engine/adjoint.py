@@ -1,8 +1,9 @@
 """The Frobenius walk: dL = G : ℓ(dX, dY, ...)  ->  G_X : dX + G_Y : dY + ...
 
 Layer L3: imports expr, steps and rules.  Walks the linear expression from
-the outside in, moving each operation onto G as its adjoint (reverse mode);
-every move is recorded as a Step naming its identity.
+the outside in, moving each operation onto G as its adjoint (reverse mode).
+The leftmost unfinished term is always the one rewritten, so with steps on,
+each Step holds the whole of dL before and after one named identity.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from ..steps import Rule, Step
 
 IDENTIFY = Rule("identification", "dL = G : dX  ⇒  ∂L/∂X = G")
 
+Term = tuple[E.Expr, E.Expr]          # (G, ℓ): the term G : ℓ
+
 
 def _varies(e: E.Expr, memo: dict) -> bool:
     hit = memo.get(e)
@@ -23,29 +26,40 @@ def _varies(e: E.Expr, memo: dict) -> bool:
     return hit
 
 
+def state_expr(terms: list[Term]) -> E.Expr:
+    """Σ G : ℓ as one expression (what a step line shows); 1 : ℓ is just ℓ."""
+    if not terms:
+        return E.zero((1, 1))
+    return E.add(*(e if g == E.ONE and e.is_scalar else E.frobenius(g, e) for g, e in terms))
+
+
 def transpose_linear(G: E.Expr, linear: E.Expr, steps: list[Step] | None = None,
                      simplify: Callable[[E.Expr], E.Expr] = lambda e: e) -> dict[str, list[E.Expr]]:
     """Contributions to ∂/∂X for every X whose dX appears in `linear`.
 
     Each new G is simplified as it is made, so that steps read as a person
     would write them and G stays small as it travels inward."""
-    out: dict[str, list[E.Expr]] = defaultdict(list)
     memo: dict = {}
-    work = [(G, linear)]
-    while work:
-        g, e = work.pop()
+    finished: list[Term] = []
+    stack: list[Term] = [(G, linear)]          # leftmost term on top
+    while stack:
+        g, e = stack.pop()
         if isinstance(e, E.Differential):
-            out[e.target.name].append(g)
-            if steps is not None:
-                steps.append(Step(IDENTIFY, E.frobenius(g, e), g, e.target.name))
+            finished.append((g, e))
             continue
         entry = adjoint_rule(e)
+        moved: list[Term] = []
+        rule = entry.rule
         for i, child in enumerate(e.children()):
-            if not _varies(child, memo):
-                continue
-            rule, g2 = entry.apply(g, e, i)
-            g2 = simplify(g2)
-            if steps is not None:
-                steps.append(Step(rule, E.frobenius(g, e), E.frobenius(g2, child)))
-            work.append((g2, child))
+            if _varies(child, memo):
+                rule, g2 = entry.apply(g, e, i)
+                moved.append((simplify(g2), child))
+        if steps is not None:
+            rest = stack[::-1]
+            steps.append(Step(rule, state_expr(finished + [(g, e)] + rest),
+                              state_expr(finished + moved + rest)))
+        stack.extend(reversed(moved))
+    out: dict[str, list[E.Expr]] = defaultdict(list)
+    for g, e in finished:
+        out[e.target.name].append(g)
     return out

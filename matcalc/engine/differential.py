@@ -10,8 +10,10 @@ from .. import expr as E
 from ..rules.differentials import rule_for
 
 
-def differential(e: E.Expr, active: set[str]) -> E.Expr | None:
-    """dE with dX for every active symbol X; None when E does not vary."""
+def differential(e: E.Expr, active: set[str], used: list | None = None) -> E.Expr | None:
+    """dE with dX for every active symbol X; None when E does not vary.
+
+    `used`, if given, collects the rules applied (each once, in order)."""
     memo: dict[E.Expr, E.Expr | None] = {}
     for n in E.walk(e):
         if n in memo:
@@ -22,5 +24,11 @@ def differential(e: E.Expr, active: set[str]) -> E.Expr | None:
             memo[n] = None
         else:
             dk = tuple(memo[k] for k in n.children())
-            memo[n] = None if all(d is None for d in dk) else rule_for(n).apply(n, dk)
+            if all(d is None for d in dk):
+                memo[n] = None
+                continue
+            entry = rule_for(n)
+            memo[n] = entry.apply(n, dk)
+            if used is not None and entry.rule not in used:
+                used.append(entry.rule)
     return memo[e]

@@ -80,7 +80,9 @@ class LatexPrinter:
         return ones if E.is_const(e.value, 1) else rf"{self.wrap(e.value, MUL)} {ones}"
 
     def _print_Differential(self, e):
-        return r"\mathrm{d}" + self.wrap(e.target, POSTFIX)
+        if isinstance(e.target, E.Symbol):
+            return r"\mathrm{d}" + self.print(e.target)
+        return r"\mathrm{d}\left(" + self.print(e.target) + r"\right)"
 
     def _print_Add(self, e):
         out = []
@@ -120,19 +122,27 @@ class LatexPrinter:
     def _print_Frobenius(self, e):
         return rf"{self.wrap(e.left, FROBENIUS)} : {self.wrap(e.right, FROBENIUS + 1)}"
 
+    def base(self, e: E.Expr) -> str:
+        """e as the base of a superscript: X^{-1}^{T} is not TeX, (X^{-1})^{T} is."""
+        if isinstance(e, (E.Transpose, E.Power, E.MatPow)) or (isinstance(e, E.Apply) and e.fn is Fn.INV):
+            return rf"\left({self.print(e)}\right)"
+        return self.wrap(e, POSTFIX + 1)
+
     def _print_Transpose(self, e):
-        return self.wrap(e.arg, POSTFIX + 1) + "^{T}"
+        if isinstance(e.arg, E.Apply) and e.arg.fn is Fn.INV:
+            return self.base(e.arg.arg) + "^{-T}"
+        return self.base(e.arg) + "^{T}"
 
     def _print_Power(self, e):
         circ = "" if e.base.is_scalar else r"\circ "
-        return f"{self.wrap(e.base, POSTFIX + 1)}^{{{circ}{self.print(e.exponent)}}}"
+        return f"{self.base(e.base)}^{{{circ}{self.print(e.exponent)}}}"
 
     def _print_MatPow(self, e):
-        return f"{self.wrap(e.base, POSTFIX + 1)}^{{{e.k}}}"
+        return f"{self.base(e.base)}^{{{e.k}}}"
 
     def _print_Apply(self, e):
         if e.fn is Fn.INV:
-            return self.wrap(e.arg, POSTFIX + 1) + "^{-1}"
+            return self.base(e.arg) + "^{-1}"
         return NAMED[e.fn].format(x=self.print(e.arg))
 
     def _print_Call(self, e):
@@ -145,23 +155,11 @@ class LatexPrinter:
 to_latex = LatexPrinter()
 
 
-def derivation_latex(d, steps: bool = False) -> str:
-    """The results as LaTeX; with steps, an align* derivation."""
-    lines = []
-    if steps:
-        for name, dexpr in d.differentials.items():
-            lhs = r"\mathrm{d}" + (latex_name(name) if name else "L")
-            lines.append(f"{lhs} &= {to_latex(dexpr)}")
-        for s in d.steps:
-            lines.append(rf"{to_latex(s.before)} &= {to_latex(s.after)} && \text{{{_escape(s.rule.name)}}}")
-    for g, body in d.adjoints:
-        lines.append(f"{latex_name(g.name)} &= {to_latex(body)}")
+def derivation_latex(d) -> str:
+    """The results (and shared adjoints) as LaTeX."""
+    lines = [f"{latex_name(g.name)} &= {to_latex(body)}" for g, body in d.adjoints]
     for name, g in d.results.items():
         lines.append(rf"\frac{{\partial L}}{{\partial {latex_name(name)}}} &= {to_latex(g)}")
-    if not steps and len(lines) == 1:
+    if len(lines) == 1:
         return lines[0].replace(" &= ", " = ")
     return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}"
-
-
-def _escape(text: str) -> str:
-    return re.sub(r"([#$%&_{}])", r"\\\1", text)

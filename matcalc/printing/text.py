@@ -48,7 +48,9 @@ class TextPrinter:
         return f"{self.wrap(e.value, MUL)}*ones"
 
     def _print_Differential(self, e):
-        return "d" + self.print(e.target)
+        if isinstance(e.target, E.Symbol):
+            return "d" + self.print(e.target)
+        return f"d({self.print(e.target)})"
 
     def _print_Add(self, e):
         out = []
@@ -130,23 +132,4 @@ def derivation_text(d) -> str:
         return to_text(d.result)
     lines = [f"{g.name} = {to_text(body)}" for g, body in d.adjoints]
     lines += [f"grad_{name} = {to_text(g)}" for name, g in d.results.items()]
-    return "\n".join(lines)
-
-
-def steps_text(d) -> str:
-    """The derivation, one rewrite a line, each naming its identity."""
-    lines = []
-    for name, dexpr in d.differentials.items():
-        lhs = f"d{name}" if name else "dL"
-        lines.append(f"{lhs} = {to_text(dexpr)}")
-    width = 0
-    body = []
-    for s in d.steps:
-        left = f"  {to_text(s.before)}  =  {to_text(s.after)}"
-        body.append((left, f"[{s.rule.name}: {s.rule.display}]" + (f" ({s.note})" if s.note and s.rule.name != "identification" else "")))
-        width = max(width, len(left))
-    width = min(width, 70)
-    lines += [f"{left.ljust(width)}   {why}" for left, why in body]
-    for name, g in d.results.items():
-        lines.append(f"∂L/∂{name} = {to_text(g)}")
     return "\n".join(lines)

@@ -1,0 +1,107 @@
+"""The derivation as a person writes it: --steps in text and LaTeX.
+
+Layer L2: imports the text and LaTeX printers; reads Step records (steps.py).
+A block per differentiated definition: `dL = ...` then one `= ...` line per
+identity, with the identity named.  "brief" merges the minor moves (splitting
+a sum, moving a scalar) into the next line; "all" shows every rewrite.
+"""
+from __future__ import annotations
+
+import re
+
+from ..steps import Step
+from .latex import latex_name, to_latex
+from .text import to_text
+
+MINOR = {"linearity", "move a scalar"}
+
+
+def visible(steps: list[Step], verbosity: str = "brief") -> list[tuple[Step, list[str]]]:
+    """The steps to show, each with the names of minor rules merged into it."""
+    out: list[tuple[Step, list[str]]] = []
+    carried: list[str] = []
+    for s in steps:
+        if verbosity == "brief" and s.kind == "rewrite" and s.rule.name in MINOR:
+            carried.append(s.rule.name)
+            continue
+        out.append((s, carried))
+        carried = []
+    return out
+
+
+def _lines(d, verbosity, show, why) -> list[tuple[str, str, str]]:
+    """(left side, right side, explanation) per displayed line."""
+    rows = []
+    for s, merged in visible(d.steps, verbosity):
+        if s.kind == "differential":
+            lhs = "dL"
+            first = show(s.before)
+            rows.append((lhs, first, ""))
+            rows.append(("", show(s.after), why(s, merged)))
+        elif s.kind == "adjoint":
+            rows.append((show(s.before), show(s.after), why(s, merged)))
+        elif s.kind == "identify":
+            rows.append((f"∂L/∂{s.note}", show(s.after), ""))
+        elif s.kind == "symmetric":
+            rows.append(("", show(s.after), why(s, merged)))
+        else:
+            rows.append(("", show(s.after), why(s, merged)))
+    return rows
+
+
+def _text_why(s: Step, merged: list[str]) -> str:
+    if s.kind == "differential":
+        base = s.rule.name
+        if s.note:
+            base += f"; {s.note}"
+    elif s.kind == "adjoint":
+        base = f"∂L/∂{s.note}, passed back to the definition of {s.note}"
+    else:
+        base = s.rule.display
+    if merged:
+        base += f"; {', '.join(dict.fromkeys(merged))}"
+    return base
+
+
+def steps_text(d, verbosity: str = "brief") -> str:
+    rows = _lines(d, verbosity, to_text, _text_why)
+    width = max((len(l) for l, _, _ in rows), default=2)
+    body = []
+    for lhs, rhs, why in rows:
+        prefix = (lhs.ljust(width) + " = ") if lhs else (" " * width + " = ")
+        body.append((prefix + rhs, why))
+    col = min(max(len(a) for a, _ in body) + 3, 72)
+    return "\n".join((a.ljust(col) + f"({w})").rstrip() if w else a for a, w in body)
+
+
+def _latex_why(s: Step, merged: list[str]) -> str:
+    """The explanation column: text mode for words, math for the definition."""
+    text = "adjoint, passed back" if s.kind == "adjoint" else s.rule.name
+    if s.kind == "differential" and s.definition is not None:
+        sym, body = s.definition
+        return rf"\text{{{_escape(text)}, where }} {latex_name(sym)} = {to_latex(body)}"
+    return r"\text{" + _escape(text) + "}"
+
+
+def steps_latex(d, verbosity: str = "brief") -> str:
+    rows = _lines(d, verbosity, to_latex, _latex_why)
+    out = []
+    for lhs, rhs, why in rows:
+        if lhs == "dL":
+            left = r"\mathrm{d}L"
+        elif lhs.startswith("∂L/∂"):
+            left = rf"\frac{{\partial L}}{{\partial {latex_name(lhs[4:])}}}"
+        else:
+            left = lhs
+        out.append(f"{left} &= {rhs}" + (f" && {why}" if why else ""))
+    return "\\begin{align*}\n" + " \\\\\n".join(out) + "\n\\end{align*}"
+
+
+def _escape(text: str) -> str:
+    return re.sub(r"([#$%&_{}])", r"\\\1", text)
+
+
+def steps_json(d) -> list[dict]:
+    return [{"kind": s.kind, "rule": s.rule.name, "identity": s.rule.display, "note": s.note,
+             "before": to_text(s.before), "expr": to_text(s.after)} for s in d.steps]
+
