@@ -59,6 +59,8 @@ def _infer_square_to(result):
 
 def _infer_diag(inf, t, shapes):
     (r, c), = shapes
+    if any(inf.u.find(c) is inf.u.find(k) for k in inf.ones_columns):
+        inf.u.unify(c, 1)        # diag(ones): `ones` is a vector unless something says otherwise
     if inf.u.find(c) == 1:
         return (r, r)
     inf.require_matrix(t, (r, c), "a vector or a square matrix")
