@@ -9,8 +9,9 @@ from types import SimpleNamespace
 from typing import Iterable
 
 from . import derive
-from .check import CheckReport, check_gradient
-from .errors import UnsupportedError, UsageError
+from . import jacobian as jacobians
+from .check import CheckReport, check_derivation
+from .errors import UsageError
 from .expr import Program
 from .printing.latex import derivation_latex
 from .printing.numpy_code import numpy_module
@@ -38,10 +39,8 @@ class Derivation(derive.Derivation):
     """A derivation with its printers: see interface.md §4."""
 
     @classmethod
-    def of(cls, d: derive.Derivation, command: str = "grad") -> "Derivation":
-        out = cls(**vars(d))
-        out.command = command
-        return out
+    def of(cls, d: derive.Derivation) -> "Derivation":
+        return cls(**vars(d))
 
     def text(self) -> str:
         return derivation_text(self)
@@ -66,7 +65,7 @@ class Derivation(derive.Derivation):
                                   if callable(v) and not k.startswith("_") and k != "np"})
 
     def check(self, seed: int = 0) -> CheckReport:
-        return check_gradient(self, seed)
+        return check_derivation(self, seed)
 
     def _repr_latex_(self) -> str:
         return "$$" + self.latex() + "$$"
@@ -88,9 +87,11 @@ def grad(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | No
     return Derivation.of(derive.grad(_program(expr, let), _names(wrt)))
 
 
-def jacobian(expr, wrt, let=None) -> Derivation:
-    raise UnsupportedError("Jacobians are not implemented yet (planned: vec/Kronecker forms)")
+def jacobian(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | None = None) -> Derivation:
+    """∂f/∂x with d vec(f) = J d vec(x): len(f) × len(x) for vectors, Kronecker forms for matrices."""
+    return Derivation.of(jacobians.jacobian(_program(expr, let), _names(wrt)))
 
 
-def hessian(expr, wrt, let=None) -> Derivation:
-    raise UnsupportedError("Hessians are not implemented yet (planned: the Jacobian of the gradient)")
+def hessian(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | None = None) -> Derivation:
+    """∂²L/∂x² for a scalar L: the Jacobian of the gradient (vec order for matrices)."""
+    return Derivation.of(jacobians.hessian(_program(expr, let), _names(wrt)))

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .derive import grad
 from .numeric import run_program
 from .sampling import dimension_sizes, opaque_functions, sample_inputs
 
-__all__ = ["check_gradient", "CheckReport", "dimension_sizes", "sample_inputs", "opaque_functions"]
+__all__ = ["check_derivation", "check_gradient", "CheckReport", "dimension_sizes", "sample_inputs", "opaque_functions"]
 
 TOLERANCE = 1e-5
 STEP = 1e-6
@@ -32,28 +33,34 @@ class CheckReport:
         return self.message
 
 
-def check_gradient(derivation, seed: int = 0, points: int = 3) -> CheckReport:
-    """Compare ∂L/∂X with central differences at `points` random points."""
+def check_derivation(derivation, seed: int = 0, points: int = 3) -> CheckReport:
+    """Compare every result with central differences at `points` random points:
+    a gradient against the value, a Jacobian against vec(value), a Hessian
+    against the gradient (its own derivation, evaluated numerically)."""
     program = derivation.program
     rng = np.random.default_rng(seed)
     worst: dict[str, float] = {name: 0.0 for name in derivation.results}
     functions = opaque_functions(program)
+    gradients = {name: grad(program, [name], keep_steps=False) for name in derivation.results} \
+        if derivation.command == "hessian" else {}
     done = 0
     for _ in range(points):
         dims = dimension_sizes(program, rng)
-        point = _valid_point(program, rng, dims, functions)
-        if point is None:
+        env = _valid_point(program, rng, dims, functions)
+        if env is None:
             break
         done += 1
-        env, value_of = point
         ev = run_program(program, env, functions, dims, derivation.adjoints)
-        for name, G in derivation.results.items():
-            analytic = ev(G)
-            if name not in program.inputs:   # an intermediate: perturb it, hold its definition
-                numeric = _finite_difference(value_of, {**env, name: ev.env[name]}, name, program,
-                                             rng, fixed=frozenset({name}))
+        for name, result in derivation.results.items():
+            analytic = ev(result)
+            fixed = frozenset() if name in program.inputs else frozenset({name})
+            point = {**env, name: ev.env[name]}     # an intermediate is perturbed with its definition held
+            if derivation.command == "grad":
+                numeric = _finite_difference(_value(program, functions, dims), point, name, program, fixed)
             else:
-                numeric = _finite_difference(value_of, env, name, program, rng)
+                target = _value(program, functions, dims) if derivation.command == "jacobian" \
+                    else _gradient(gradients[name], functions, dims)
+                numeric = _jacobian_by_differences(target, point, name, fixed)
             err = np.max(np.abs(analytic - numeric)) / max(1.0, float(np.max(np.abs(numeric))))
             worst[name] = max(worst[name], float(err))
     if done == 0:
@@ -67,19 +74,45 @@ def check_gradient(derivation, seed: int = 0, points: int = 3) -> CheckReport:
     return CheckReport(ok, top, worst, "\n".join(lines), done)
 
 
+check_gradient = check_derivation
+
+
+def _value(program, functions, dims):
+    def value_of(point, fixed=frozenset()):
+        return run_program(program, point, functions, dims, fixed=fixed)(program.output)
+    return value_of
+
+
+def _gradient(g, functions, dims):
+    def gradient_of(point, fixed=frozenset()):
+        return run_program(g.program, point, functions, dims, g.adjoints, fixed=fixed)(g.result)
+    return gradient_of
+
+
 def _valid_point(program, rng, dims, functions):
+    value_of = _value(program, functions, dims)
     for _ in range(ATTEMPTS):
         env = sample_inputs(program, rng, dims)
-
-        def value_of(point, fixed=frozenset(), program=program, functions=functions, dims=dims):
-            ev = run_program(program, point, functions, dims, fixed=fixed)
-            return float(ev(program.output).item())
-        if np.isfinite(value_of(env)):
-            return env, value_of
+        if np.all(np.isfinite(value_of(env))):
+            return env
     return None
 
 
-def _finite_difference(value_of, env, name, program, rng, fixed=frozenset()) -> np.ndarray:
+def _jacobian_by_differences(target, env, name, fixed) -> np.ndarray:
+    """∂vec(target)/∂vec(name), column by column (vec is column-major)."""
+    x = env[name]
+    columns = []
+    for idx in zip(*np.unravel_index(np.arange(x.size), x.shape, order="F")):
+        direction = np.zeros_like(x)
+        direction[idx] = 1.0
+        h = STEP * max(1.0, abs(x[idx]))
+        plus = target({**env, name: x + h * direction}, fixed)
+        minus = target({**env, name: x - h * direction}, fixed)
+        columns.append(((plus - minus) / (2 * h)).reshape(-1, order="F"))
+    return np.stack(columns, axis=1)
+
+
+def _finite_difference(value_of, env, name, program, fixed=frozenset()) -> np.ndarray:
     """Central differences entry by entry (symmetric pairs for symmetric X)."""
     sym = program.inputs.get(name)
     x = env[name]
@@ -95,7 +128,7 @@ def _finite_difference(value_of, env, name, program, rng, fixed=frozenset()) -> 
         h = STEP * max(1.0, abs(x[idx]))
         plus, minus = dict(env), dict(env)
         plus[name], minus[name] = x + h * direction, x - h * direction
-        slope = (value_of(plus, fixed) - value_of(minus, fixed)) / (2 * h)
+        slope = (value_of(plus, fixed) - value_of(minus, fixed)).item() / (2 * h)
         if symmetric and idx[0] != idx[1]:
             # the directional derivative along E_ij + E_ji is G_ij + G_ji = 2 sym(G)_ij
             grad[idx] = grad[idx[::-1]] = slope / 2

@@ -110,9 +110,7 @@ def run(argv: list[str] | None = None) -> int:
         let_text = ""
         source, origin = _read_source(args)
         program = api.parse_program(source, let)
-        if args.command != "grad":
-            getattr(api, args.command)(program, args.wrt)
-        d = api.grad(program, args.wrt)
+        d = getattr(api, args.command)(program, args.wrt)
         report = d.check() if args.check else None
         if args.format == "json":
             output = _json(d, args, report)

@@ -42,6 +42,7 @@ class Derivation:
     adjoints: list[tuple[E.Symbol, E.Expr]]          # g_a = ..., in evaluation order
     steps: list[Step] = field(default_factory=list)
     differentials: dict[str, E.Expr] = field(default_factory=dict)   # name -> d(definition)
+    command: str = "grad"                            # grad | jacobian | hessian
 
     @property
     def result(self) -> E.Expr:

@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import Callable, Iterator
 
 from .errors import ShapeError
-from .shapes import (SCALAR, Shape, dim_product, is_column, is_scalar,
+from .shapes import (SCALAR, Dim, Shape, dim_product, is_column, is_scalar,
                      is_square, show_shape, transposed)
 
 Number = Fraction | float
@@ -93,6 +93,19 @@ class Identity(Expr):
 @node
 class Zero(Expr):
     shape: Shape
+
+
+@node
+class Commutation(Expr):
+    """The commutation matrix K: K vec(A) = vec(Aᵀ) for an m×n matrix A."""
+    m: Dim
+    n: Dim
+    shape: Shape
+
+
+def commutation(m: Dim, n: Dim) -> Commutation:
+    size = dim_product(m, n)
+    return Commutation(m, n, (size, size))
 
 
 @node

@@ -53,6 +53,14 @@ def _logdet(x):
     return value if sign > 0 else np.nan
 
 
+def commutation_matrix(m: int, n: int) -> np.ndarray:
+    """K with K vec(A) = vec(Aᵀ), vec column-major, A m×n."""
+    k = np.zeros((m * n, m * n))
+    r, c = np.meshgrid(np.arange(m), np.arange(n), indexing="ij")
+    k[(c + r * n).ravel(), (r + c * m).ravel()] = 1.0
+    return k
+
+
 def _matmul(a, b):
     if a.shape == (1, 1) or b.shape == (1, 1):
         return a * b
@@ -102,6 +110,8 @@ class Evaluator:
             return _scalar(n.value)
         if isinstance(n, E.Identity):
             return np.eye(self.dim(n.shape[0]))
+        if isinstance(n, E.Commutation):
+            return commutation_matrix(self.dim(n.m), self.dim(n.n))
         if isinstance(n, E.Zero):
             return np.zeros((self.dim(n.shape[0]), self.dim(n.shape[1])))
         if isinstance(n, E.Broadcast):

@@ -75,6 +75,9 @@ class LatexPrinter:
     def _print_Zero(self, e):
         return "0"
 
+    def _print_Commutation(self, e):
+        return f"K_{{{e.m},{e.n}}}"
+
     def _print_Broadcast(self, e):
         ones = r"\mathbb{1}"
         return ones if E.is_const(e.value, 1) else rf"{self.wrap(e.value, MUL)} {ones}"

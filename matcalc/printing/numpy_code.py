@@ -24,6 +24,14 @@ from .text import to_text
 
 ADD, MUL, UNARY, POW, ATOM = range(1, 6)
 
+COMMUTATION = ("_commutation", '''def _commutation(m, n):
+    """K with K @ A.reshape(-1, order="F") == A.T.reshape(-1, order="F") for an m x n A."""
+    r, c = np.meshgrid(np.arange(m), np.arange(n), indexing="ij")
+    k = np.zeros((m * n, m * n))
+    k[(c + r * n).ravel(), (r + c * m).ravel()] = 1.0
+    return k
+''')
+
 HELPERS = {
     Fn.SOFTMAX: ("_softmax", '''def _softmax(x):
     z = np.exp(x - np.max(x))
@@ -116,7 +124,7 @@ class _Module:
         program = d.program
         self.program = program
         self.wrt = list(d.results)
-        own = {"np", "value", "value_and_grad"} | {f"grad_{w}" for w in self.wrt}
+        own = {"np", "value", "value_and_grad"} | {f"{d.command}_{w}" for w in self.wrt}
         inputs = list(program.inputs) + sorted(program.functions) + \
             [f"grad_{f}" for f in sorted(program.functions)]
         local = [s.name for s, _ in program.definitions] + [g.name for g, _ in d.adjoints]
@@ -180,6 +188,10 @@ class _Module:
 
     def _emit_Identity(self, f, e):
         return f"np.eye({self.dim(e.shape[0])})", ATOM
+
+    def _emit_Commutation(self, f, e):
+        self.helpers.add("commutation")
+        return f"_commutation({self.dim(e.m)}, {self.dim(e.n)})", ATOM
 
     def _emit_Zero(self, f, e):
         return f"np.zeros({self.shape_code(e.shape)})", ATOM
@@ -355,9 +367,11 @@ def numpy_module(d) -> str:
     m = _Module(d)
     value = d.program.output
     sections = [m.function("value", "The value of the expression.", [value])]
+    what = {"grad": "∂L/∂{}", "jacobian": "∂vec(f)/∂vec({})", "hessian": "∂²L/∂vec({})²"}[d.command]
     for name, g in d.results.items():
-        comment = f"grad_{name} = {to_text(g)}" if len(to_text(g)) < 200 else f"the gradient with respect to {name}"
-        sections.append(m.function(f"grad_{name}", f"∂L/∂{name}: {comment}", [g]))
+        text = to_text(g)
+        comment = f"{d.command}_{name} = {text}" if len(text) < 200 else "see the derivation"
+        sections.append(m.function(f"{d.command}_{name}", f"{what.format(name)}: {comment}", [g]))
     sections.append(m.function("value_and_grad", "The value and every gradient (" +
                                ", ".join(d.results) + "), sharing the forward pass.",
                                [value] + list(d.results.values())))
@@ -371,5 +385,6 @@ def numpy_module(d) -> str:
     for fname in sorted(d.program.functions):
         header.append(f"    {m.py[fname]}, {m.py['grad_' + fname]}: a scalar function of one argument and its gradient")
     header += ['"""', "import numpy as np", ""]
-    helpers = [HELPERS[fn][1] for fn in sorted(m.helpers, key=lambda f: f.text)]
+    helpers = [COMMUTATION[1] if h == "commutation" else HELPERS[h][1]
+               for h in sorted(m.helpers, key=lambda h: h if isinstance(h, str) else h.text)]
     return "\n".join(header) + "\n" + "\n\n".join(helpers + sections)

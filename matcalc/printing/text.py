@@ -42,6 +42,9 @@ class TextPrinter:
     def _print_Zero(self, e):
         return "0"
 
+    def _print_Commutation(self, e):
+        return f"commutation({e.m}, {e.n})"
+
     def _print_Broadcast(self, e):
         if E.is_const(e.value, 1):
             return "ones"
@@ -131,5 +134,5 @@ def derivation_text(d) -> str:
     if len(d.results) == 1 and not d.adjoints:
         return to_text(d.result)
     lines = [f"{g.name} = {to_text(body)}" for g, body in d.adjoints]
-    lines += [f"grad_{name} = {to_text(g)}" for name, g in d.results.items()]
+    lines += [f"{d.command}_{name} = {to_text(g)}" for name, g in d.results.items()]
     return "\n".join(lines)

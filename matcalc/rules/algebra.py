@@ -118,8 +118,12 @@ def _m_zero(e, ctx):
 
 def _m_identity(e, ctx):
     kept = [f for f in e.factors if not isinstance(f, E.Identity)]
-    if len(kept) == len(e.factors) or not any(not f.is_scalar for f in kept):
+    if len(kept) == len(e.factors):
         return None
+    if not any(not f.is_scalar for f in kept):      # only identities in the chain: keep one
+        if len(e.factors) - len(kept) == 1:
+            return None
+        kept.append(E.Identity(e.shape))
     return E.mul(*kept)
 
 
@@ -159,7 +163,8 @@ def _m_chain(e, ctx):
             out.pop()
             changed = True
             continue
-        if prev is not None and _power_of(prev)[0] == _power_of(f)[0] and not is_vector_shape(f):
+        if prev is not None and _power_of(prev)[0] == _power_of(f)[0] and not is_vector_shape(f) \
+                and not isinstance(f, E.Identity):
             base = _power_of(f)[0]
             out[-1] = E.matpow(base, _power_of(prev)[1] + _power_of(f)[1])
             changed = True

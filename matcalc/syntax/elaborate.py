@@ -114,7 +114,7 @@ FUNCTIONS = {
 ALIASES = {"trace": "tr", "inverse": "inv", "determinant": "det", "log_det": "logdet",
            "norm": "norm2", "frobenius": "norm2", "transpose": "A'", "logistic": "sigmoid",
            "heaviside": "step", "ln": "log", "expm": "exp", "diagonal": "diag", "kronecker": "kron"}
-RESERVED = frozenset(FUNCTIONS) | frozenset(KINDS) | {"I", "ones"}
+RESERVED = frozenset(FUNCTIONS) | frozenset(KINDS) | {"I", "ones", "commutation"}
 
 
 def _span(text: str, t) -> Span:
@@ -350,9 +350,27 @@ class _Infer:
                       f"{self.src(r)} is {self.show(b)}")
         return SCALAR
 
+    def dims_of(self, t, args) -> list:
+        """The arguments of commutation(m, n): dimensions, not expressions."""
+        dims = []
+        for a in args:
+            if a.data == "number" and re.fullmatch(r"[1-9]\d*", str(a.children[0])):
+                dims.append(int(str(a.children[0])))
+            elif a.data == "name":
+                dims.append(str(a.children[0]))
+            else:
+                self.fail(a, f"commutation() takes two dimensions (names or positive integers), "
+                             f"not {self.src(a)}")
+        if len(dims) != 2:
+            self.fail(t, "commutation() takes two dimensions, e.g. commutation(m, n)", NameError_)
+        return dims
+
     def t_call(self, t):
         name_tok, *args = t.children
         name = str(name_tok)
+        if name == "commutation" and name not in self.decls:
+            size = dim_product(*self.dims_of(t, args))
+            return (size, size)
         shapes = [self.infer(a) for a in args]
         decl = self.decls.get(name)
         if decl is not None and decl.kind == "function" or (
@@ -512,6 +530,8 @@ class _Build:
     def b_call(self, t):
         name_tok, *args = t.children
         name = str(name_tok)
+        if name == "commutation" and name not in self.inf.decls:
+            return E.commutation(*self.inf.dims_of(t, args))
         built = [self.build(a) for a in args]
         if name in FUNCTIONS and (name not in self.inf.decls):
             return FUNCTIONS[name][2](built)

@@ -1,0 +1,116 @@
+"""The Jacobian of every linear operation, in Magnus–Neudecker vec form.
+
+Layer L2: imports expr, steps, errors.  For ℓ(M) linear in M,
+d vec(ℓ(M)) = J_ℓ d vec(M); `apply(node, i)` gives J_ℓ for the active child i:
+
+    ℓ(M)        J_ℓ                      identity
+    B M C       Cᵀ ⊗ B                   vec(BMC) = (Cᵀ⊗B) vec(M)
+    B m         B                        (m a vector)
+    b ⊙ m       diag(b)                  vec(b⊙m) = diag(vec b) vec(m)
+    s C         vec(C)                   (s a scalar)
+    tr M        vec(I)ᵀ
+    a : M       vec(a)ᵀ
+    sum M       1ᵀ
+    M + N       I (each term)
+
+A transposed matrix brings in the commutation matrix K (K vec(M) = vec(Mᵀ));
+diag and kron of a variable are not supported yet and say so.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .. import expr as E
+from ..errors import UnsupportedError
+from ..expr import Fn
+from ..shapes import dim_product, is_column, is_row
+from ..steps import Rule
+
+
+@dataclass(frozen=True)
+class JacobianRule:
+    rule: Rule
+    apply: Callable[[E.Expr, int], E.Expr]
+
+
+def vec(e: E.Expr) -> E.Expr:
+    """vec(e), where a column vector is its own vec and a row vector its transpose."""
+    if is_column(e.shape) or e.is_scalar:
+        return e
+    if is_row(e.shape):
+        return E.transpose(e)
+    return E.apply(Fn.VEC, e)
+
+
+def identity(n) -> E.Expr:
+    return E.ONE if n == 1 else E.Identity((n, n))
+
+
+def kron(a: E.Expr, b: E.Expr) -> E.Expr:
+    """a ⊗ b with the trivial cases (1×1, I ⊗ I) done."""
+    if a.is_scalar:
+        return E.mul(a, b)
+    if b.is_scalar:
+        return E.mul(b, a)
+    if isinstance(a, E.Identity) and isinstance(b, E.Identity):
+        return E.Identity((dim_product(a.shape[0], b.shape[0]),) * 2)
+    return E.kron(a, b)
+
+
+def _size(shape) -> object:
+    return dim_product(shape[0], shape[1])
+
+
+def _mul(e: E.Mul, i: int) -> E.Expr:
+    target = e.factors[i]
+    scalars = [f for j, f in enumerate(e.factors) if f.is_scalar and j != i]
+    left = [f for f in e.factors[:i] if not f.is_scalar]
+    right = [f for f in e.factors[i + 1:] if not f.is_scalar]
+    if target.is_scalar:                   # s C: vec(C) ds
+        return E.mul(*scalars, vec(E.mul(*left, *right))) if left or right else E.mul(*scalars, E.ONE)
+    B = E.mul(*left) if left else identity(target.shape[0])
+    C = E.mul(*right) if right else identity(target.shape[1])
+    return E.mul(*scalars, kron(E.transpose(C) if not C.is_scalar else C, B))
+
+
+def _transpose(e: E.Transpose, i: int) -> E.Expr:
+    if is_column(e.arg.shape) or is_row(e.arg.shape) or e.arg.is_scalar:
+        return identity(_size(e.shape))
+    return E.commutation(*e.arg.shape)         # vec(Mᵀ) = K vec(M)
+
+
+def _hadamard(e: E.Hadamard, i: int) -> E.Expr:
+    others = e.factors[:i] + e.factors[i + 1:]
+    return E.apply(Fn.DIAG, vec(E.hadamard(*others)))
+
+
+def _unsupported(what):
+    def apply(e, i):
+        raise UnsupportedError(f"a Jacobian through {what} is not supported yet")
+    return apply
+
+
+JACOBIANS: dict[object, JacobianRule] = {
+    E.Add: JacobianRule(Rule("linearity", "d(A + B) = dA + dB"),
+                        lambda e, i: identity(_size(e.shape))),
+    E.Mul: JacobianRule(Rule("vec of a product", "vec(BMC) = (Cᵀ⊗B) vec(M)"), _mul),
+    E.Transpose: JacobianRule(Rule("commutation matrix", "vec(Mᵀ) = K vec(M)"), _transpose),
+    E.Hadamard: JacobianRule(Rule("Hadamard as a diagonal", "vec(b⊙M) = diag(vec b) vec(M)"), _hadamard),
+    E.Frobenius: JacobianRule(Rule("Frobenius product", "d(a:M) = vec(a)ᵀ d vec(M)"),
+                              lambda e, i: E.transpose(vec(e.children()[1 - i]))),
+    E.Broadcast: JacobianRule(Rule("broadcast", "vec(s11ᵀ) = 1 s"),
+                              lambda e, i: E.broadcast(E.ONE, (_size(e.shape), 1))),
+    Fn.TRACE: JacobianRule(Rule("trace", "tr(M) = vec(I)ᵀ vec(M)"),
+                           lambda e, i: E.transpose(vec(E.Identity(e.arg.shape)))),
+    Fn.SUM: JacobianRule(Rule("sum", "sum(M) = 1ᵀ vec(M)"),
+                         lambda e, i: E.broadcast(E.ONE, (1, _size(e.arg.shape)))),
+    Fn.VEC: JacobianRule(Rule("vec", "vec(M)"), lambda e, i: identity(_size(e.shape))),
+    Fn.DIAG: JacobianRule(Rule("diag", ""), _unsupported("diag() of a variable vector")),
+    Fn.DIAGV: JacobianRule(Rule("diag", ""), _unsupported("the diagonal of a variable matrix")),
+    E.Kron: JacobianRule(Rule("kron", ""), _unsupported("kron() of a variable")),
+}
+
+
+def jacobian_rule(e: E.Expr) -> JacobianRule:
+    return JACOBIANS[e.fn if isinstance(e, E.Apply) else type(e)]
