@@ -239,16 +239,21 @@ class _Module:
     def _chain(self, f, chain) -> tuple[str, int]:
         """A matrix chain; right-to-left when it ends in a vector (A @ (B @ x))."""
         right_first = is_column(chain[-1].shape) and not is_row(chain[0].shape)
+        # `alone` is the factor while the partial product is a single one (diag(v) needs to be seen)
         if right_first:
-            src, shape, prec = self._operand(f, chain[-1])
+            alone = chain[-1]
+            src, shape, prec = self._operand(f, alone)
             for x in reversed(chain[:-1]):
                 lsrc, lshape, lprec = self._operand(f, x)
-                src, shape, prec = self._product(f, (x, lsrc, lshape, lprec), (None, src, shape, prec))
+                src, shape, prec = self._product(f, (x, lsrc, lshape, lprec), (alone, src, shape, prec))
+                alone = None
             return src, prec
-        src, shape, prec = self._operand(f, chain[0])
+        alone = chain[0]
+        src, shape, prec = self._operand(f, alone)
         for x in chain[1:]:
             rsrc, rshape, rprec = self._operand(f, x)
-            src, shape, prec = self._product(f, (None, src, shape, prec), (x, rsrc, rshape, rprec))
+            src, shape, prec = self._product(f, (alone, src, shape, prec), (x, rsrc, rshape, rprec))
+            alone = None
         return src, prec
 
     def _operand(self, f, x):
@@ -266,14 +271,15 @@ class _Module:
         shape = (lshape[0], rshape[1])
         par = lambda s, p: s if p >= MUL + 1 else f"({s})"
         # diag(v) next to something: a broadcast instead of a dense diagonal
+        atom = lambda s, p: s if p >= ATOM else f"({s})"
         if isinstance(lx, E.Apply) and lx.fn is Fn.DIAG:
-            v = f.code(lx.arg)[0]
+            v, vp = f.code(lx.arg)
             if is_column(rshape):
-                return f"{par(v, ATOM)} * {par(rs, rp)}", shape, MUL
-            return f"{par(v, ATOM)}[:, None] * {par(rs, rp)}", shape, MUL
+                return f"{atom(v, vp)} * {par(rs, rp)}", shape, MUL
+            return f"{atom(v, vp)}[:, None] * {par(rs, rp)}", shape, MUL
         if isinstance(rx, E.Apply) and rx.fn is Fn.DIAG:
-            v = f.code(rx.arg)[0]
-            return f"{par(ls, lp)} * {par(v, ATOM)}", shape, MUL
+            v, vp = f.code(rx.arg)
+            return f"{par(ls, lp)} * {atom(v, vp)}", shape, MUL
         if is_scalar(lshape) or is_scalar(rshape):
             return f"{par(ls, lp)} * {par(rs, rp)}", shape, MUL
         if is_column(lshape) and is_row(rshape):
