@@ -166,7 +166,7 @@ def _differential_step(G, body, sym, d, used: list[Rule]) -> Step:
     others = [r.name for r in used if r is not main]
     if sym is None or G == E.ONE:
         before = E.Differential(body, body.shape)
-        note = f"{sym.name} = {body}" if sym is not None else ""
+        note = f"where {sym.name} = {body}" if sym is not None else ""
     else:
         before = state_expr([(G, E.differential(sym))])
         note = f"where {sym.name} = {body}"
