@@ -61,7 +61,10 @@ def check_derivation(derivation, seed: int = 0, points: int = 3) -> CheckReport:
                 target = _value(program, functions, dims) if derivation.command == "jacobian" \
                     else _gradient(gradients[name], functions, dims)
                 numeric = _jacobian_by_differences(target, point, name, fixed)
-            err = np.max(np.abs(analytic - numeric)) / max(1.0, float(np.max(np.abs(numeric))))
+            if not (np.all(np.isfinite(analytic)) and np.all(np.isfinite(numeric))):
+                err = float("inf")     # a NaN must fail the check, not vanish in max()
+            else:
+                err = np.max(np.abs(analytic - numeric)) / max(1.0, float(np.max(np.abs(numeric))))
             worst[name] = max(worst[name], float(err))
     if done == 0:
         return CheckReport(False, float("nan"), {}, "check: could not find a point where the expression "
@@ -70,7 +73,8 @@ def check_derivation(derivation, seed: int = 0, points: int = 3) -> CheckReport:
     ok = top <= TOLERANCE
     lines = [f"check: {'passed' if ok else 'FAILED'}: worst relative error {top:.2e} "
              f"(tolerance {TOLERANCE:.0e}) at {done} random point{'s' if done > 1 else ''}"]
-    lines += [f"  d/d{name}: {err:.2e}" for name, err in worst.items()]
+    lines += [f"  d/d{name}: {err:.2e}" + ("  (not finite: NaN or infinity at a sampled point)"
+                                           if err == float("inf") else "") for name, err in worst.items()]
     return CheckReport(ok, top, worst, "\n".join(lines), done)
 
 

@@ -72,9 +72,10 @@ def _decode(data: bytes, origin: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        text = data[:exc.start].decode("utf-8", "replace")
+        text = data[:exc.start].decode("utf-8", "replace") + "?"
         raise MatcalcError(f"{origin} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
-                           Span.at(text + "?", len(text))) from None
+                           Span.at(text, len(text) - 1), "save the file as UTF-8",
+                           source=text, origin=origin) from None
 
 
 def _json(d, args, report) -> str:

@@ -19,7 +19,7 @@ from . import expr as E
 from .engine.adjoint import IDENTIFY, state_expr, transpose_linear
 from .engine.differential import differential
 from .engine.simplify import Simplifier
-from .errors import NameError_, UsageError
+from .errors import NameError_, Span, UsageError
 from .numeric import run_program
 from .rules.algebra import is_symmetric
 from .sampling import dimension_sizes, opaque_functions, sample_inputs
@@ -59,7 +59,8 @@ def _wrt_symbols(program: E.Program, wrt: list[str]) -> list[E.Symbol]:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]}?" if close else (
                 f"the expression's names are: {', '.join(known)}" if known else None)
-            raise NameError_(f"--wrt {name}: there is no {name} in the expression", hint=hint)
+            raise NameError_(f"--wrt {name}: there is no {name} in the expression",
+                             Span.at(name, 0, len(name)), hint, source=name, origin="--wrt")
         out.append(sym)
     return out
 
@@ -81,6 +82,7 @@ def _trivial(e: E.Expr) -> bool:
 def grad(program: E.Program, wrt: list[str], keep_steps: bool = True) -> Derivation:
     if not program.output.is_scalar:
         raise UsageError(f"grad needs a scalar expression; this one is {show_shape(program.output.shape)}",
+                         program.spans.get("<output>"),
                          hint="use `matcalc jacobian` for the derivative of a vector or matrix")
     wrt_syms = _wrt_symbols(program, wrt)
     active = _active(program, set(wrt))
@@ -120,9 +122,14 @@ def grad(program: E.Program, wrt: list[str], keep_steps: bool = True) -> Derivat
     output = program.output
     results: dict[str, E.Expr] = {}
     raw: dict[str, E.Expr] = {}
-    if program.definitions and output is program.definitions[-1][0]:
+    definitions = list(program.definitions)
+    if not (definitions and output is definitions[-1][0]):
+        # a bare last expression: differentiate it first, then the definitions it uses
+        propagate(E.ONE, output, None)
+    else:
         contributions[output.name].append(E.ONE)
-        for sym, body in reversed(program.definitions):
+    if definitions:
+        for sym, body in reversed(definitions):
             if sym.name not in active or not contributions.get(sym.name):
                 continue
             G = gathered(sym)
@@ -137,8 +144,6 @@ def grad(program: E.Program, wrt: list[str], keep_steps: bool = True) -> Derivat
                     steps.append(Step(ADJOINT, g, G, sym.name, "adjoint"))
                 G = g
             propagate(G, body, sym)
-    else:
-        propagate(E.ONE, output, None)
 
     for sym in wrt_syms:
         if sym.name in results:

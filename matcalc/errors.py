@@ -30,13 +30,18 @@ class MatcalcError(Exception):
     """Base of every user-facing error; `kind` heads the message."""
     kind = "error"
 
-    def __init__(self, message: str, span: Span | None = None, hint: str | None = None):
+    def __init__(self, message: str, span: Span | None = None, hint: str | None = None,
+                 source: str | None = None, origin: str | None = None):
         super().__init__(message)
         self.message = message
         self.span = span
         self.hint = hint
+        self.source = source      # the text the span points into, when it is not the program
+        self.origin = origin      # and what to call it (--wrt, <stdin>, a file name)
 
     def render(self, source: str | None = None, origin: str = "input") -> str:
+        source = self.source if self.source is not None else source
+        origin = self.origin or origin
         out = [f"{self.kind}: {self.message}"]
         if self.span is not None and source is not None:
             out.append(f"  --> {origin}, line {self.span.line}, column {self.span.column}")

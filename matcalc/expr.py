@@ -272,7 +272,7 @@ class Fn(enum.Enum):
 
 
 def _square(fn: Fn, s: Shape) -> Shape:
-    if not is_square(s) or is_scalar(s):
+    if not is_square(s):
         raise ShapeError(f"{fn.text}() needs a square matrix, got {show_shape(s)}")
     return s
 
@@ -442,9 +442,29 @@ def mul(*factors: Expr) -> Expr:
             rest.append(f)
     if coeff is not None and (coeff != 1 or not rest):
         rest.insert(0, Const(coeff))
+    if not rest:
+        return ONE
+    rest = _fold_constant_outer(rest)
     if len(rest) == 1:
         return rest[0]
+    chain = [f for f in rest if not f.is_scalar]
+    if len(chain) >= 2 and len(chain) < len(rest) and chain_shape(chain) == SCALAR:
+        # s * (x'*y): keep the scalar-valued chain whole, as the parser reads it
+        rest = [f for f in rest if f.is_scalar] + [Mul(tuple(chain), SCALAR)]
     return Mul(tuple(rest), chain_shape(rest))
+
+
+def _fold_constant_outer(factors: list) -> list:
+    """ones*ones' is the all-ones matrix: a column broadcast times a row broadcast."""
+    out: list = []
+    for f in factors:
+        prev = out[-1] if out else None
+        if (isinstance(prev, Broadcast) and isinstance(f, Broadcast) and is_column(prev.shape)
+                and f.shape[0] == 1 and f.shape[1] != 1):
+            out[-1] = Broadcast(mul(prev.value, f.value), (prev.shape[0], f.shape[1]))
+        else:
+            out.append(f)
+    return out
 
 
 def neg(e: Expr) -> Expr:
@@ -474,6 +494,8 @@ def frobenius(a: Expr, b: Expr) -> Expr:
 
 
 def transpose(a: Expr) -> Expr:
+    if isinstance(a, Broadcast):          # ones' is a row of ones, not a transposed node
+        return Broadcast(a.value, transposed(a.shape))
     return Transpose(a, transposed(a.shape))
 
 

@@ -76,6 +76,7 @@ def hessian(program: E.Program, wrt: list[str]) -> Derivation:
     """∂²L/∂x²: the Jacobian of ∂L/∂x, with x's entries in vec order."""
     if not program.output.is_scalar:
         raise UsageError(f"hessian needs a scalar expression; this one is {show_shape(program.output.shape)}",
+                         program.spans.get("<output>"),
                          hint="use `matcalc jacobian` for a vector or matrix expression")
     results, named, steps = {}, [], []
     for name in wrt:

@@ -66,8 +66,11 @@ def _is_int(v) -> bool:
 def dimension_sizes(program: E.Program, rng: np.random.Generator) -> dict[str, int]:
     """A distinct small size per symbolic dimension, so transposition slips show."""
     names = []
-    for sym in program.inputs.values():
-        for d in sym.shape:
+    shapes = [sym.shape for sym in program.inputs.values()]
+    for root in [b for _, b in program.definitions] + [program.output]:
+        shapes += [n.shape for n in E.walk(root)]     # I and ones may carry sizes of their own
+    for shape in shapes:
+        for d in shape:
             for part in str(d).split("*"):
                 if not part.isdigit() and part not in names:
                     names.append(part)

@@ -66,11 +66,13 @@ def show_shape(shape: Shape) -> str:
 
 
 class DimVar:
-    """An unknown dimension during inference."""
-    __slots__ = ("id",)
+    """An unknown dimension during inference.  A named matrix or vector has
+    non-unit dimensions: x'*A*x never quietly makes x a 1-vector."""
+    __slots__ = ("id", "nonunit")
 
-    def __init__(self, id: int):
+    def __init__(self, id: int, nonunit: bool = True):
         self.id = id
+        self.nonunit = nonunit
 
     def __repr__(self) -> str:
         return f"?{self.id}"
@@ -83,9 +85,9 @@ class Unifier:
         self._parent: dict[int, object] = {}
         self._count = 0
 
-    def fresh(self) -> DimVar:
+    def fresh(self, nonunit: bool = True) -> DimVar:
         self._count += 1
-        v = DimVar(self._count)
+        v = DimVar(self._count, nonunit)
         self._parent[v.id] = v
         return v
 
@@ -105,10 +107,12 @@ class Unifier:
         a, b = self.find(a), self.find(b)
         if a is b or (not isinstance(a, DimVar) and not isinstance(b, DimVar) and a == b):
             return True
-        if isinstance(a, DimVar):
+        if isinstance(a, DimVar) and isinstance(b, DimVar):
             self._parent[a.id] = b
+            b.nonunit = b.nonunit or a.nonunit
             return True
-        if isinstance(b, DimVar):
-            self._parent[b.id] = a
-            return True
-        return False
+        var, value = (a, b) if isinstance(a, DimVar) else (b, a)
+        if not isinstance(var, DimVar) or (value == 1 and var.nonunit):
+            return False
+        self._parent[var.id] = value
+        return True

@@ -79,7 +79,7 @@ class LatexPrinter:
         return f"K_{{{e.m},{e.n}}}"
 
     def _print_Broadcast(self, e):
-        ones = r"\mathbb{1}"
+        ones = r"\mathbb{1}" + ("^{T}" if e.shape[0] == 1 else "")
         return ones if E.is_const(e.value, 1) else rf"{self.wrap(e.value, MUL)} {ones}"
 
     def _print_Differential(self, e):
@@ -90,6 +90,9 @@ class LatexPrinter:
     def _print_Add(self, e):
         out = []
         for sign, t in signed_terms(e):
+            if isinstance(t, E.Add):       # a broadcast sum: x + (alpha + beta)
+                out.append((f" {sign or '+'} " if sign or out else "") + rf"\left({self.print(t)}\right)")
+                continue
             if sign == "-":    # a - (b - c): the subtrahend binds tighter than a sum
                 out.append(" - " + self.wrap(t, MUL))
             else:

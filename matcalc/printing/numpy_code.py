@@ -33,6 +33,9 @@ COMMUTATION = ("_commutation", '''def _commutation(m, n):
 ''')
 
 HELPERS = {
+    Fn.SIGMOID: ("_sigmoid", '''def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))       # = 1/(1 + exp(-x)), without overflow
+'''),
     Fn.SOFTMAX: ("_softmax", '''def _softmax(x):
     z = np.exp(x - np.max(x))
     return z / np.sum(z)
@@ -57,6 +60,13 @@ FUNCTIONS = {
     Fn.LOGSUMEXP: "_logsumexp({x})",
     **{fn: entry.code for fn, entry in ELEMENTWISE.items()},
 }
+
+
+# Matrix functions of a 1x1 argument, which NumPy holds as a float.
+SCALAR_FORMS = {Fn.TRACE: "{x}", Fn.DET: "{x}", Fn.LOGDET: "np.log({x})", Fn.INV: "1.0 / {x}",
+                Fn.SUM: "{x}", Fn.DIAGV: "{x}", Fn.VEC: "{x}"}
+SCALAR_FORMS_PREC = {Fn.TRACE: POW, Fn.DET: POW, Fn.LOGDET: ATOM, Fn.INV: MUL, Fn.SUM: POW,
+                     Fn.DIAGV: POW, Fn.VEC: POW}
 
 
 def python_names(names, reserved) -> dict[str, str]:
@@ -329,6 +339,8 @@ class _Module:
     def _emit_Apply(self, f, e):
         if e.fn in HELPERS:
             self.helpers.add(e.fn)
+        if e.arg.is_scalar and e.fn in SCALAR_FORMS:     # tr(x'*A*x): a float in NumPy
+            return SCALAR_FORMS[e.fn].format(x=f.wrap(e.arg, POW)), SCALAR_FORMS_PREC[e.fn]
         if e.fn is Fn.VEC:
             src = f.code(e.arg)[0]
             if is_column(e.arg.shape) or is_row(e.arg.shape):

@@ -12,6 +12,10 @@ from .precedence import (ADD, FROBENIUS, MUL, NEG, POSTFIX, coefficient, signed_
                          format_number, precedence)
 
 
+def _orientation(shape) -> str:
+    return "column" if shape[1] == 1 else "row" if shape[0] == 1 else "matrix"
+
+
 class TextPrinter:
     def __init__(self, names: dict[str, str] | None = None):
         self.names = names or {}
@@ -46,9 +50,10 @@ class TextPrinter:
         return f"commutation({e.m}, {e.n})"
 
     def _print_Broadcast(self, e):
+        ones = {"column": "ones", "row": "ones'", "matrix": "ones*ones'"}[_orientation(e.shape)]
         if E.is_const(e.value, 1):
-            return "ones"
-        return f"{self.wrap(e.value, MUL)}*ones"
+            return ones
+        return f"{self.wrap(e.value, MUL)}*{ones}"
 
     def _print_Differential(self, e):
         if isinstance(e.target, E.Symbol):
@@ -58,6 +63,9 @@ class TextPrinter:
     def _print_Add(self, e):
         out = []
         for sign, t in signed_terms(e):
+            if isinstance(t, E.Add):       # a broadcast sum: x + (alpha + beta)
+                out.append(f" {sign or '+'} ({self.print(t)})" if sign or out else f"({self.print(t)})")
+                continue
             if sign == "-":    # a - (b - c): the subtrahend binds tighter than a sum
                 out.append(" - " + self.wrap(t, MUL))
             else:

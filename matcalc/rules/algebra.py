@@ -367,6 +367,14 @@ def _fn_trace(e, ctx):
     return None
 
 
+def _fn_of_scalar(e, ctx):
+    """A 1x1 argument: det(s) = s, logdet(s) = log(s), inv(s) = 1/s."""
+    if not e.arg.is_scalar:
+        return None
+    return {Fn.DET: lambda s: s, Fn.LOGDET: lambda s: E.apply(Fn.LOG, s),
+            Fn.INV: lambda s: E.power(s, E.MINUS_ONE), Fn.DIAGV: lambda s: s}[e.fn](e.arg)
+
+
 def _fn_inverse(e, ctx):
     a = e.arg
     if isinstance(a, E.Apply) and a.fn is Fn.INV:
@@ -432,7 +440,10 @@ RULES: dict[object, list[AlgebraRule]] = {
     E.Frobenius: [AlgebraRule(Rule("Frobenius of vectors", "a:b = aᵀb"), _frobenius)],
     E.Broadcast: [AlgebraRule(Rule("zero broadcast", "0·11ᵀ = 0"), _broadcast)],
     Fn.TRACE: [AlgebraRule(Rule("trace", "tr(s) = s, tr(Aᵀ) = tr(A), tr(x yᵀ) = yᵀx"), _fn_trace)],
-    Fn.INV: [AlgebraRule(Rule("inverse", "(X⁻¹)⁻¹ = X, I⁻¹ = I"), _fn_inverse)],
+    Fn.INV: [AlgebraRule(Rule("inverse of a scalar", "inv(s) = 1/s"), _fn_of_scalar),
+             AlgebraRule(Rule("inverse", "(X⁻¹)⁻¹ = X, I⁻¹ = I"), _fn_inverse)],
+    Fn.DET: [AlgebraRule(Rule("determinant of a scalar", "det(s) = s"), _fn_of_scalar)],
+    Fn.LOGDET: [AlgebraRule(Rule("log det of a scalar", "logdet(s) = log(s)"), _fn_of_scalar)],
     Fn.DIAGV: [AlgebraRule(Rule("diag", "diag(diag(v)) = v, diag(a bᵀ) = a ⊙ b"), _fn_diag)],
     Fn.DIAG: [AlgebraRule(Rule("diag of a constant", "diag(s 1) = s I"), _fn_diag)],
     Fn.SUM: [AlgebraRule(Rule("sum of a scalar", "sum(s) = s"), _fn_sum)],

@@ -59,7 +59,7 @@ ELEMENTWISE: dict[Fn, Elementwise] = {e.fn: e for e in [
                 "np.heaviside({x}, 0.0)", r"\operatorname{{step}}\left({x}\right)"),
     Elementwise(Fn.SIGMOID, lambda x, fx: (E.hadamard(fx, _one_minus(fx)) if not x.is_scalar
                                            else E.mul(fx, _one_minus(fx))),
-                _sigmoid, "0.5 * (1.0 + np.tanh(0.5 * {x}))", r"\sigma\left({x}\right)"),
+                _sigmoid, "_sigmoid({x})", r"\sigma\left({x}\right)"),
     Elementwise(Fn.RELU, lambda x, fx: E.apply(Fn.STEP, x), lambda x: np.maximum(x, 0.0),
                 "np.maximum({x}, 0.0)", r"\operatorname{{relu}}\left({x}\right)"),
     Elementwise(Fn.SOFTPLUS, lambda x, fx: E.apply(Fn.SIGMOID, x), lambda x: np.logaddexp(0.0, x),

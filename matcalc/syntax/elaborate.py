@@ -59,8 +59,6 @@ def _infer_square_to(result):
 
 def _infer_diag(inf, t, shapes):
     (r, c), = shapes
-    if any(inf.u.find(c) is inf.u.find(k) for k in inf.ones_columns):
-        inf.u.unify(c, 1)        # diag(ones): `ones` is a vector unless something says otherwise
     if inf.u.find(c) == 1:
         return (r, r)
     inf.require_matrix(t, (r, c), "a vector or a square matrix")
@@ -157,7 +155,6 @@ class _Infer:
         self.free: dict[str, Span] = {}          # free symbols in order of first use
         self.defined: dict[str, tuple] = {}
         self.leaf_shape: dict[int, tuple] = {}   # id(tree) of I / ones -> shape
-        self.ones_columns: list = []
         self.products: list[tuple] = []          # (var, a, b): var = a*b
 
     # -- helpers
@@ -185,8 +182,9 @@ class _Infer:
             self.fail(t, f"{self.src(t)}: {why} (dimension {self.u.find(a)} against {self.u.find(b)})")
 
     def require_matrix(self, t, shape, what: str):
-        """A function of matrices must not quietly turn a vector into a 1x1 matrix."""
-        if self.u.find(shape[0]) == 1 or self.u.find(shape[1]) == 1:
+        """A function of matrices must not quietly turn a vector into a 1x1 matrix
+        (a 1x1 expression is fine: tr(x'*A*x) is the trace trick)."""
+        if (self.u.find(shape[0]) == 1) != (self.u.find(shape[1]) == 1):
             arg = t.children[1] if len(t.children) > 1 else t
             self.fail(t, f"{self.src(t)} needs {what}, but {self.src(arg)} is {self.show(shape)}")
 
@@ -194,7 +192,7 @@ class _Infer:
         return self.u.find(shape[0]) == 1 and self.u.find(shape[1]) == 1
 
     def product(self, a, b):
-        v = self.u.fresh()
+        v = self.u.fresh(nonunit=False)      # vec(x) of a vector, kron(x, y): a product may be 1
         self.products.append((v, a, b))
         return v
 
@@ -212,9 +210,8 @@ class _Infer:
             d = self.u.fresh()
             self.leaf_shape[id(t)] = (d, d)
             return (d, d)
-        if decl is None and name == "ones":
-            shape = (self.u.fresh(), self.u.fresh())
-            self.ones_columns.append(shape[1])
+        if decl is None and name == "ones":      # a vector, like every lower-case name
+            shape = (self.u.fresh(), 1)
             self.leaf_shape[id(t)] = shape
             return shape
         if name in FUNCTIONS:
@@ -392,9 +389,6 @@ class _Infer:
 
     # -- resolving dimensions
     def resolve(self) -> None:
-        for c in self.ones_columns:
-            if isinstance(self.u.find(c), DimVar):
-                self.u.unify(c, 1)
         used = {d for decl in self.decls.values() for d in decl.dims if isinstance(d, str)}
         names = (n for n in itertools.chain(DIM_NAMES, (f"n{i}" for i in itertools.count(1)))
                  if n not in used)
@@ -597,6 +591,8 @@ def parse_program(text: str, let: dict[str, Decl] | None = None) -> E.Program:
                              "give it a name: `a = ...`")
         else:
             inf.infer(stmt)
+    last = statements[-1]
+    inf.free["<output>"] = _span(text, last.children[1] if last.data == "defn" else last)
     try:
         inf.resolve()
     except ShapeError as exc:
@@ -611,6 +607,6 @@ def parse_program(text: str, let: dict[str, Decl] | None = None) -> E.Program:
             output = sym
         else:
             output = build.build(stmt)
-    inputs = {name: build.symbol(name) for name in inf.free}
+    inputs = {name: build.symbol(name) for name in inf.free if name != "<output>"}
     functions = frozenset(n for n, d in decls.items() if d.kind == "function")
     return E.Program(inputs, tuple(definitions), output, functions, text, dict(inf.free))

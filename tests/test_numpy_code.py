@@ -1,0 +1,281 @@
+"""The generated NumPy module (interface.md §3), run against the oracle.
+
+For every case the module is exec'd into a fresh namespace and called by
+keyword with random inputs (vectors 1-D, matrices 2-D, scalars floats):
+value() against numeric.Evaluator on the program, grad_X() against central
+differences of value(), value_and_grad() against the separate functions.
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+import keyword
+
+import numpy as np
+import pytest
+
+import matcalc
+from matcalc.check import dimension_sizes, sample_inputs
+from matcalc.numeric import run_program, to_user
+
+
+def opaque_f(x):
+    x = np.asarray(x, dtype=float)
+    return float(np.sum(np.sin(x)) + 0.5 * np.sum(x * x))
+
+
+def opaque_grad_f(x):
+    x = np.asarray(x, dtype=float)
+    return np.cos(x) + x
+
+
+MLP = "a1 = W1*x + b1\nh1 = tanh(a1)\na2 = W2*h1 + b2\nL = norm2(a2 - y)^2"
+
+# (program, wrt, let)
+CASES = [
+    ("x'*A*x", ["x", "A"], None),
+    ("tr(W*h*h'*W')", ["W", "h"], None),
+    ("norm2(W*h + b - y)^2", ["W", "b"], None),
+    ("logdet(X)", ["X"], {"X": "matrix(n, n)"}),
+    ("sum(log(1 + exp(-y .* (X*w))))", ["w", "X"], None),
+    (MLP, ["W1", "b1", "W2", "b2"], None),
+    ("# a comment with a secret\n" + MLP.replace("L =", "L = 0.5 *") + "  # secret",
+     ["W2", "W1", "x"], None),
+    ("y'*log(softmax(W*x))", ["W", "x"], None),
+    ("logsumexp(W*x + b)", ["W", "b"], None),
+    ("p = softmax(A*x)\nL = -y'*log(p) + logsumexp(x)", ["A", "x"], None),
+    ("logdet(X) - tr(inv(X)*S)", ["X", "S"], {"S": "symmetric(n)"}),
+    ("det(X) + x'*inv(X)*x", ["X", "x"], None),
+    ("sum(diag(v)*A .* B)", ["v", "A", "B"], None),
+    ("y'*diag(v)*A*x", ["v", "A"], None),
+    ("f: function\nL = f(W*h + b)", ["W", "b", "h"], None),
+    ("f: function\ng = W*h\nL = f(g) + f(b)", ["W", "b"], None),
+    ("lambda: scalar\nL = norm2(A*x - y)^2 + lambda*norm2(x)^2", ["x", "lambda"], None),
+    ("tr(S*A) + logdet(S)", ["S"], {"S": "symmetric(n)"}),
+    ("sum(relu(W*x + b) .* c)", ["W", "b"], None),
+    ("alpha*sum(exp(A*x)) + beta^2", ["alpha", "beta", "x"], None),
+    ("sum(X^3) + tr(X^2)", ["X"], None),
+    ("sigmoid(w'*x) + softplus(alpha)", ["w", "alpha"], None),
+    ("sum(sqrt(x .* x + 1)) + norm1(A*x - y)", ["x", "A"], None),
+    ("sum(sin(A*x) .* cos(x)) + tan(alpha)", ["A", "x", "alpha"], None),
+    ("(A*x) : (B*y) + x'*kron(C, D)*x", ["A", "y", "x"], {"C": "matrix(p, p)", "D": "matrix(q, q)"}),
+    ("a = A*x\nb = a .* a\nL = sum(b) + sum(a) + a'*b", ["x", "A"], None),
+    ("sum(x ./ y) + sum(A / alpha)", ["y", "alpha"], None),
+    ("sum(X .^ 3) + alpha^beta", ["X", "beta"], None),
+    ("np'*value + id'*x + norm2(W*grad_x)^2", ["np", "value", "x", "grad_x", "W"], None),
+]
+
+
+# Cases the generated code once got wrong (sigmoid's template lacked parentheses).
+KNOWN_BAD = [
+    pytest.param("norm2(sigmoid(y + x))", ["x", "y"], None, id="sigmoid-of-a-sum"),
+    pytest.param("ones'*sigmoid(x)", ["x"], None, id="sigmoid-in-a-product"),
+    pytest.param("sum(sigmoid(W*x - b))", ["W", "b"], None, id="sigmoid-logistic-layer"),
+]
+
+
+def py_name(name: str, params) -> str:
+    """The parameter a name becomes: itself, or with trailing underscores."""
+    candidate = name
+    while candidate not in params:
+        candidate += "_"
+        assert len(candidate) < len(name) + 4, f"{name} is not a parameter of {params}"
+    return candidate
+
+
+def load(d) -> tuple[str, dict]:
+    source = d.numpy()
+    namespace: dict = {}
+    exec(compile(source, "<matcalc generated>", "exec"), namespace)
+    return source, namespace
+
+
+def random_call(d, seed):
+    """(kwargs for the generated functions, internal env, dims)."""
+    program = d.program
+    rng = np.random.default_rng(seed)
+    dims = dimension_sizes(program, rng)
+    env = sample_inputs(program, rng, dims)
+    return env, dims
+
+
+def user_args(d, params, env) -> dict:
+    kwargs = {py_name(n, params): to_user(env[n], sym.shape) for n, sym in d.program.inputs.items()}
+    for f in d.program.functions:
+        kwargs[py_name(f, params)] = opaque_f
+        kwargs[py_name("grad_" + f, params)] = opaque_grad_f
+    return kwargs
+
+
+def finite_difference(fn, kwargs, param, symmetric=False, h=1e-6):
+    x0 = kwargs[param]
+    if np.ndim(x0) == 0:
+        plus, minus = dict(kwargs), dict(kwargs)
+        plus[param], minus[param] = x0 + h, x0 - h
+        return (fn(**plus) - fn(**minus)) / (2 * h)
+    x0 = np.asarray(x0, dtype=float)
+    grad = np.zeros_like(x0)
+    for idx in np.ndindex(x0.shape):
+        if symmetric and idx[0] > idx[1]:
+            continue
+        step = np.zeros_like(x0)
+        step[idx] = h
+        if symmetric:
+            step[idx[::-1]] = h
+        plus, minus = dict(kwargs), dict(kwargs)
+        plus[param], minus[param] = x0 + step, x0 - step
+        slope = (fn(**plus) - fn(**minus)) / (2 * h)
+        if symmetric and idx[0] != idx[1]:
+            grad[idx] = grad[idx[::-1]] = slope / 2
+        else:
+            grad[idx] = slope
+    return grad
+
+
+def close(a, b, tol=1e-5):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    scale = max(1.0, float(np.max(np.abs(b))) if b.size else 1.0)
+    return a.shape == b.shape and float(np.max(np.abs(a - b))) / scale < tol
+
+
+def _ids(cases):
+    return [text.replace("\n", "; ")[:60] for text, _, _ in cases]
+
+
+@pytest.mark.parametrize("text, wrt, let", CASES + KNOWN_BAD, ids=_ids(CASES) + [p.id for p in KNOWN_BAD])
+def test_generated_module(text, wrt, let):
+    d = matcalc.grad(text, wrt=wrt, let=let)
+    source, ns = load(d)
+    value, vag = ns["value"], ns["value_and_grad"]
+    params = list(inspect.signature(value).parameters)
+    inputs = list(d.program.inputs) + sorted(d.program.functions) + \
+        ["grad_" + f for f in sorted(d.program.functions)]
+    assert len(params) == len(inputs), (params, inputs)
+    assert [py_name(n, params) for n in inputs] == params
+    for w in wrt:
+        assert list(inspect.signature(ns[f"grad_{w}"]).parameters) == params
+    assert list(inspect.signature(vag).parameters) == params
+
+    for seed in range(2):
+        env, dims = random_call(d, seed)
+        kwargs = user_args(d, params, env)
+        functions = {f: opaque_f for f in d.program.functions}
+        functions.update({"grad_" + f: opaque_grad_f for f in d.program.functions})
+        oracle = float(run_program(d.program, env, functions, dims)(d.program.output).item())
+        v = value(**kwargs)
+        assert np.ndim(v) == 0 and isinstance(float(v), float)
+        assert np.isfinite(v)
+        assert abs(v - oracle) <= 1e-9 * max(1.0, abs(oracle)), (v, oracle)
+
+        together = vag(**kwargs)
+        assert isinstance(together, tuple) and len(together) == 1 + len(wrt)
+        assert abs(together[0] - v) <= 1e-12 * max(1.0, abs(v))
+        for w, g_joint in zip(wrt, together[1:]):
+            sym = d.program.inputs[w]
+            param = py_name(w, params)
+            g = ns[f"grad_{w}"](**kwargs)
+            assert np.shape(g) == np.shape(kwargs[param]), (w, np.shape(g), np.shape(kwargs[param]))
+            assert np.shape(g_joint) == np.shape(g)
+            assert np.allclose(g_joint, g, rtol=1e-12, atol=1e-12), w
+            numeric = finite_difference(value, kwargs, param, symmetric=sym.symmetric)
+            assert close(g, numeric), f"d/d{w}: generated {g}\nfinite differences {numeric}"
+
+
+def test_mlp_with_several_wrt_in_order():
+    d = matcalc.grad(MLP, wrt=["W2", "b1"])
+    _, ns = load(d)
+    env, _ = random_call(d, 3)
+    kwargs = user_args(d, list(inspect.signature(ns["value"]).parameters), env)
+    L, gW2, gb1 = ns["value_and_grad"](**kwargs)
+    assert gW2.shape == kwargs["W2"].shape and gb1.shape == kwargs["b1"].shape
+    assert np.allclose(gW2, ns["grad_W2"](**kwargs)) and np.allclose(gb1, ns["grad_b1"](**kwargs))
+
+
+def test_python_keyword_becomes_trailing_underscore():
+    d = matcalc.grad("lambda*norm2(x)^2 + lambda^2", wrt=["lambda", "x"])
+    _, ns = load(d)
+    params = list(inspect.signature(ns["value"]).parameters)
+    assert "lambda_" in params and "lambda" not in params
+    x = np.array([1.0, 2.0, -1.0])
+    assert ns["value"](lambda_=0.5, x=x) == pytest.approx(0.5 * 6 + 0.25)
+    assert ns["grad_lambda"](lambda_=0.5, x=x) == pytest.approx(6 + 1.0)
+    assert np.allclose(ns["grad_x"](lambda_=0.5, x=x), 2 * 0.5 * x)
+    for name in params:
+        assert not keyword.iskeyword(name)
+
+
+def test_module_names_are_not_shadowed():
+    d = matcalc.grad("np'*value + norm2(W*grad_x)^2 + x'*x", wrt=["x", "np"])
+    _, ns = load(d)
+    params = list(inspect.signature(ns["value"]).parameters)
+    for name in ["np", "value", "grad_x", "grad_np", "value_and_grad"]:
+        assert name not in params, params
+    assert {"np_", "value_", "grad_x_"} <= set(params)
+
+
+def test_opaque_function_parameters_are_called():
+    d = matcalc.grad("f: function\nL = f(W*h + b)", wrt=["W"])
+    _, ns = load(d)
+    params = list(inspect.signature(ns["value"]).parameters)
+    assert params[-2:] == ["f", "grad_f"]
+    calls = []
+    W, h, b = np.eye(2), np.array([1.0, 2.0]), np.array([0.5, -1.0])
+    g = ns["grad_W"](W=W, h=h, b=b, f=lambda z: calls.append("f") or 0.0,
+                     grad_f=lambda z: calls.append("grad_f") or 2 * z)
+    assert "grad_f" in calls
+    assert np.allclose(g, np.outer(2 * (W @ h + b), h))
+
+
+def test_value_of_scalar_and_vector_conventions():
+    d = matcalc.grad("alpha*x'*A*x", wrt=["alpha", "x", "A"])
+    _, ns = load(d)
+    x, A = np.array([1.0, -2.0, 0.5]), np.arange(9.0).reshape(3, 3)
+    L, ga, gx, gA = ns["value_and_grad"](alpha=2.0, x=x, A=A)
+    assert L == pytest.approx(2.0 * x @ A @ x)
+    assert np.ndim(ga) == 0 and ga == pytest.approx(x @ A @ x)
+    assert gx.shape == (3,) and np.allclose(gx, 2.0 * (A + A.T) @ x)
+    assert gA.shape == (3, 3) and np.allclose(gA, 2.0 * np.outer(x, x))
+
+
+# ------------------------------------------------------------ the source itself
+
+@pytest.mark.parametrize("text, wrt, let", CASES, ids=_ids(CASES))
+def test_source_imports_only_numpy(text, wrt, let):
+    source = matcalc.grad(text, wrt=wrt, let=let).numpy()
+    tree = ast.parse(source)
+    imports = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert len(imports) == 1
+    (imp,) = imports
+    assert isinstance(imp, ast.Import) and [(a.name, a.asname) for a in imp.names] == [("numpy", "np")]
+    assert imp in tree.body, "the import is at module level"
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert not names & {"eval", "exec", "open", "__import__", "compile", "getattr", "globals"}
+    attrs = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert not any(a.startswith("__") for a in attrs)
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert {"value", "value_and_grad"} | {f"grad_{w}" for w in wrt} <= defined
+
+
+@pytest.mark.parametrize("program", [
+    "# secret\nx'*A*x",
+    "x'*A*x  # secret",
+    "a = A*x  # secret\nL = sum(a .* a)",
+    "# secret: the password is hunter2\nW: matrix(m, n)  # secret\nL = norm2(W*h)^2",
+    'L = sum(exp(x)) # """; import os; os.system("secret")',
+])
+def test_input_text_besides_identifiers_never_reaches_the_code(program):
+    wrt = "W" if "W" in program else "x"
+    d = matcalc.grad(program, wrt=wrt)
+    source = d.numpy()
+    for word in ["secret", "hunter2", "password", "import os", "os.system"]:
+        assert word not in source, f"{word!r} leaked into the generated code"
+    _, ns = load(d)       # and it is still a valid module
+    assert callable(ns["value"])
+
+
+def test_bare_expression_after_definitions():
+    d = matcalc.grad("a = A*x\nsum(a .* a)", wrt="x")
+    _, ns = load(d)
+    x, A = np.array([1.0, 2.0]), np.array([[1.0, 2.0], [3.0, 4.0]])
+    g = ns["grad_x"](A=A, x=x)
+    assert np.allclose(g, 2 * A.T @ (A @ x))
