@@ -23,9 +23,11 @@ Number = Fraction | float
 class Expr:
     """Base class: structural equality with a hash computed once."""
     shape: Shape
+    is_scalar: bool          # shape == (1, 1), set once at construction
 
     def __post_init__(self):
         object.__setattr__(self, "_hash", hash((type(self).__name__,) + self._key()))
+        object.__setattr__(self, "is_scalar", is_scalar(self.shape))   # asked millions of times
 
     def _key(self) -> tuple:
         return tuple(getattr(self, f.name) for f in fields(self) if f.compare)
@@ -44,10 +46,6 @@ class Expr:
 
     def with_children(self, kids: tuple["Expr", ...]) -> "Expr":
         return self
-
-    @property
-    def is_scalar(self) -> bool:
-        return is_scalar(self.shape)
 
     def __str__(self) -> str:  # the text printer is installed by matcalc.printing
         return _STR_HOOK[0](self)
