@@ -60,7 +60,10 @@ def check_derivation(derivation, seed: int = 0, points: int = 3) -> CheckReport:
             else:
                 target = _value(program, functions, dims) if derivation.command == "jacobian" \
                     else _gradient(gradients[name], functions, dims)
-                numeric = _jacobian_by_differences(target, point, name, fixed)
+                sym = program.inputs.get(name)
+                directions = _directions(point[name], sym is not None and sym.symmetric)
+                numeric = _jacobian_by_differences(target, point, name, fixed, directions)
+                analytic = analytic @ directions    # J d vec(X), along the directions taken
             if not (np.all(np.isfinite(analytic)) and np.all(np.isfinite(numeric))):
                 err = float("inf")     # a NaN must fail the check, not vanish in max()
             else:
@@ -102,14 +105,27 @@ def _valid_point(program, rng, dims, functions):
     return None
 
 
-def _jacobian_by_differences(target, env, name, fixed) -> np.ndarray:
-    """∂vec(target)/∂vec(name), column by column (vec is column-major)."""
-    x = env[name]
+def _directions(x: np.ndarray, symmetric: bool) -> np.ndarray:
+    """Columns vec(D): every entry, or for a symmetric X the pairs E_ij + E_ji."""
     columns = []
     for idx in zip(*np.unravel_index(np.arange(x.size), x.shape, order="F")):
-        direction = np.zeros_like(x)
-        direction[idx] = 1.0
-        h = STEP * max(1.0, abs(x[idx]))
+        if symmetric and idx[0] > idx[1]:
+            continue
+        d = np.zeros_like(x)
+        d[idx] = 1.0
+        if symmetric:
+            d[idx[::-1]] = 1.0
+        columns.append(d.reshape(-1, order="F"))
+    return np.stack(columns, axis=1)
+
+
+def _jacobian_by_differences(target, env, name, fixed, directions) -> np.ndarray:
+    """The derivative of vec(target) along each column of `directions` (vec is column-major)."""
+    x = env[name]
+    columns = []
+    for column in directions.T:
+        direction = column.reshape(x.shape, order="F")
+        h = STEP * max(1.0, float(np.max(np.abs(x))))
         plus = target({**env, name: x + h * direction}, fixed)
         minus = target({**env, name: x - h * direction}, fixed)
         columns.append(((plus - minus) / (2 * h)).reshape(-1, order="F"))

@@ -28,10 +28,12 @@ def _size(shape):
     return dim_product(shape[0], shape[1])
 
 
-def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian") -> Derivation:
+def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian",
+             taken: set[str] | None = None) -> Derivation:
     syms = _wrt_symbols(program, wrt)
     simplify = Simplifier()
-    taken = set(program.inputs) | {s.name for s, _ in program.definitions} | set(program.functions)
+    taken = taken if taken is not None else set()
+    taken |= set(program.inputs) | {s.name for s, _ in program.definitions} | set(program.functions)
     results: dict[str, E.Expr] = {}
     named: list[tuple[E.Symbol, E.Expr]] = []
     steps: list[Step] = []
@@ -46,6 +48,8 @@ def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian") -> D
             if d is None:
                 return E.zero((out_size, _size(x.shape)))
             d = simplify(d)
+            if E.is_zero(d):                 # e.g. d sign(x) = 0
+                return E.zero((out_size, _size(x.shape)))
             differentials[label] = d
             parts = [E.mul(p, J[s]) for s, ps in forward_linear(d, simplify).items() for p in ps]
             return simplify(E.add(*parts)) if parts else E.zero((out_size, _size(x.shape)))
@@ -66,9 +70,11 @@ def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian") -> D
         else:
             result = total(output, "")
         results[x.name] = result
-        steps.append(Step(JACOBIAN, E.mul(result, vec(E.differential(x))), result, x.name, "identify"))
     results, named = _inline_single_use(results, named, simplify)
     results, named = _refer_to_definitions(program, results, named)
+    for x in syms:
+        J = results[x.name]
+        steps.append(Step(JACOBIAN, E.mul(J, vec(E.differential(x))), J, x.name, "identify"))
     return Derivation(program, list(wrt), results, named, steps, differentials, command)
 
 
@@ -79,19 +85,20 @@ def hessian(program: E.Program, wrt: list[str]) -> Derivation:
                          program.spans.get("<output>"),
                          hint="use `matcalc jacobian` for a vector or matrix expression")
     results, named, steps = {}, [], []
+    taken: set[str] = set()                     # names stay distinct across the variables
     for name in wrt:
         g = grad(program, [name], keep_steps=False)
         out = E.Symbol("_gradient", g.result.shape, "defined")
         gradient_program = E.Program(program.inputs, tuple(program.definitions) + tuple(g.adjoints) +
                                      ((out, vec(g.result)),), out, program.functions, program.source)
-        h = jacobian(gradient_program, [name], command="hessian")
+        h = jacobian(gradient_program, [name], command="hessian", taken=taken)
         back = {out: vec(g.result)}          # the gradient by its value, not its temporary name
         memo: dict = {}
         unname = lambda e: E.map_bottom_up(e, lambda n: back.get(n, n), memo)
         results[name] = unname(h.results[name])
         named += [(s, unname(b)) for s, b in h.adjoints if s.name != "_gradient"]
         named = [(s, b) for s, b in named] + [(s, b) for s, b in g.adjoints if s.name not in {n.name for n, _ in named}]
-        steps += h.steps
+        steps += [Step(s.rule, unname(s.before), unname(s.after), s.note, s.kind) for s in h.steps]
     used = set()
     for e in list(results.values()) + [b for _, b in named]:
         used |= set(E.symbols(e))

@@ -161,11 +161,18 @@ class LatexPrinter:
 to_latex = LatexPrinter()
 
 
+def derivative_label(command: str, name: str) -> str:
+    x = latex_name(name)
+    return {"grad": rf"\frac{{\partial L}}{{\partial {x}}}",
+            "jacobian": rf"\frac{{\partial \operatorname{{vec}} f}}{{\partial \operatorname{{vec}} {x}}}",
+            "hessian": rf"\frac{{\partial^2 L}}{{\partial \operatorname{{vec}} {x}^2}}"}[command]
+
+
 def derivation_latex(d) -> str:
     """The results (and shared adjoints) as LaTeX."""
     lines = [f"{latex_name(g.name)} &= {to_latex(body)}" for g, body in d.adjoints]
     for name, g in d.results.items():
-        lines.append(rf"\frac{{\partial L}}{{\partial {latex_name(name)}}} &= {to_latex(g)}")
+        lines.append(f"{derivative_label(d.command, name)} &= {to_latex(g)}")
     if len(lines) == 1:
         return lines[0].replace(" &= ", " = ")
     return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}"

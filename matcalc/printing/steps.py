@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 
 from ..steps import Step
-from .latex import latex_name, to_latex
+from .latex import derivative_label, latex_name, to_latex
 from .text import to_text
 
 MINOR = {"linearity", "move a scalar"}
+LABELS = {"grad": "∂L/∂{}", "jacobian": "∂f/∂{}", "hessian": "∂²L/∂{}²"}
 
 
 def visible(steps: list[Step], verbosity: str = "brief") -> list[tuple[Step, list[str]]]:
@@ -41,7 +42,7 @@ def _lines(d, verbosity, show, why) -> list[tuple[str, str, str]]:
         elif s.kind == "adjoint":
             rows.append((show(s.before), show(s.after), why(s, merged)))
         elif s.kind == "identify":
-            rows.append((f"∂L/∂{s.note}", show(s.after), ""))
+            rows.append((LABELS[d.command].format(s.note), show(s.after), ""))
         elif s.kind == "symmetric":
             rows.append(("", show(s.after), why(s, merged)))
         else:
@@ -89,8 +90,8 @@ def steps_latex(d, verbosity: str = "brief") -> str:
     for lhs, rhs, why in rows:
         if lhs == "dL":
             left = r"\mathrm{d}L"
-        elif lhs.startswith("∂L/∂"):
-            left = rf"\frac{{\partial L}}{{\partial {latex_name(lhs[4:])}}}"
+        elif lhs.startswith("∂"):
+            left = derivative_label(d.command, lhs[lhs.index("/∂") + 2:].rstrip("²"))
         else:
             left = lhs
         out.append(f"{left} &= {rhs}" + (f" && {why}" if why else ""))

@@ -420,6 +420,18 @@ def _frobenius(e, ctx):
     return None
 
 
+def _kron(e, ctx):
+    """I ⊗ I = I; a 1x1 factor is a scalar: s ⊗ B = sB."""
+    a, b = e.left, e.right
+    if isinstance(a, E.Identity) and isinstance(b, E.Identity):
+        return E.Identity(e.shape)
+    if a.is_scalar:
+        return E.mul(a, b)
+    if b.is_scalar:
+        return E.mul(b, a)
+    return None
+
+
 def _broadcast(e, ctx):
     return E.Zero(e.shape) if E.is_zero(e.value) else None
 
@@ -439,6 +451,7 @@ RULES: dict[object, list[AlgebraRule]] = {
     E.Power: [AlgebraRule(Rule("powers", "A^1 = A, (A^p)^q = A^(pq)"), _p_trivial)],
     E.Frobenius: [AlgebraRule(Rule("Frobenius of vectors", "a:b = aᵀb"), _frobenius)],
     E.Broadcast: [AlgebraRule(Rule("zero broadcast", "0·11ᵀ = 0"), _broadcast)],
+    E.Kron: [AlgebraRule(Rule("Kronecker identities", "I ⊗ I = I, s ⊗ B = sB"), _kron)],
     Fn.TRACE: [AlgebraRule(Rule("trace", "tr(s) = s, tr(Aᵀ) = tr(A), tr(x yᵀ) = yᵀx"), _fn_trace)],
     Fn.INV: [AlgebraRule(Rule("inverse of a scalar", "inv(s) = 1/s"), _fn_of_scalar),
              AlgebraRule(Rule("inverse", "(X⁻¹)⁻¹ = X, I⁻¹ = I"), _fn_inverse)],
