@@ -123,7 +123,8 @@ class LatexPrinter:
         return "".join(out)
 
     def _print_Kron(self, e):
-        return rf"{self.wrap(e.left, MUL + 1)} \otimes {self.wrap(e.right, MUL + 1)}"
+        # ⊗ has no agreed precedence against juxtaposition: always bracket it
+        return rf"\left({self.wrap(e.left, MUL + 1)} \otimes {self.wrap(e.right, MUL + 1)}\right)"
 
     def _print_Frobenius(self, e):
         return rf"{self.wrap(e.left, FROBENIUS)} : {self.wrap(e.right, FROBENIUS + 1)}"
