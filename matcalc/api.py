@@ -5,6 +5,7 @@ Layer L5: imports everything below.  `Derivation` adds the output methods
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Iterable
 
@@ -12,7 +13,8 @@ from . import derive
 from . import jacobian as jacobians
 from .check import CheckReport, check_derivation
 from .errors import UsageError
-from .expr import Program
+from .engine.simplify import Simplifier
+from .expr import Program, Symbol
 from .printing.latex import derivation_latex
 from .printing.numpy_code import numpy_module
 from .printing.steps import steps_latex
@@ -55,7 +57,15 @@ class Derivation(derive.Derivation):
         return derivation_latex(self)
 
     def numpy(self) -> str:
-        return numpy_module(self)
+        """The module of interface.md §3.  The forward pass is written in the
+        simplifier's canonical form, the form the derivatives are in, so that
+        value_and_grad computes each shared subexpression once."""
+        simplify = Simplifier()
+        program = self.program
+        canonical = replace(program, definitions=tuple((s, simplify(b)) for s, b in program.definitions),
+                            output=program.output if isinstance(program.output, Symbol)
+                            else simplify(program.output))
+        return numpy_module(replace(self, program=canonical))
 
     def function(self) -> SimpleNamespace:
         """The generated module's functions, compiled (code matcalc generated, nothing else)."""

@@ -156,7 +156,7 @@ def grad(program: E.Program, wrt: list[str], keep_steps: bool = True) -> Derivat
             G = sym_G
         results[sym.name] = G
     results, adjoints = _inline_single_use(results, adjoints, simplify)
-    results, adjoints = _refer_to_definitions(program, results, adjoints)
+    results, adjoints = _refer_to_definitions(program, results, adjoints, simplify)
     if steps is not None:
         for sym in wrt_syms:
             steps.append(Step(IDENTIFY, state_expr([(raw[sym.name], E.differential(sym))]),
@@ -232,9 +232,15 @@ def _inline_single_use(results, adjoints, simplify):
     return results, kept
 
 
-def _refer_to_definitions(program, results, adjoints):
-    """Write tanh(a1) as h1 where the program defined h1 = tanh(a1)."""
+def _refer_to_definitions(program, results, adjoints, simplify=None):
+    """Write tanh(a1) as h1 where the program defined h1 = tanh(a1) (as written,
+    or in the simplifier's canonical form, which is what results are in)."""
     names = {body: sym for sym, body in program.definitions if not _trivial(body)}
+    if simplify is not None:
+        for sym, body in program.definitions:
+            canonical = simplify(body)
+            if not _trivial(canonical):
+                names.setdefault(canonical, sym)
     if not names:
         return results, adjoints
     memo: dict = {}

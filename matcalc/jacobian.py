@@ -71,7 +71,7 @@ def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian",
             result = total(output, "")
         results[x.name] = result
     results, named = _inline_single_use(results, named, simplify)
-    results, named = _refer_to_definitions(program, results, named)
+    results, named = _refer_to_definitions(program, results, named, simplify)
     for x in syms:
         J = results[x.name]
         steps.append(Step(JACOBIAN, E.mul(J, vec(E.differential(x))), J, x.name, "identify"))

@@ -123,6 +123,16 @@ class _Function:
             return name, ATOM
         return src, prec
 
+    def named(self, e: E.Expr) -> str:
+        """e as a name: a temporary unless it is one already (for code that uses it twice)."""
+        src, prec = self.code(e)
+        if prec == ATOM and src.isidentifier():
+            return src
+        name = f"_t{self.m.next_temp()}"
+        self.lines.append(f"{name} = {src}")
+        self.names[e] = name
+        return name
+
     def wrap(self, e: E.Expr, level: int) -> str:
         src, prec = self.code(e)
         return f"({src})" if prec < level else src
@@ -321,6 +331,9 @@ class _Module:
         return f.wrap(e.arg, ATOM) + ".T", ATOM
 
     def _emit_Power(self, f, e):
+        if E.is_const(e.exponent, 2) and isinstance(e.base, E.Apply) and e.base.fn is Fn.NORM2:
+            x = f.named(e.base.arg)           # ‖x‖² without the square root and its rounding
+            return f"np.vdot({x}, {x})", ATOM
         if E.is_const(e.exponent, -1):
             return f"1.0 / {f.wrap(e.base, POW)}", MUL
         if E.is_const(e.exponent, Fraction(1, 2)):
