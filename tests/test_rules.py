@@ -354,6 +354,7 @@ ALG_CASES: dict[object, list[tuple[str, dict | None, str]]] = {
              ("inv(I)*A", None, "inverse"),
              ("inv(x'*x)*y", None, "inverse of a scalar")],
     Fn.DET: [("det(x'*A*x)", None, "determinant of a scalar")],
+    Fn.LOG: [("sum(log(1 + exp(x)))", None, "softplus"), ("log(exp(alpha) + 1)", None, "softplus")],
     # I ⊗ I = I is exercised by the Hessian of norm2(X)^2 in test_jacobian.py (2*I)
     E.Kron: [("kron(alpha, A)", None, "Kronecker identities"), ("kron(A, beta)", None, "Kronecker identities")],
     Fn.LOGDET: [("logdet(x'*x + 1)", None, "log det of a scalar")],

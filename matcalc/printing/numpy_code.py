@@ -252,8 +252,8 @@ class _Module:
             src = " * ".join(p if pr > MUL or (i == 0 and pr == MUL) else f"({p})"
                              for i, (p, pr) in enumerate(parts))
             prec = MUL
-        if coeff < 0:
-            return "-" + (src if prec >= MUL else f"({src})"), UNARY
+        if coeff < 0:   # -(X.T @ v), never (-X.T) @ v: negate the small result, not the matrix
+            return "-" + (src if prec == ATOM else f"({src})"), UNARY
         return src, prec
 
     def _chain(self, f, chain) -> tuple[str, int]:

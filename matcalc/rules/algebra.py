@@ -375,6 +375,17 @@ def _fn_of_scalar(e, ctx):
             Fn.INV: lambda s: E.power(s, E.MINUS_ONE), Fn.DIAGV: lambda s: s}[e.fn](e.arg)
 
 
+def _fn_log(e, ctx):
+    """log(1 + exp(z)) = softplus(z): the same value, without overflow for large z."""
+    a = e.arg
+    if isinstance(a, E.Add) and len(a.terms) == 2:
+        ones = [t for t in a.terms if E.is_const(t, 1) or (isinstance(t, E.Broadcast) and E.is_const(t.value, 1))]
+        exps = [t for t in a.terms if isinstance(t, E.Apply) and t.fn is Fn.EXP]
+        if len(ones) == 1 and len(exps) == 1:
+            return E.apply(Fn.SOFTPLUS, exps[0].arg)
+    return None
+
+
 def _fn_inverse(e, ctx):
     a = e.arg
     if isinstance(a, E.Apply) and a.fn is Fn.INV:
@@ -456,6 +467,7 @@ RULES: dict[object, list[AlgebraRule]] = {
     Fn.INV: [AlgebraRule(Rule("inverse of a scalar", "inv(s) = 1/s"), _fn_of_scalar),
              AlgebraRule(Rule("inverse", "(X⁻¹)⁻¹ = X, I⁻¹ = I"), _fn_inverse)],
     Fn.DET: [AlgebraRule(Rule("determinant of a scalar", "det(s) = s"), _fn_of_scalar)],
+    Fn.LOG: [AlgebraRule(Rule("softplus", "log(1 + exp(z)) = softplus(z)"), _fn_log)],
     Fn.LOGDET: [AlgebraRule(Rule("log det of a scalar", "logdet(s) = log(s)"), _fn_of_scalar)],
     Fn.DIAGV: [AlgebraRule(Rule("diag", "diag(diag(v)) = v, diag(a bᵀ) = a ⊙ b"), _fn_diag)],
     Fn.DIAG: [AlgebraRule(Rule("diag of a constant", "diag(s 1) = s I"), _fn_diag)],
