@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 
 from . import api
@@ -99,7 +100,13 @@ def _json(d, args, report) -> str:
 
 
 def run(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # an expression that starts with '-' ("-x'*x") looks like an option to argparse
+    if len(extra) == 1 and args.expr is None and not re.fullmatch(r"--?[A-Za-z][\w-]*(=.*)?", extra[0]):
+        args.expr = extra[0]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     source, origin = "", "<expression>"
     let_text = ""
     try:

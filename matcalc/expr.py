@@ -9,11 +9,12 @@ so shared subtrees cost nothing to compare.
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field, fields
 from fractions import Fraction
 from typing import Callable, Iterator
 
-from .errors import ShapeError
+from .errors import LimitError, ShapeError
 from .shapes import (SCALAR, Dim, Shape, dim_product, is_column, is_scalar,
                      is_square, show_shape, transposed)
 
@@ -395,6 +396,11 @@ def add(*terms: Expr) -> Expr:
         flat.extend(t.terms if isinstance(t, Add) else (t,))
     if not flat:
         raise ValueError("add() of nothing")
+    lead = 0
+    while lead < len(flat) and isinstance(flat[lead], Broadcast):
+        lead += 1
+    if lead >= 2 and lead < len(flat):    # alpha + beta + x reads as (alpha + beta) + x
+        flat = [Broadcast(add(*(b.value for b in flat[:lead])), flat[0].shape)] + flat[lead:]
     if len(flat) == 1:
         return flat[0]
     return Add(tuple(flat), _same_shape("sum", flat))
@@ -443,13 +449,33 @@ def mul(*factors: Expr) -> Expr:
     if not rest:
         return ONE
     rest = _fold_constant_outer(rest)
+    broadcasts = [f for f in rest if isinstance(f, Broadcast)]
+    if len(broadcasts) == 1 and all(f.is_scalar or f is broadcasts[0] for f in rest):
+        scale = [f for f in rest if f.is_scalar]        # alpha*ones is the broadcast alpha
+        return Broadcast(mul(*scale, broadcasts[0].value), broadcasts[0].shape)
     if len(rest) == 1:
         return rest[0]
-    chain = [f for f in rest if not f.is_scalar]
-    if len(chain) >= 2 and len(chain) < len(rest) and chain_shape(chain) == SCALAR:
-        # s * (x'*y): keep the scalar-valued chain whole, as the parser reads it
-        rest = [f for f in rest if f.is_scalar] + [Mul(tuple(chain), SCALAR)]
+    rest = _group_scalar_chains(rest)
+    if len(rest) == 1:
+        return rest[0]
     return Mul(tuple(rest), chain_shape(rest))
+
+
+def _group_scalar_chains(factors: list) -> list:
+    """Read a chain left to right as the parser does: wherever the product so far
+    is 1x1 (x'*y in x'*y*y'*x, or beside a scalar factor) it is one scalar factor."""
+    scalars = [f for f in factors if f.is_scalar]
+    chain = [f for f in factors if not f.is_scalar]
+    groups, current, shape = [], [], None
+    for f in chain:
+        current.append(f)
+        shape = f.shape if shape is None else (shape[0], f.shape[1])
+        if shape == SCALAR and len(current) >= 2 and (len(current) < len(chain) or scalars):
+            groups.append(Mul(tuple(current), SCALAR))
+            current, shape = [], None
+    if not groups:
+        return factors
+    return scalars + groups + current
 
 
 def _fold_constant_outer(factors: list) -> list:
@@ -538,7 +564,12 @@ _BIG = 10**40
 def _fold(x: Number) -> Number:
     """Keep exact fractions while they stay small; fall back to floats."""
     if isinstance(x, Fraction) and (abs(x.numerator) > _BIG or x.denominator > _BIG):
-        return float(x)
+        try:
+            x = float(x)
+        except OverflowError:
+            x = float("inf")
+    if isinstance(x, float) and not math.isfinite(x):
+        raise LimitError("a constant overflows the floating-point range while folding")
     return x
 
 
@@ -550,8 +581,10 @@ def _fold_power(b: Number, p: Number) -> Number | None:
             return _fold(Fraction(b) ** int(p) if isinstance(b, Fraction) else b ** int(p))
         if b > 0:
             return float(b) ** float(p)
-    except (OverflowError, ZeroDivisionError):
+    except ZeroDivisionError:
         return None
+    except OverflowError:
+        raise LimitError("a constant overflows the floating-point range while folding") from None
     return None
 
 

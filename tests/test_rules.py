@@ -325,7 +325,8 @@ ALG_CASES: dict[object, list[tuple[str, dict | None, str]]] = {
             ("A*X*X*B", None, "products"),
             ("diag(v)*x", None, "products"),
             ("x'*diag(v)*A", None, "products"),
-            ("x*(beta/beta)", None, "scalars commute")],
+            ("x*(beta/beta)", None, "scalars commute"),
+            ("(y'*x)*A + (x'*y)*A", None, "inner products commute")],
     E.Add: [("A + 0*B", None, "zero term"),
             ("A + 2*A - 0.5*A", None, "like terms"),
             ("A*x + B*x", None, "common factor"),
@@ -354,7 +355,10 @@ ALG_CASES: dict[object, list[tuple[str, dict | None, str]]] = {
              ("inv(I)*A", None, "inverse"),
              ("inv(x'*x)*y", None, "inverse of a scalar")],
     Fn.DET: [("det(x'*A*x)", None, "determinant of a scalar")],
-    Fn.LOG: [("sum(log(1 + exp(x)))", None, "softplus"), ("log(exp(alpha) + 1)", None, "softplus")],
+    Fn.LOG: [("sum(log(1 + exp(x)))", None, "softplus"), ("log(exp(alpha) + 1)", None, "softplus"),
+             ("x + log(0*x + 2)", None, "function of a constant")],
+    **{fn: [(f"x + {fn.text}(0*x)", None, "function of a constant")]
+       for fn in ELEMENTWISE if fn is not Fn.LOG},
     # I ⊗ I = I is exercised by the Hessian of norm2(X)^2 in test_jacobian.py (2*I)
     E.Kron: [("kron(alpha, A)", None, "Kronecker identities"), ("kron(A, beta)", None, "Kronecker identities")],
     Fn.LOGDET: [("logdet(x'*x + 1)", None, "log det of a scalar")],

@@ -28,8 +28,7 @@ def precedence(e: E.Expr) -> int:
     if isinstance(e, E.Frobenius):
         return FROBENIUS
     if isinstance(e, (E.Mul, E.Hadamard)):
-        c, _ = coefficient(e)
-        return NEG if c < 0 and not isinstance(e, E.Hadamard) else MUL
+        return MUL          # a leading minus too: `A .* -B*A` would read as (A .* -B)*A
     if isinstance(e, E.Const):
         v = e.value
         if v < 0:

@@ -44,7 +44,7 @@ class TextPrinter:
         return "I"
 
     def _print_Zero(self, e):
-        return "0"
+        return "0*" + {"column": "ones", "row": "ones'", "matrix": "ones*ones'"}[_orientation(e.shape)]
 
     def _print_Commutation(self, e):
         return f"commutation({e.m}, {e.n})"

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Optional
 
+import numpy as np
+
 from .. import expr as E
 from ..expr import Fn
 from ..steps import Rule
+from .elementwise import ELEMENTWISE
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,20 @@ def _inverse_pair(a: E.Expr, b: E.Expr) -> bool:
 
 def _power_of(x: E.Expr) -> tuple[E.Expr, int]:
     return (x.base, x.k) if isinstance(x, E.MatPow) else (x, 1)
+
+
+def _m_inner_product(e, ctx):
+    """y'x = x'y: one order for inner products, so that like terms meet."""
+    if not e.is_scalar or len(e.factors) != 2:
+        return None
+    u, v = e.factors
+    if not (isinstance(u, E.Transpose) and u.arg.shape[1] == 1 and v.shape[1] == 1):
+        return None
+    if isinstance(v, E.Differential):
+        return None                          # g'dx: the differential stays on the right
+    if isinstance(u.arg, E.Differential) or ctx.key(v) < ctx.key(u.arg):
+        return E.mul(E.transpose(v), u.arg)
+    return None
 
 
 def _m_chain(e, ctx):
@@ -375,6 +392,20 @@ def _fn_of_scalar(e, ctx):
             Fn.INV: lambda s: E.power(s, E.MINUS_ONE), Fn.DIAGV: lambda s: s}[e.fn](e.arg)
 
 
+def _elementwise_of_constant(e, ctx):
+    """f(0) and f(c·1) for an elementwise f: a constant, evaluated once (exp(0*x) = 1)."""
+    a = e.arg
+    value = 0.0 if isinstance(a, E.Zero) else a.value.value if (
+        isinstance(a, E.Broadcast) and isinstance(a.value, E.Const)) else None
+    if value is None:
+        return None
+    with np.errstate(all="ignore"):
+        result = float(ELEMENTWISE[e.fn].evaluate(np.array(float(value))))
+    if not np.isfinite(result):
+        return None
+    return E.broadcast(E.const(result), e.shape)
+
+
 def _fn_log(e, ctx):
     """log(1 + exp(z)) = softplus(z): the same value, without overflow for large z."""
     a = e.arg
@@ -453,7 +484,8 @@ RULES: dict[object, list[AlgebraRule]] = {
     E.Mul: [AlgebraRule(Rule("zero factor", "0 A = 0"), _m_zero),
             AlgebraRule(Rule("identity factor", "A I = A"), _m_identity),
             AlgebraRule(Rule("scalars commute", "A (s B) = s A B"), _m_scalars_first),
-            AlgebraRule(Rule("products", "X X⁻¹ = I, X X = X², diag(v) x = v ⊙ x"), _m_chain)],
+            AlgebraRule(Rule("products", "X X⁻¹ = I, X X = X², diag(v) x = v ⊙ x"), _m_chain),
+            AlgebraRule(Rule("inner products commute", "yᵀx = xᵀy"), _m_inner_product)],
     E.Add: [AlgebraRule(Rule("zero term", "A + 0 = A"), _a_zero),
             AlgebraRule(Rule("like terms", "aA + bA = (a+b)A"), _a_collect),
             AlgebraRule(Rule("common factor", "AC + BC = (A+B)C"), _a_factor),
@@ -468,11 +500,15 @@ RULES: dict[object, list[AlgebraRule]] = {
              AlgebraRule(Rule("inverse", "(X⁻¹)⁻¹ = X, I⁻¹ = I"), _fn_inverse)],
     Fn.DET: [AlgebraRule(Rule("determinant of a scalar", "det(s) = s"), _fn_of_scalar)],
     Fn.LOG: [AlgebraRule(Rule("softplus", "log(1 + exp(z)) = softplus(z)"), _fn_log)],
+
     Fn.LOGDET: [AlgebraRule(Rule("log det of a scalar", "logdet(s) = log(s)"), _fn_of_scalar)],
     Fn.DIAGV: [AlgebraRule(Rule("diag", "diag(diag(v)) = v, diag(a bᵀ) = a ⊙ b"), _fn_diag)],
     Fn.DIAG: [AlgebraRule(Rule("diag of a constant", "diag(s 1) = s I"), _fn_diag)],
     Fn.SUM: [AlgebraRule(Rule("sum of a scalar", "sum(s) = s"), _fn_sum)],
 }
+for _fn in ELEMENTWISE:     # every elementwise function folds on constants first
+    RULES.setdefault(_fn, []).insert(0, AlgebraRule(Rule("function of a constant", "f(c1) = f(c)1"),
+                                                    _elementwise_of_constant))
 
 
 def rules_for(e: E.Expr) -> list[AlgebraRule]:

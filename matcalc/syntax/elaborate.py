@@ -24,6 +24,7 @@ GREEK = frozenset("alpha beta gamma delta epsilon zeta eta theta iota kappa lamb
                   "omicron pi rho sigma tau upsilon phi chi psi omega".split())
 KINDS = ("scalar", "vector", "matrix", "symmetric", "function")
 DIM_NAMES = ("n", "m", "p", "q", "r", "k", "l", "s", "t")
+MAX_MATRIX_POWER = 32
 
 
 @dataclass(frozen=True)
@@ -334,6 +335,9 @@ class _Infer:
                 or not re.fullmatch(r"-?\s*\d+", self.src(r)):
             self.fail(r, f"a matrix power needs an integer exponent, not {self.src(r)}",
                       hint="use .^ for an elementwise power")
+        if abs(int(self.src(r).replace(" ", ""))) > MAX_MATRIX_POWER:
+            self.fail(r, f"matrix powers are limited to |k| <= {MAX_MATRIX_POWER} (the derivative of X^k "
+                         f"has k terms)", LimitError)
         return a
 
     def t_epow(self, t):
