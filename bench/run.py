@@ -1,0 +1,80 @@
+"""Run every benchmark and write bench/results.md.
+
+    pip install -r bench/requirements.txt
+    python bench/run.py            # the whole suite, about 10 minutes on 2 cores
+    python bench/run.py --quick    # a smoke run: few repeats, sizes to 32; writes bench/results-quick.md
+
+Each benchmark is a module of its own with a main(), runnable alone:
+generated_code.py, derivation_scaling.py, startup.py.  Before each one this
+script waits (up to a minute) for the machine to be quiet, and records how
+many cores other processes kept busy while it ran: the machine has 2 cores, so
+anything else running shows in the figures (the ratios, taken side by side in one
+process, suffer least); generated_code.py also throws away the rounds during
+which other processes kept a core busy.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # first: threads and float64 are set before numpy, jax, torch load
+import derivation_scaling
+import generated_code
+import startup
+
+BENCHMARKS = [("generated code", generated_code), ("derivation time", derivation_scaling),
+              ("start-up", startup)]
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    quick = "--quick" in argv
+    command = "python bench/run.py" + (" --quick" if quick else "")
+    started = time.perf_counter()
+    sections, flags, loads = [], [], []
+    for label, module in BENCHMARKS:
+        waited, before = C.wait_for_quiet(max_wait=10 if quick else 60)
+        monitor = C.LoadMonitor()
+        t = time.perf_counter()
+        print(f"== {label} (waited {waited:.0f} s for a quiet machine; other processes then used "
+              f"{before:.2f} cores)", flush=True)
+        out = module.run(quick=quick)
+        loads.append([label, f"{time.perf_counter() - t:.0f} s", f"{waited:.0f} s", f"{monitor.others():.2f}"])
+        sections.append(out["markdown"])
+        flags += [f"{label}: {f}" for f in out["flags"]]
+    total = time.perf_counter() - started
+
+    findings = ("\n".join(f"- {f}" for f in flags) if flags else
+                "- none: no matcalc row is more than 10% slower than hand-written NumPy, "
+                "and no derivation time grows faster than ×2.5 per doubling")
+    md = "\n\n".join([
+        "# Benchmark results",
+        "Written by `bench/run.py`; do not edit by hand.",
+        "## Machine and method",
+        C.machine_notes() + "\n"
+        f"- Command: `cd {shlex.quote(str(C.ROOT))} && pip install -r bench/requirements.txt && {command}` "
+        f"(took {total / 60:.1f} min)\n"
+        "- Every figure is a median of repeated runs. Implementations compared in one table are timed "
+        "in the same process, side by side: each round times every row once, in a shuffled order, and "
+        "the rounds are repeated; rounds during which other processes kept more than a quarter of a "
+        "core busy are thrown away (2-thread BLAS on 2 cores slows many times over when another "
+        "process takes a core). A ratio is a median time divided by the reference's median time "
+        "(1.10 = 10% slower). Every implementation is checked against matcalc's result (allclose) "
+        "before it is timed.",
+        "Other processes on the machine during each benchmark (cores kept busy, from /proc/stat "
+        "less this process and its children):\n\n"
+        + C.table(["benchmark", "took", "waited for quiet", "other processes, cores"], loads),
+        "## Findings\n\nmatcalc slower than hand-written NumPy by more than 10%, or derivation "
+        "time growing super-linearly:\n\n" + findings,
+        *sections,
+    ]) + "\n"
+    path = C.BENCH / ("results-quick.md" if quick else "results.md")
+    path.write_text(md)
+    print(f"\nwrote {path} ({total / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()
