@@ -10,7 +10,7 @@ from fractions import Fraction
 from .. import expr as E
 from ..expr import Fn
 from ..rules.elementwise import ELEMENTWISE
-from .precedence import ADD, FROBENIUS, MUL, POSTFIX, coefficient, precedence, signed_terms
+from .precedence import FROBENIUS, MUL, POSTFIX, coefficient, precedence, print_sum
 
 GREEK = set("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
             "pi rho sigma tau upsilon phi chi psi omega".split())
@@ -88,16 +88,7 @@ class LatexPrinter:
         return r"\mathrm{d}\left(" + self.print(e.target) + r"\right)"
 
     def _print_Add(self, e):
-        out = []
-        for sign, t in signed_terms(e):
-            if isinstance(t, E.Add):       # a broadcast sum: x + (alpha + beta)
-                out.append((f" {sign or '+'} " if sign or out else "") + rf"\left({self.print(t)}\right)")
-                continue
-            if sign == "-":    # a - (b - c): the subtrahend binds tighter than a sum
-                out.append(" - " + self.wrap(t, MUL))
-            else:
-                out.append((" + " if sign else "") + self.wrap(t, ADD))
-        return "".join(out)
+        return print_sum(self, e)
 
     def _print_Mul(self, e):
         c, factors = coefficient(e)

@@ -79,3 +79,16 @@ def signed_terms(e: E.Add):
             yield "-", (E.mul(E.Const(-c), *rest) if rest else E.Const(-c))
         else:
             yield ("+" if i else ""), t
+
+
+def print_sum(printer, e: E.Add) -> str:
+    """A sum in any printer with a `wrap(expr, level)`: a - (b - c), and a
+    broadcast sum kept whole (x + (alpha + beta))."""
+    out = []
+    for sign, t in signed_terms(e):
+        if sign == "-" or isinstance(t, E.Add):     # binds tighter than the sum around it
+            body = printer.wrap(t, MUL)
+        else:
+            body = printer.wrap(t, ADD)
+        out.append(f" {sign or '+'} {body}" if out else body)
+    return "".join(out)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from .. import expr as E
-from .precedence import (ADD, FROBENIUS, MUL, NEG, POSTFIX, coefficient, signed_terms,
+from .precedence import (FROBENIUS, MUL, NEG, POSTFIX, coefficient, print_sum,
                          format_number, precedence)
 
 
@@ -61,16 +61,7 @@ class TextPrinter:
         return f"d({self.print(e.target)})"
 
     def _print_Add(self, e):
-        out = []
-        for sign, t in signed_terms(e):
-            if isinstance(t, E.Add):       # a broadcast sum: x + (alpha + beta)
-                out.append(f" {sign or '+'} ({self.print(t)})" if sign or out else f"({self.print(t)})")
-                continue
-            if sign == "-":    # a - (b - c): the subtrahend binds tighter than a sum
-                out.append(" - " + self.wrap(t, MUL))
-            else:
-                out.append((" + " if sign else "") + self.wrap(t, ADD))
-        return "".join(out)
+        return print_sum(self, e)
 
     def _print_Mul(self, e):
         c, factors = coefficient(e)
