@@ -189,8 +189,10 @@ def _numerically_symmetric(program, adjoints, G, points: int = 2) -> bool:
         dims = dimension_sizes(program, rng)
         env = sample_inputs(program, rng, dims)
         value = run_program(program, env, opaque_functions(program), dims, adjoints)(G)
-        scale = max(1.0, float(np.max(np.abs(value)))) if value.size else 1.0
-        if not np.all(np.isfinite(value)) or np.max(np.abs(value - value.T)) > 1e-10 * scale:
+        size = float(np.max(np.abs(value))) if value.size else 0.0
+        if not np.all(np.isfinite(value)) or size < 1e-8:
+            return False      # G vanishes here (an inactive relu): this point proves nothing
+        if np.max(np.abs(value - value.T)) > 1e-10 * max(1.0, size):
             return False
     return True
 
@@ -206,11 +208,14 @@ def _fresh(name: str, taken: set[str]) -> str:
 def _inline_single_use(results, adjoints, simplify):
     """Substitute each adjoint used exactly once; drop unused ones."""
     names = {g.name for g, _ in adjoints}
-    uses: Counter = Counter()
+    uses: Counter = Counter()       # references, not distinct nodes: g*(1 - h.^2) + g uses g twice
     for e in list(results.values()) + [body for _, body in adjoints]:
+        if isinstance(e, E.Symbol) and e.name in names:
+            uses[e.name] += 1
         for n in E.walk(e):
-            if isinstance(n, E.Symbol) and n.name in names:
-                uses[n.name] += 1
+            for k in n.children():
+                if isinstance(k, E.Symbol) and k.name in names:
+                    uses[k.name] += 1
     subst: dict[E.Expr, E.Expr] = {}
     kept = []
     memo: dict = {}
