@@ -14,6 +14,12 @@
    imports only numpy and refers to nothing but its parameters, its own functions
    and np; comments and other non-identifier text never reach the code, and
    running it runs nothing else.
+
+Fixed bugs stay as plain regression tests (their docstrings say what was found),
+open ones as strict xfails.
+
+    python -m pytest -q tests/test_hostile.py --durations=10            # ~80 s
+    HYPOTHESIS_PROFILE=soak python -m pytest -q tests/test_hostile.py -k "random or soup"
 """
 from __future__ import annotations
 
@@ -398,6 +404,9 @@ def _residual_network(layers: int) -> str:
 
 @pytest.mark.parametrize("layers", [20, 40])
 def test_residual_network_gradient_is_linear(layers):
+    """Found here: residual connections (a_i = tanh(a_{i-1}) + a_{i-1}) made the gradient
+    grow exponentially (10 layers 10 kB, 14 layers 175 kB, 20 never finished), although
+    the README promises work linear in the program.  Fixed in 92ee8a3."""
     r = cli("grad", "-", "--wrt", "x", stdin=_residual_network(layers).encode(), timeout=WALL + 1)
     assert_calm(r, valid=True)
 
@@ -438,6 +447,7 @@ _SOUP = ["x", "y", "A", "W", "alpha", "lambda", "f", "I", "ones", "0", "2", "0.5
 @settings(max_examples=share(600))
 @given(st.lists(st.sampled_from(_SOUP), min_size=1, max_size=16).map("".join), st.data())
 @example("a = x\nL = f(a)\nf: function", None)
+@example("a = I", None)
 def test_api_token_soup(text, data):
     """Random sequences of the language's own tokens: the API raises only MatcalcError,
     whatever the command; a result prints as text, LaTeX (with steps) and NumPy."""
@@ -446,17 +456,18 @@ def test_api_token_soup(text, data):
     except MatcalcError:
         return
     names = list(program.inputs) + [s.name for s, _ in program.definitions]
-    if not names or data is None:
+    if not names:
         return
-    wrt = data.draw(st.sampled_from(names))
+    wrt = data.draw(st.sampled_from(names)) if data is not None else names[0]
     for command in (matcalc.grad, matcalc.jacobian, matcalc.hessian):
         try:
             d = command(program, wrt)
+            d.text()
+            d.latex(steps=True)
+            source = d.numpy()     # may say "the size p is not fixed by any input": a MatcalcError
         except MatcalcError:
             continue
-        d.text()
-        d.latex(steps=True)
-        compile(d.numpy(), "<generated>", "exec")
+        compile(source, "<generated>", "exec")
 
 
 @settings(max_examples=share(300))
