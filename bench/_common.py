@@ -66,29 +66,34 @@ def setup_autograd():
 
 class Timings(dict):
     """{row name: [seconds, ...]} and how the rounds were kept."""
-    kept = discarded = 0
+    kept = discarded = wanted = 0
     load = 0.0             # cores other processes used, on average, in the kept rounds
     capped = False         # the time limit came before enough quiet rounds
+    noisy_counted = False  # ... so few that the noisy rounds are counted too
 
 
 def interleaved(rows: Sequence[tuple[str, Callable[[], object]]], repeats: int,
-                warmup: int = 2, pause: float = 0.002, seed: int = 0,
+                warmup: int = 2, warm_each: int = 1, seed: int = 0,
                 quiet: float | None = None, max_seconds: float = 150.0) -> Timings:
     """Time every row once per round, rounds repeated: the rows are measured side
     by side, so a slow spell of the machine hits them all alike.  The order of
     the rows is shuffled in each round (no row always follows the same one), and
-    a short pause before each call lets the worker threads of the library timed
-    before it (OpenBLAS, OpenMP, XLA) go idle.
+    each timed call comes right after `warm_each` untimed calls of the same row,
+    so that every library is timed with its worker threads awake (OpenBLAS,
+    OpenMP and XLA threads that went to sleep while another library ran take
+    milliseconds to wake on this machine), as in a loop that calls it repeatedly.
 
     With quiet=c, rounds are taken in blocks of at least 0.3 s, and a block in
     which other processes kept more than c cores busy is thrown away (2-thread
     BLAS on 2 cores is slowed many times over when another process takes a core);
     rounds are taken until `repeats` are kept or max_seconds have passed (then
-    whatever was taken counts, the noisy blocks included).  Seconds."""
+    the quiet rounds taken so far count, or, where they are fewer than a quarter
+    of `repeats`, every round, the noisy ones included).  Seconds."""
     for _, fn in rows:
         for _ in range(warmup):
             fn()
     out = Timings({name: [] for name, _ in rows})
+    out.wanted = repeats
     noisy: dict[str, list[float]] = {name: [] for name, _ in rows}
     noisy_load: list[float] = []
     kept_load: list[float] = []
@@ -106,7 +111,8 @@ def interleaved(rows: Sequence[tuple[str, Callable[[], object]]], repeats: int,
                              and out.kept + n < repeats):
                 rng.shuffle(order)
                 for name, fn in order:
-                    time.sleep(pause)
+                    for _ in range(warm_each):
+                        fn()
                     t = time.perf_counter()
                     fn()
                     block[name].append(time.perf_counter() - t)
@@ -124,9 +130,11 @@ def interleaved(rows: Sequence[tuple[str, Callable[[], object]]], repeats: int,
                 noisy_load += [load] * n
             if time.perf_counter() - start > max_seconds and out.kept < repeats:
                 out.capped = True
-                for name, ts in noisy.items():
-                    out[name] += ts
-                kept_load += noisy_load
+                if out.kept < max(5, repeats // 4):        # too few quiet rounds: count the noisy too
+                    out.noisy_counted = True
+                    for name, ts in noisy.items():
+                        out[name] += ts
+                    kept_load += noisy_load
                 break
     finally:
         if gc_was:

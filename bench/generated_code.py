@@ -54,14 +54,15 @@ def _section(title: str, rows, times, reference: str, extra_ref: str | None = No
         if extra_ref:
             row.append(f"{med[name] / med[extra_ref]:.2f}")
         body.append(row)
-    if times.capped:
+    if times.noisy_counted:
         how = (f"Median of {times.kept + times.discarded} interleaved rounds: only {times.kept} quiet rounds "
                f"came within the time limit, so the noisy ones count too (other processes kept "
                f"{times.load:.2f} cores busy on average){note}")
     else:
-        how = (f"Median of {times.kept} interleaved rounds, taken while other processes kept under "
-               f"{QUIET} cores busy ({times.discarded} rounds thrown away; {times.load:.2f} cores on "
-               f"average in the rounds kept){note}")
+        how = (f"Median of {times.kept} interleaved rounds"
+               + (f" (of {times.wanted} wanted: the time limit came first)" if times.capped else "")
+               + f", taken while other processes kept under {QUIET} cores busy ({times.discarded} rounds "
+               f"thrown away; {times.load:.2f} cores on average in the rounds kept){note}")
     text = f"### {title}\n\n{how}.\n\n" + C.table(header, body)
     return text, med
 

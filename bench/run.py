@@ -25,6 +25,7 @@ import derivation_scaling
 import generated_code
 import startup
 
+BUSY = 0.25     # cores kept busy by other processes above which the results carry a warning
 BENCHMARKS = [("generated code", generated_code), ("derivation time", derivation_scaling),
               ("start-up", startup)]
 
@@ -46,6 +47,13 @@ def main(argv=None) -> None:
         sections.append(out["markdown"])
         flags += [f"{label}: {f}" for f in out["flags"]]
     total = time.perf_counter() - started
+    busiest = max(float(row[3]) for row in loads)
+    warning = (f"**Measured on a busy machine**: other processes kept up to {busiest:.2f} of the 2 cores "
+               "busy (table below). Two-thread BLAS slows many times over when another process takes a "
+               "core, so absolute times here are inflated, several times over for the NumPy rows (the "
+               "`min ms` column is closer to an idle machine); ratios of rows timed side by side hold "
+               "better. Run again on an idle machine for figures to quote."
+               if busiest > BUSY else "")
 
     findings = ("\n".join(f"- {f}" for f in flags) if flags else
                 "- none: no matcalc row is more than 10% slower than hand-written NumPy, "
@@ -53,6 +61,7 @@ def main(argv=None) -> None:
     md = "\n\n".join([
         "# Benchmark results",
         "Written by `bench/run.py`; do not edit by hand.",
+        *([warning] if warning else []),
         "## Machine and method",
         C.machine_notes() + "\n"
         f"- Command: `cd {shlex.quote(str(C.ROOT))} && pip install -r bench/requirements.txt && {command}` "
