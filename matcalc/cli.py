@@ -89,7 +89,7 @@ def _json(d, args, report) -> str:
         "wrt": d.wrt,
         "results": {n: {"text": to_text(g), "latex": to_latex(g), "shape": list(g.shape)}
                     for n, g in d.results.items()},
-        "adjoints": [{"name": g.name, "text": to_text(b), "latex": to_latex(b)} for g, b in d.adjoints],
+        "adjoints": [{"name": g.name, "text": to_text(b), "latex": to_latex(b)} for g, b in d.named],
         "steps": steps_json(d),
         "code": d.numpy(),
     }

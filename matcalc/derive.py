@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from . import expr as E
+from .engine.chains import SHARE, share_chain_products
 from .engine.adjoint import IDENTIFY, state_expr, transpose_linear
 from .engine.differential import differential
 from .engine.simplify import Simplifier
@@ -43,10 +44,16 @@ class Derivation:
     steps: list[Step] = field(default_factory=list)
     differentials: dict[str, E.Expr] = field(default_factory=dict)   # name -> d(definition)
     command: str = "grad"                            # grad | jacobian | hessian
+    shared: list[tuple[E.Symbol, E.Expr]] = field(default_factory=list)  # t = ..., products named (chains.py)
 
     @property
     def result(self) -> E.Expr:
         return self.results[self.wrt[0]]
+
+    @property
+    def named(self) -> list[tuple[E.Symbol, E.Expr]]:
+        """Every name the results use that the input did not define, in evaluation order."""
+        return self.shared + self.adjoints
 
 
 def _wrt_symbols(program: E.Program, wrt: list[str]) -> list[E.Symbol]:
@@ -79,7 +86,7 @@ def _trivial(e: E.Expr) -> bool:
         isinstance(e, E.Broadcast) and isinstance(e.value, E.Const))
 
 
-def grad(program: E.Program, wrt: list[str], keep_steps: bool = True) -> Derivation:
+def grad(program: E.Program, wrt: list[str], keep_steps: bool = True, share_products: bool = True) -> Derivation:
     if not program.output.is_scalar:
         raise UsageError(f"grad needs a scalar expression; this one is {show_shape(program.output.shape)}",
                          program.spans.get("<output>"),
@@ -92,6 +99,12 @@ def grad(program: E.Program, wrt: list[str], keep_steps: bool = True) -> Derivat
     adjoints: list[tuple[E.Symbol, E.Expr]] = []
     differentials: dict[str, E.Expr] = {}
     taken = set(program.inputs) | {s.name for s, _ in program.definitions} | set(program.functions)
+    shared: list[E.Symbol] = []
+    if share_products:
+        program, shared = share_chain_products(program, active, lambda stem: _fresh(stem, taken))
+    bodies = dict(program.definitions)
+    if steps is not None:
+        steps += [Step(SHARE, t, bodies[t], t.name, "define") for t in shared]
 
     def propagate(G: E.Expr, body: E.Expr, sym: E.Symbol | None):
         used: list[Rule] = []
@@ -161,7 +174,8 @@ def grad(program: E.Program, wrt: list[str], keep_steps: bool = True) -> Derivat
         for sym in wrt_syms:
             steps.append(Step(IDENTIFY, state_expr([(raw[sym.name], E.differential(sym))]),
                               results[sym.name], sym.name, "identify"))
-    return Derivation(program, list(wrt), results, adjoints, steps or [], differentials)
+    return Derivation(program, list(wrt), results, adjoints, steps or [], differentials,
+                      shared=[(t, bodies[t]) for t in shared])
 
 
 def _differential_step(G, body, sym, d, used: list[Rule]) -> Step:

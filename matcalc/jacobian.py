@@ -87,7 +87,7 @@ def hessian(program: E.Program, wrt: list[str]) -> Derivation:
     results, named, steps = {}, [], []
     taken: set[str] = set()                     # names stay distinct across the variables
     for name in wrt:
-        g = grad(program, [name], keep_steps=False)
+        g = grad(program, [name], keep_steps=False, share_products=False)
         out = E.Symbol("_gradient", g.result.shape, "defined")
         gradient_program = E.Program(program.inputs, tuple(program.definitions) + tuple(g.adjoints) +
                                      ((out, vec(g.result)),), out, program.functions, program.source)

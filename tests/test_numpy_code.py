@@ -63,6 +63,8 @@ CASES = [
     ("sum(x ./ y) + sum(A / alpha)", ["y", "alpha"], None),
     ("sum(X .^ 3) + alpha^beta", ["X", "beta"], None),
     ("np'*value + id'*x + norm2(W*grad_x)^2", ["np", "value", "x", "grad_x", "W"], None),
+    # more derivatives than SEPARATE_UP_TO: grad_X calls value_and_grad
+    (MLP, ["W1", "b1", "W2", "b2", "x", "y"], None),
 ]
 
 
@@ -189,6 +191,16 @@ def test_mlp_with_several_wrt_in_order():
     L, gW2, gb1 = ns["value_and_grad"](**kwargs)
     assert gW2.shape == kwargs["W2"].shape and gb1.shape == kwargs["b1"].shape
     assert np.allclose(gW2, ns["grad_W2"](**kwargs)) and np.allclose(gb1, ns["grad_b1"](**kwargs))
+
+
+def test_many_derivatives_share_one_backward_pass():
+    """Past SEPARATE_UP_TO derivatives the module holds one copy of the backward pass,
+    so its size grows with the program, not with the program times the derivatives."""
+    from matcalc.printing.numpy_code import SEPARATE_UP_TO
+    few = matcalc.grad(MLP, wrt=["W1", "b1", "W2", "b2"][:SEPARATE_UP_TO]).numpy()
+    many = matcalc.grad(MLP, wrt=["W1", "b1", "W2", "b2", "x", "y"]).numpy()
+    assert "return value_and_grad(" not in few
+    assert many.count("np.tanh(") == 2           # in value and in value_and_grad only
 
 
 def test_python_keyword_becomes_trailing_underscore():

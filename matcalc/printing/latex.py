@@ -162,7 +162,7 @@ def derivative_label(command: str, name: str) -> str:
 
 def derivation_latex(d) -> str:
     """The results (and shared adjoints) as LaTeX."""
-    lines = [f"{latex_name(g.name)} &= {to_latex(body)}" for g, body in d.adjoints]
+    lines = [f"{latex_name(g.name)} &= {to_latex(body)}" for g, body in d.named]
     for name, g in d.results.items():
         lines.append(f"{derivative_label(d.command, name)} &= {to_latex(g)}")
     if len(lines) == 1:

@@ -24,6 +24,10 @@ from .text import to_text
 
 ADD, MUL, UNARY, POW, ATOM = range(1, 6)
 
+# With more derivatives than this, grad_X calls value_and_grad instead of holding
+# its own copy of the forward and backward passes: the module stays linear in size.
+SEPARATE_UP_TO = 4
+
 COMMUTATION = ("_commutation", '''def _commutation(m, n):
     """K with K @ A.reshape(-1, order="F") == A.T.reshape(-1, order="F") for an m x n A."""
     r, c = np.meshgrid(np.arange(m), np.arange(n), indexing="ij")
@@ -380,6 +384,13 @@ class _Module:
         return f"def {name}({', '.join(self.params)}):\n" + "\n".join(body) + "\n"
 
 
+    def delegate(self, name: str, doc: str, index: int) -> str:
+        """A derivative taken from value_and_grad: one copy of the backward pass in the module."""
+        return (f"def {name}({', '.join(self.params)}):\n    \"\"\"{doc}\n\n    (Computes every derivative: "
+                f"call value_and_grad to have them all at once.)\"\"\"\n"
+                f"    return value_and_grad({', '.join(self.params)})[{index}]\n")
+
+
 def _needed(definitions, roots) -> list[tuple[E.Symbol, E.Expr]]:
     """The definitions the roots depend on, in their original order."""
     wanted: set[str] = set()
@@ -399,10 +410,14 @@ def numpy_module(d) -> str:
     value = d.program.output
     sections = [m.function("value", "The value of the expression.", [value])]
     what = {"grad": "∂L/∂{}", "jacobian": "∂vec(f)/∂vec({})", "hessian": "∂²L/∂vec({})²"}[d.command]
-    for name, g in d.results.items():
+    delegate = len(d.results) > SEPARATE_UP_TO
+    for i, (name, g) in enumerate(d.results.items()):
         text = to_text(g)
         comment = f"{d.command}_{name} = {text}" if len(text) < 200 else "see the derivation"
-        sections.append(m.function(f"{d.command}_{name}", f"{what.format(name)}: {comment}", [g]))
+        if delegate:
+            sections.append(m.delegate(f"{d.command}_{name}", f"{what.format(name)}: {comment}", i + 1))
+        else:
+            sections.append(m.function(f"{d.command}_{name}", f"{what.format(name)}: {comment}", [g]))
     sections.append(m.function("value_and_grad", "The value and every gradient (" +
                                ", ".join(d.results) + "), sharing the forward pass.",
                                [value] + list(d.results.values())))

@@ -39,7 +39,7 @@ def _lines(d, verbosity, show, why) -> list[tuple[str, str, str]]:
             first = show(s.before)
             rows.append((lhs, first, ""))
             rows.append(("", show(s.after), why(s, merged)))
-        elif s.kind == "adjoint":
+        elif s.kind in ("adjoint", "define"):
             rows.append((show(s.before), show(s.after), why(s, merged)))
         elif s.kind == "identify":
             rows.append((LABELS[d.command].format(s.note), show(s.after), ""))
@@ -57,6 +57,8 @@ def _text_why(s: Step, merged: list[str]) -> str:
             base += f"; {s.note}"
     elif s.kind == "adjoint":
         base = f"∂L/∂{s.note}, passed back to the definition of {s.note}"
+    elif s.kind == "define":
+        base = s.rule.name
     else:
         base = s.rule.display
     if merged:
@@ -72,7 +74,8 @@ def steps_text(d, verbosity: str = "brief") -> str:
         prefix = (lhs.ljust(width) + " = ") if lhs else (" " * width + " = ")
         body.append((prefix + rhs, why))
     col = min(max(len(a) for a, _ in body) + 3, 72)
-    return "\n".join((a.ljust(col) + f"({w})").rstrip() if w else a for a, w in body)
+    # a line longer than the column still keeps two spaces before its explanation
+    return "\n".join(f"{a.ljust(col - 3)}   ({w})" if w else a for a, w in body)
 
 
 def _latex_why(s: Step, merged: list[str]) -> str:

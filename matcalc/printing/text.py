@@ -130,8 +130,8 @@ def derivation_text(d) -> str:
     One variable and nothing named: the bare expression.  Otherwise the
     shared adjoints `g_a = ...` first, then `grad_X = ...` per variable.
     """
-    if len(d.results) == 1 and not d.adjoints:
+    if len(d.results) == 1 and not d.named:
         return to_text(d.result)
-    lines = [f"{g.name} = {to_text(body)}" for g, body in d.adjoints]
+    lines = [f"{g.name} = {to_text(body)}" for g, body in d.named]
     lines += [f"{d.command}_{name} = {to_text(g)}" for name, g in d.results.items()]
     return "\n".join(lines)
