@@ -11,7 +11,6 @@ from typing import Iterable
 
 from . import derive
 from . import jacobian as jacobians
-from .check import CheckReport, check_derivation
 from .errors import UsageError
 from .engine.simplify import Simplifier
 from .expr import Program, Symbol
@@ -74,7 +73,8 @@ class Derivation(derive.Derivation):
         return SimpleNamespace(**{k: v for k, v in namespace.items()
                                   if callable(v) and not k.startswith("_") and k != "np"})
 
-    def check(self, seed: int = 0) -> CheckReport:
+    def check(self, seed: int = 0) -> "CheckReport":  # noqa: F821
+        from .check import check_derivation      # NumPy is imported by the check, not by the package
         return check_derivation(self, seed)
 
     def _repr_latex_(self) -> str:

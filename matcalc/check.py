@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import expr as E
 from .derive import grad
+from .errors import LimitError
 from .numeric import run_program
+from .printing.text import to_text
 from .sampling import dimension_sizes, opaque_functions, sample_inputs
 
 __all__ = ["check_derivation", "check_gradient", "CheckReport", "dimension_sizes", "sample_inputs", "opaque_functions"]
@@ -19,6 +22,13 @@ __all__ = ["check_derivation", "check_gradient", "CheckReport", "dimension_sizes
 TOLERANCE = 1e-5
 STEP = 1e-6
 ATTEMPTS = 20
+# A variable with more entries is checked along random directions rather than
+# entry by entry, so the work of a check does not grow with the declared sizes.
+ENTRYWISE_UP_TO = 100
+DIRECTIONS = 12
+# The largest array a check may build (32 MB of float64): declared sizes past it
+# are a limit error, not an out-of-memory crash.
+MAX_ENTRIES = 4_000_000
 
 
 @dataclass
@@ -46,6 +56,7 @@ def check_derivation(derivation, seed: int = 0, points: int = 3) -> CheckReport:
     done = 0
     for _ in range(points):
         dims = dimension_sizes(program, rng)
+        _within_limits(derivation, dims)
         env = _valid_point(program, rng, dims, functions)
         if env is None:
             break
@@ -55,14 +66,19 @@ def check_derivation(derivation, seed: int = 0, points: int = 3) -> CheckReport:
             analytic = ev(result)
             fixed = frozenset() if name in program.inputs else frozenset({name})
             point = {**env, name: ev.env[name]}     # an intermediate is perturbed with its definition held
-            if derivation.command == "grad":
+            sym = program.inputs.get(name)
+            symmetric = sym is not None and sym.symmetric
+            x = point[name]
+            if derivation.command == "grad" and x.size <= ENTRYWISE_UP_TO:
                 numeric = _finite_difference(_value(program, functions, dims), point, name, program, fixed)
             else:
-                target = _value(program, functions, dims) if derivation.command == "jacobian" \
-                    else _gradient(gradients[name], functions, dims)
-                sym = program.inputs.get(name)
-                directions = _directions(point[name], sym is not None and sym.symmetric)
+                target = _gradient(gradients[name], functions, dims) if derivation.command == "hessian" \
+                    else _value(program, functions, dims)
+                directions = _directions(x, symmetric) if x.size <= ENTRYWISE_UP_TO \
+                    else _random_directions(x, symmetric, rng)
                 numeric = _jacobian_by_differences(target, point, name, fixed, directions)
+                if derivation.command == "grad":
+                    analytic = analytic.reshape(1, -1, order="F")
                 analytic = analytic @ directions    # J d vec(X), along the directions taken
             if not (np.all(np.isfinite(analytic)) and np.all(np.isfinite(numeric))):
                 err = float("inf")     # a NaN must fail the check, not vanish in max()
@@ -103,6 +119,48 @@ def _valid_point(program, rng, dims, functions):
         if np.all(np.isfinite(value_of(env))):
             return env
     return None
+
+
+def _within_limits(derivation, dims) -> None:
+    """Refuse sizes whose arrays would not fit, before any is built."""
+    program = derivation.program
+    roots = [b for _, b in program.definitions] + [program.output] + \
+        list(derivation.results.values()) + [b for _, b in derivation.named]
+    seen: set = set()
+    for root in roots:
+        for n in E.walk(root):
+            if n in seen:
+                continue
+            seen.add(n)
+            sizes = [_size(d, dims) for d in n.shape]
+            if sizes[0] * sizes[1] > MAX_ENTRIES:
+                raise LimitError(f"--check would build a {sizes[0]:,}×{sizes[1]:,} array (for {_short(n)}), "
+                                 f"more than the {MAX_ENTRIES:,} entries a check may use; check the same "
+                                 "expression with smaller sizes, or with named dimensions such as "
+                                 "matrix(m, n), which the check samples small")
+
+
+def _size(d, dims) -> int:
+    out = 1
+    for part in str(d).split("*"):
+        out *= int(part) if part.isdigit() else dims[part]
+    return out
+
+
+def _short(e) -> str:
+    text = to_text(e)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _random_directions(x: np.ndarray, symmetric: bool, rng) -> np.ndarray:
+    """Columns vec(D) of DIRECTIONS random unit directions (symmetric ones for a symmetric X)."""
+    columns = []
+    for _ in range(DIRECTIONS):
+        d = rng.standard_normal(x.shape)
+        if symmetric:
+            d = d + d.T
+        columns.append((d / np.linalg.norm(d)).reshape(-1, order="F"))
+    return np.stack(columns, axis=1)
 
 
 def _directions(x: np.ndarray, symmetric: bool) -> np.ndarray:

@@ -9,8 +9,6 @@ substituted into their single use at the end, for readable results.
 from __future__ import annotations
 
 import difflib
-
-import numpy as np
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -21,9 +19,7 @@ from .engine.adjoint import IDENTIFY, state_expr, transpose_linear
 from .engine.differential import differential
 from .engine.simplify import Simplifier
 from .errors import NameError_, Span, UsageError
-from .numeric import run_program
 from .rules.algebra import is_symmetric
-from .sampling import dimension_sizes, opaque_functions, sample_inputs
 from .shapes import show_shape
 from .rules.differentials import LINEAR
 from .steps import Rule, Step
@@ -198,6 +194,9 @@ def _differential_step(G, body, sym, d, used: list[Rule]) -> Step:
 def _numerically_symmetric(program, adjoints, G, points: int = 2) -> bool:
     """G = Gᵀ as an identity, tested at random points (Schwartz–Zippel style):
     structural tests miss forms like (I/2 - A*r*r')*A with A symmetric."""
+    import numpy as np        # here, not at the top: only symmetric variables need NumPy
+    from .numeric import run_program
+    from .sampling import dimension_sizes, opaque_functions, sample_inputs
     rng = np.random.default_rng(20261128)
     for _ in range(points):
         dims = dimension_sizes(program, rng)

@@ -17,8 +17,10 @@ from .rules.elementwise import ELEMENTWISE
 SPD_ARGS = {Fn.LOGDET, Fn.DET, Fn.INV}
 
 
-def _domain_requirements(program: E.Program) -> dict[str, str]:
-    """name -> 'spd' | 'positive' | 'bounded', from where each symbol is used."""
+def _domain_requirements(program: E.Program, tall: list | None = None) -> dict[str, str]:
+    """name -> 'spd' | 'positive' | 'bounded', from where each symbol is used.
+    A Gram product Yᵀ Y that must be SPD needs Y at least as tall as wide:
+    those (rows, columns) dimension pairs are appended to `tall`."""
     need: dict[str, str] = {}
     bodies = {s.name: b for s, b in program.definitions}
 
@@ -34,12 +36,22 @@ def _domain_requirements(program: E.Program) -> dict[str, str]:
         elif isinstance(e, (E.Add, E.Transpose)) or (isinstance(e, E.Apply) and e.fn is Fn.INV):
             for k in e.children():
                 mark(k, domain, seen)
+        elif isinstance(e, E.MatPow) and domain == "spd":      # a power of an SPD matrix is SPD
+            mark(e.base, domain, seen)
+        elif isinstance(e, E.Apply) and e.fn is Fn.DIAG and domain == "spd":   # diag(x) is SPD for x > 0
+            mark(e.arg, "positive", seen)
         elif isinstance(e, (E.Hadamard, E.Mul)) and domain == "positive":
             for k in e.children():
                 mark(k, domain, seen)
         elif isinstance(e, E.Mul) and domain == "spd" and isinstance(e.factors[0], E.Const):
             for k in e.factors[1:]:
                 mark(k, domain, seen)
+        elif isinstance(e, E.Mul) and domain == "spd" and len(e.factors) == 2 and tall is not None:
+            left, right = e.factors
+            if isinstance(left, E.Transpose) and left.arg == right:        # Yᵀ Y
+                tall.append((right.shape[0], right.shape[1]))
+            elif isinstance(right, E.Transpose) and right.arg == left:     # Y Yᵀ
+                tall.append((left.shape[1], left.shape[0]))
 
     roots = [b for _, b in program.definitions] + [program.output]
     for root in roots:
@@ -75,7 +87,13 @@ def dimension_sizes(program: E.Program, rng: np.random.Generator) -> dict[str, i
                 if not part.isdigit() and part not in names:
                     names.append(part)
     sizes = rng.permutation(np.arange(2, 2 + max(len(names), 1)) + 1)
-    return {name: int(sizes[i % len(sizes)]) for i, name in enumerate(names)}
+    out = {name: int(sizes[i % len(sizes)]) for i, name in enumerate(names)}
+    tall: list = []
+    _domain_requirements(program, tall)
+    for rows, cols in tall:          # a Gram product that must be SPD: swap sizes to make it so
+        if str(rows) in out and str(cols) in out and out[str(rows)] < out[str(cols)]:
+            out[str(rows)], out[str(cols)] = out[str(cols)], out[str(rows)]
+    return out
 
 
 def sample_inputs(program: E.Program, rng: np.random.Generator, dims: dict[str, int]) -> dict[str, np.ndarray]:

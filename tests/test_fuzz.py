@@ -973,11 +973,10 @@ def test_printed_zero_as_a_power_base(text, wrt):
 @pytest.mark.parametrize("text", [
     pytest.param("cos(det(inv(diag(x))^2))", id="cos(det(inv(diag(x))^2))(found)"),
 ])
-@pytest.mark.xfail(strict=True, reason="BUG: --check samples x from N(0, 1) although diag(x) must be SPD "
-                                       "(under inv/det/logdet), so det(inv(diag(x))) is huge near x = 0 and "
-                                       "the check FAILS (exit 1) on a correct gradient; x should be sampled "
-                                       "positive, as it is under log")
 def test_check_samples_positive_diagonals(text):
+    """Found by the fuzzer: --check sampled x from N(0, 1) although diag(x) must be SPD
+    under inv/det, so the check failed on a correct gradient.  diag(x) under an SPD
+    requirement now makes x positive, and a power of an SPD matrix passes it on."""
     d = matcalc.grad(text, "x", let=LET)
     assert second_opinion(d, "x")                  # the gradient itself is right (see below)
     assert d.check().ok

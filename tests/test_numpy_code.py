@@ -63,6 +63,8 @@ CASES = [
     ("sum(x ./ y) + sum(A / alpha)", ["y", "alpha"], None),
     ("sum(X .^ 3) + alpha^beta", ["X", "beta"], None),
     ("np'*value + id'*x + norm2(W*grad_x)^2", ["np", "value", "x", "grad_x", "W"], None),
+    # chains of three or more matrices go through np.linalg.multi_dot (cheapest order at call time)
+    ("tr(A*B*C*D) + sum(A*B*C)", ["A", "C"], {"A": "matrix(m, n)", "B": "matrix(n, p)", "C": "matrix(p, q)"}),
     # more derivatives than SEPARATE_UP_TO: grad_X calls value_and_grad
     (MLP, ["W1", "b1", "W2", "b2", "x", "y"], None),
 ]
@@ -191,6 +193,13 @@ def test_mlp_with_several_wrt_in_order():
     L, gW2, gb1 = ns["value_and_grad"](**kwargs)
     assert gW2.shape == kwargs["W2"].shape and gb1.shape == kwargs["b1"].shape
     assert np.allclose(gW2, ns["grad_W2"](**kwargs)) and np.allclose(gb1, ns["grad_b1"](**kwargs))
+
+
+def test_matrix_chains_are_ordered_at_call_time():
+    """(A*B)*x or A*(B*x), A*B*C as (AB)C or A(BC): the cheapest order depends on the sizes."""
+    source = matcalc.grad("tr(A*B*C) + x'*A*B*y", "A").numpy()
+    assert "np.linalg.multi_dot([A, B, C])" in source
+    assert "A @ (B @ y)" in source or "(x @ A) @ B" in source
 
 
 def test_many_derivatives_share_one_backward_pass():

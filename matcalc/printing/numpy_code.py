@@ -87,6 +87,10 @@ def python_names(names, reserved) -> dict[str, str]:
     return out
 
 
+def _is_diag(e: E.Expr) -> bool:
+    return isinstance(e, E.Apply) and e.fn is Fn.DIAG
+
+
 def _trivial(e: E.Expr) -> bool:
     return isinstance(e, (E.Symbol, E.Const)) or (isinstance(e, E.Transpose) and isinstance(e.arg, E.Symbol))
 
@@ -263,6 +267,10 @@ class _Module:
     def _chain(self, f, chain) -> tuple[str, int]:
         """A matrix chain; right-to-left when it ends in a vector (A @ (B @ x))."""
         right_first = is_column(chain[-1].shape) and not is_row(chain[0].shape)
+        matrices = all(not (is_column(x.shape) or is_row(x.shape) or _is_diag(x)) for x in chain)
+        if len(chain) >= 3 and matrices:
+            # matrices only: the cheapest parenthesisation depends on the sizes, known at call time
+            return "np.linalg.multi_dot([" + ", ".join(self._operand(f, x)[0] for x in chain) + "])", ATOM
         # `alone` is the factor while the partial product is a single one (diag(v) needs to be seen)
         if right_first:
             alone = chain[-1]

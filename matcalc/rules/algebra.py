@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Optional
 
-import numpy as np
 
 from .. import expr as E
 from ..expr import Fn
@@ -399,6 +398,7 @@ def _elementwise_of_constant(e, ctx):
         isinstance(a, E.Broadcast) and isinstance(a.value, E.Const)) else None
     if value is None:
         return None
+    import numpy as np        # only when a constant is folded: `import matcalc` stays free of NumPy
     with np.errstate(all="ignore"):
         result = float(ELEMENTWISE[e.fn].evaluate(np.array(float(value))))
     if not np.isfinite(result):

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from typing import Callable
-
-import numpy as np
 
 from .. import expr as E
 from ..expr import Fn
@@ -25,44 +24,55 @@ def _sq(e: E.Expr) -> E.Expr:
 
 
 def _sigmoid(x):
+    import numpy as np
     return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+@lru_cache(maxsize=None)
+def _evaluator(code: str) -> Callable:
+    """The NumPy template as a function: one source of truth for code and checks.
+    NumPy is imported here, on first evaluation, not with the package."""
+    import numpy as np
+    return eval(f"lambda x: {code.format(x='x')}", {"np": np, "_sigmoid": _sigmoid})
 
 
 @dataclass(frozen=True)
 class Elementwise:
     fn: Fn
     derivative: Callable[[E.Expr, E.Expr], E.Expr]   # (x, f(x)) -> f'(x)
-    evaluate: Callable[[np.ndarray], np.ndarray]
     code: str            # NumPy source with {x}
     latex: str           # LaTeX with {x}
     domain: str = "real"  # where --check samples: real | positive | bounded
 
+    def evaluate(self, x):
+        return _evaluator(self.code)(x)
+
 
 ELEMENTWISE: dict[Fn, Elementwise] = {e.fn: e for e in [
-    Elementwise(Fn.EXP, lambda x, fx: fx, np.exp, "np.exp({x})", r"\exp\left({x}\right)"),
-    Elementwise(Fn.LOG, lambda x, fx: E.power(x, E.MINUS_ONE), np.log, "np.log({x})",
+    Elementwise(Fn.EXP, lambda x, fx: fx, "np.exp({x})", r"\exp\left({x}\right)"),
+    Elementwise(Fn.LOG, lambda x, fx: E.power(x, E.MINUS_ONE), "np.log({x})",
                 r"\log\left({x}\right)", "positive"),
-    Elementwise(Fn.SIN, lambda x, fx: E.apply(Fn.COS, x), np.sin, "np.sin({x})", r"\sin\left({x}\right)"),
-    Elementwise(Fn.COS, lambda x, fx: E.neg(E.apply(Fn.SIN, x)), np.cos, "np.cos({x})",
+    Elementwise(Fn.SIN, lambda x, fx: E.apply(Fn.COS, x), "np.sin({x})", r"\sin\left({x}\right)"),
+    Elementwise(Fn.COS, lambda x, fx: E.neg(E.apply(Fn.SIN, x)), "np.cos({x})",
                 r"\cos\left({x}\right)"),
-    Elementwise(Fn.TAN, lambda x, fx: E.add(E.broadcast(E.ONE, x.shape), _sq(fx)), np.tan,
+    Elementwise(Fn.TAN, lambda x, fx: E.add(E.broadcast(E.ONE, x.shape), _sq(fx)),
                 "np.tan({x})", r"\tan\left({x}\right)", "bounded"),
-    Elementwise(Fn.TANH, lambda x, fx: _one_minus(_sq(fx)), np.tanh, "np.tanh({x})",
+    Elementwise(Fn.TANH, lambda x, fx: _one_minus(_sq(fx)), "np.tanh({x})",
                 r"\tanh\left({x}\right)"),
     Elementwise(Fn.SQRT, lambda x, fx: E.mul(E.const(Fraction(1, 2)), E.power(fx, E.MINUS_ONE)),
-                np.sqrt, "np.sqrt({x})", r"\sqrt{{{x}}}", "positive"),
-    Elementwise(Fn.ABS, lambda x, fx: E.apply(Fn.SIGN, x), np.abs, "np.abs({x})",
+                "np.sqrt({x})", r"\sqrt{{{x}}}", "positive"),
+    Elementwise(Fn.ABS, lambda x, fx: E.apply(Fn.SIGN, x), "np.abs({x})",
                 r"\left|{x}\right|"),
-    Elementwise(Fn.SIGN, lambda x, fx: E.zero(x.shape), np.sign, "np.sign({x})",
+    Elementwise(Fn.SIGN, lambda x, fx: E.zero(x.shape), "np.sign({x})",
                 r"\operatorname{{sign}}\left({x}\right)"),
-    Elementwise(Fn.STEP, lambda x, fx: E.zero(x.shape), lambda x: np.heaviside(x, 0.0),
+    Elementwise(Fn.STEP, lambda x, fx: E.zero(x.shape),
                 "np.heaviside({x}, 0.0)", r"\operatorname{{step}}\left({x}\right)"),
     Elementwise(Fn.SIGMOID, lambda x, fx: (E.hadamard(fx, _one_minus(fx)) if not x.is_scalar
                                            else E.mul(fx, _one_minus(fx))),
-                _sigmoid, "_sigmoid({x})", r"\sigma\left({x}\right)"),
-    Elementwise(Fn.RELU, lambda x, fx: E.apply(Fn.STEP, x), lambda x: np.maximum(x, 0.0),
+                "_sigmoid({x})", r"\sigma\left({x}\right)"),
+    Elementwise(Fn.RELU, lambda x, fx: E.apply(Fn.STEP, x),
                 "np.maximum({x}, 0.0)", r"\operatorname{{relu}}\left({x}\right)"),
-    Elementwise(Fn.SOFTPLUS, lambda x, fx: E.apply(Fn.SIGMOID, x), lambda x: np.logaddexp(0.0, x),
+    Elementwise(Fn.SOFTPLUS, lambda x, fx: E.apply(Fn.SIGMOID, x),
                 "np.logaddexp(0.0, {x})", r"\operatorname{{softplus}}\left({x}\right)"),
 ]}
 

@@ -157,6 +157,7 @@ class _Infer:
         self.defined: dict[str, tuple] = {}
         self.leaf_shape: dict[int, tuple] = {}   # id(tree) of I / ones -> shape
         self.products: list[tuple] = []          # (var, a, b): var = a*b
+        self.power_of: dict[int, int] = {}       # id(tree) of a matrix power -> its total |k|, nesting included
 
     # -- helpers
     def fail(self, t, message, cls=ShapeError, hint=None):
@@ -335,9 +336,16 @@ class _Infer:
                 or not re.fullmatch(r"-?\s*\d+", self.src(r)):
             self.fail(r, f"a matrix power needs an integer exponent, not {self.src(r)}",
                       hint="use .^ for an elementwise power")
-        if abs(int(self.src(r).replace(" ", ""))) > MAX_MATRIX_POWER:
+        k = abs(int(self.src(r).replace(" ", "")))
+        if k > MAX_MATRIX_POWER:
             self.fail(r, f"matrix powers are limited to |k| <= {MAX_MATRIX_POWER} (the derivative of X^k "
                          f"has k terms)", LimitError)
+        # powers nested in the base multiply: (A^32)^32 is A^1024, whose derivative has 1024 terms
+        total = k * max([self.power_of.get(id(n), 1) for n in l.iter_subtrees()], default=1)
+        if total > MAX_MATRIX_POWER:
+            self.fail(t, f"nested matrix powers multiply to a total power of {total}, past the limit of "
+                         f"{MAX_MATRIX_POWER} (the derivative of X^k has k terms)", LimitError)
+        self.power_of[id(t)] = total
         return a
 
     def t_epow(self, t):
