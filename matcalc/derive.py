@@ -158,8 +158,11 @@ def grad(program: E.Program, wrt: list[str], keep_steps: bool = True, share_prod
         if sym.name in results:
             continue
         G = raw[sym.name] = gathered(sym)
-        if sym.symmetric and not is_symmetric(G) and not _numerically_symmetric(program, adjoints, G):
-            sym_G = simplify(E.mul(E.Const(Fraction(1, 2)), E.add(G, E.transpose(G))))
+        if sym.symmetric:
+            # only symmetric dS exist, so ∂L/∂S is the symmetric part of G; where G is
+            # symmetric already the step is shown all the same, saying so
+            already = is_symmetric(G) or _numerically_symmetric(program, adjoints, G)
+            sym_G = G if already else simplify(E.mul(E.Const(Fraction(1, 2)), E.add(G, E.transpose(G))))
             if steps is not None:
                 steps.append(Step(SYMMETRIC, G, sym_G, sym.name, "symmetric"))
             G = sym_G

@@ -50,3 +50,12 @@ def test_sizes_past_the_limit_are_a_limit_error(command, text, wrt, let):
     d = getattr(matcalc, command)(text, wrt, let)
     with pytest.raises(LimitError, match=f"{MAX_ENTRIES:,} entries"):
         d.check()
+
+
+@pytest.mark.parametrize("size", [3, 30])        # entry by entry, and along random directions
+def test_an_unsymmetrised_gradient_by_a_symmetric_variable_fails(size):
+    """x*y' is ∂L/∂S for a general S; for a symmetric S the gradient is sym(x*y')."""
+    d = matcalc.grad("x'*S*y", "S", {"S": f"symmetric({size})"})
+    assert d.check().ok
+    unsymmetrised = _wrong(d, "S", lambda r: E.mul(E.Symbol("x", (size, 1)), E.transpose(E.Symbol("y", (size, 1)))))
+    assert not unsymmetrised.check().ok

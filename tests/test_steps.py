@@ -180,3 +180,17 @@ def test_latex_derivations_compile(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:]
     assert (tmp_path / "steps.pdf").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("expr, already", [("x'*S*y", False), ("logdet(S) + tr(S*S)", True)])
+def test_symmetric_variables_are_explained(expr, already):
+    """Issue 7: --steps says why a symmetric variable's gradient is sym(G), and why not
+    the Cookbook's G + Gᵀ − diag(G); where G is symmetric already, it says so."""
+    d = matcalc.grad(expr, "S", {"S": "symmetric(n)"})
+    step = [s for s in d.steps if s.kind == "symmetric"]
+    assert len(step) == 1 and (step[0].before == step[0].after) == already
+    from matcalc.printing.steps import steps_text
+    text = steps_text(d)
+    assert "sym(G) = ½(G + Gᵀ)" in text and "G + Gᵀ − diag(G)" in text and "arXiv:1911.06491" in text
+    assert ("symmetric already" in text) == already
+    assert "operatorname{sym}" in d.latex(steps=True)

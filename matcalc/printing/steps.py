@@ -59,6 +59,8 @@ def _text_why(s: Step, merged: list[str]) -> str:
         base = f"∂L/∂{s.note}, passed back to the definition of {s.note}"
     elif s.kind == "define":
         base = s.rule.name
+    elif s.kind == "symmetric":
+        base = _symmetric_why(s)
     else:
         base = s.rule.display
     if merged:
@@ -78,8 +80,20 @@ def steps_text(d, verbosity: str = "brief") -> str:
     return "\n".join(f"{a.ljust(col - 3)}   ({w})" if w else a for a, w in body)
 
 
+def _symmetric_why(s: Step) -> str:
+    """Why a symmetric variable's gradient is sym(G), and not the Cookbook's G + Gᵀ − diag(G)."""
+    why = (f"{s.note} is symmetric, so only symmetric d{s.note} count: ∂L/∂{s.note} = sym(G) = ½(G + Gᵀ)"
+           + ("; this G is symmetric already" if s.before == s.after else ""))
+    return f"{why}; not G + Gᵀ − diag(G), the derivative by the distinct entries, which is no " \
+           "gradient for the Frobenius product (Srinivasan & Panda, arXiv:1911.06491)"
+
+
 def _latex_why(s: Step, merged: list[str]) -> str:
     """The explanation column: text mode for words, math for the definition."""
+    if s.kind == "symmetric":
+        return (latex_name(s.note) + r"\ \text{symmetric: } \operatorname{sym}(G) = \tfrac12(G + G^\top)"
+                + (r"\text{, already symmetric}" if s.before == s.after else "")
+                + r"\text{ (not } G + G^\top - \operatorname{diag}(G)\text{)}")
     text = "adjoint, passed back" if s.kind == "adjoint" else s.rule.name
     if s.kind == "differential" and s.definition is not None:
         sym, body = s.definition
