@@ -300,3 +300,33 @@ def test_bare_expression_after_definitions():
     x, A = np.array([1.0, 2.0]), np.array([[1.0, 2.0], [3.0, 4.0]])
     g = ns["grad_x"](A=A, x=x)
     assert np.allclose(g, 2 * A.T @ (A @ x))
+
+
+@pytest.mark.parametrize("text, gram", [
+    ("sum(log(1 + exp(-y .* (X*w))))", True),        # v = (1 - σ) σ y² >= 0
+    ("sum(softplus(X*w))", True),                      # v = σ (1 - σ)
+    ("sum(exp(X*w))", True),                           # v = exp(X w)
+    ("sum(sin(X*w))", False),                          # v = -sin(X w): any sign
+    ("sum((X*w).^3)", False),                          # v = 6 X w: any sign
+])
+def test_gram_hessians_use_a_symmetric_product_only_where_v_is_nonnegative(text, gram):
+    """Xᵀ diag(v) X is written Zᵀ Z with Z = sqrt(v) X (BLAS syrk) only where v >= 0
+    is certain; otherwise sqrt would give NaN."""
+    d = matcalc.hessian(text, "w", let={"X": "matrix(m, n)"})
+    source, ns = load(d)
+    assert ("np.sqrt(" in source) == gram, source
+    rng = np.random.default_rng(1)
+    X, w, y = rng.standard_normal((7, 3)), rng.standard_normal(3), rng.choice([-1.0, 1.0], 7)
+    args = {k: v for k, v in {"X": X, "w": w, "y": y}.items() if k in inspect.signature(ns["value"]).parameters}
+    H = ns["hessian_w"](**args)
+    numeric = np.array([_grad_by_differences(ns["value"], args, i) for i in range(3)])
+    assert close(H, numeric, tol=1e-4)
+
+
+def _grad_by_differences(value, args, i, h=1e-4):
+    """Column i of the Hessian: central differences of central differences."""
+    def grad(w):
+        return np.array([(value(**{**args, "w": w + h * e}) - value(**{**args, "w": w - h * e})) / (2 * h)
+                         for e in np.eye(len(w))])
+    e = np.eye(len(args["w"]))[i]
+    return (grad(args["w"] + h * e) - grad(args["w"] - h * e)) / (2 * h)

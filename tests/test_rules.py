@@ -473,3 +473,26 @@ def test_trace_of_a_scalar():
     d = matcalc.grad("tr(x'*A*x)", wrt="x")
     assert str(d.result) == "(A + A')*x"
     assert d.check().ok
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("exp(x) .* sigmoid(y)", True), ("1 - sigmoid(x)", True), ("1 - tanh(x).^2", True),
+    ("x.^2 + softplus(y)", True), ("relu(x) .* abs(y)", True), ("(1 - sigmoid(x)) .* sigmoid(x) .* y.^2", True),
+    ("x", False), ("1 - x", False), ("1 - tanh(x)", False), ("x.^3", False), ("sin(x)", False),
+    ("2 - sigmoid(x) .* 3", False),
+])
+def test_nonnegative_predicate_is_sound(text, expected):
+    """is_nonnegative (used for Xᵀ diag(v) X = ZᵀZ) claims v >= 0 only where it is,
+    checked at many random points, including large ones."""
+    from matcalc.rules.algebra import is_nonnegative
+    from matcalc.numeric import Evaluator
+    from matcalc.engine.simplify import Simplifier
+    program = matcalc.parse(text, {"x": "vector(5)", "y": "vector(5)"})
+    e = Simplifier()(program.output)
+    assert is_nonnegative(e) == expected, str(e)
+    rng = np.random.default_rng(0)
+    for scale in (1.0, 30.0):
+        env = {"x": scale * rng.standard_normal((5, 1)), "y": scale * rng.standard_normal((5, 1))}
+        value = Evaluator(env, dims={})(e)
+        if expected:
+            assert np.all(value >= 0), (text, value)

@@ -60,6 +60,41 @@ def is_symmetric(e: E.Expr) -> bool:
     return False
 
 
+# Functions whose every value is >= 0, and those whose values lie in [0, 1].
+NONNEGATIVE_FNS = {Fn.EXP, Fn.SIGMOID, Fn.SOFTPLUS, Fn.RELU, Fn.ABS, Fn.SQRT, Fn.STEP, Fn.SOFTMAX}
+UNIT_INTERVAL_FNS = {Fn.SIGMOID, Fn.STEP, Fn.SOFTMAX}
+
+
+def is_nonnegative(e: E.Expr) -> bool:
+    """Structural: true only where every entry is certainly >= 0 (for Xᵀ diag(v) X = ZᵀZ)."""
+    if isinstance(e, E.Const):
+        return e.value >= 0
+    if isinstance(e, E.Broadcast):
+        return is_nonnegative(e.value)
+    if isinstance(e, E.Apply):
+        return e.fn in NONNEGATIVE_FNS
+    if isinstance(e, E.Power):
+        even = isinstance(e.exponent, E.Const) and float(e.exponent.value) % 2 == 0
+        return even or is_nonnegative(e.base)
+    if isinstance(e, (E.Hadamard, E.Add)) or (isinstance(e, E.Mul) and e.is_scalar):
+        return all(is_nonnegative(c) for c in e.children()) or _one_minus_unit(e)
+    return False
+
+
+def _one_minus_unit(e: E.Expr) -> bool:
+    """1 - u with u in [0, 1]: 1 - sigmoid(z), 1 - tanh(z).^2."""
+    if not (isinstance(e, E.Add) and len(e.terms) == 2):
+        return False
+    for one, minus in (e.terms, e.terms[::-1]):
+        if (one == E.ONE or (isinstance(one, E.Broadcast) and one.value == E.ONE)) and isinstance(minus, E.Mul) \
+                and len(minus.factors) == 2 and minus.factors[0] == E.MINUS_ONE:
+            u = minus.factors[1]
+            return (isinstance(u, E.Apply) and u.fn in UNIT_INTERVAL_FNS) or (
+                isinstance(u, E.Power) and u.exponent == E.const(2) and isinstance(u.base, E.Apply)
+                and u.base.fn in (Fn.TANH, Fn.SIGMOID))
+    return False
+
+
 def transposed(e: E.Expr) -> E.Expr:
     """eᵀ without building Transpose(Transpose(.)) or transposing symmetric leaves."""
     if isinstance(e, E.Transpose):
