@@ -31,7 +31,7 @@ class Expr:
         object.__setattr__(self, "is_scalar", is_scalar(self.shape))   # asked millions of times
 
     def _key(self) -> tuple:
-        return tuple(getattr(self, f.name) for f in fields(self) if f.compare)
+        return tuple(getattr(self, name) for name in _compared_fields(type(self)))
 
     def __hash__(self) -> int:
         return self._hash
@@ -60,6 +60,17 @@ _STR_HOOK: list[Callable[[Expr], str]] = [lambda e: object.__repr__(e)]
 
 def node(cls):
     return dataclass(frozen=True, eq=False, repr=False)(cls)
+
+
+_COMPARED: dict[type, tuple[str, ...]] = {}
+
+
+def _compared_fields(cls) -> tuple[str, ...]:
+    """The fields equality compares, looked up once per class (fields() is slow)."""
+    names = _COMPARED.get(cls)
+    if names is None:
+        names = _COMPARED[cls] = tuple(f.name for f in fields(cls) if f.compare)
+    return names
 
 
 # ----------------------------------------------------------------- leaves
