@@ -4,6 +4,7 @@ Layer L2: imports the text and LaTeX printers; reads Step records (steps.py).
 A block per differentiated definition: `dL = ...` then one `= ...` line per
 identity, with the identity named.  "brief" merges the minor moves (splitting
 a sum, moving a scalar) into the next line; "all" shows every rewrite.
+`Steps` is the list d.steps is: Jupyter renders it as the LaTeX derivation.
 """
 from __future__ import annotations
 
