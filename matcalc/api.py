@@ -14,9 +14,9 @@ from . import jacobian as jacobians
 from .errors import UsageError
 from .engine.simplify import Simplifier
 from .expr import Program, Symbol
-from .printing.latex import derivation_latex
+from .printing.latex import derivation_latex, display_math
 from .printing.numpy_code import numpy_module
-from .printing.steps import steps_latex
+from .printing.steps import Steps, steps_latex
 from .printing.text import derivation_text
 from .syntax.elaborate import Decl, parse_kind, parse_program  # noqa: F401 (parse_program used by the CLI)
 
@@ -41,7 +41,9 @@ class Derivation(derive.Derivation):
 
     @classmethod
     def of(cls, d: derive.Derivation) -> "Derivation":
-        return cls(**vars(d))
+        out = cls(**vars(d))
+        out.steps = Steps(d.steps, out)      # a list that Jupyter renders as the align* derivation
+        return out
 
     def text(self) -> str:
         return derivation_text(self)
@@ -78,7 +80,7 @@ class Derivation(derive.Derivation):
         return check_derivation(self, seed)
 
     def _repr_latex_(self) -> str:
-        return "$$" + self.latex() + "$$"
+        return display_math(self.latex())
 
 
 def _program(expr: str | Program, let) -> Program:

@@ -54,8 +54,13 @@ class Expr:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self}>"
 
+    def _repr_latex_(self) -> str | None:  # Jupyter; the LaTeX printer is installed by matcalc.printing
+        return _LATEX_HOOK[0](self)
+
 
 _STR_HOOK: list[Callable[[Expr], str]] = [lambda e: object.__repr__(e)]
+# Expr or Program -> display math.  Hooks, not imports: printers sit above this layer.
+_LATEX_HOOK: list[Callable[[object], str | None]] = [lambda e: None]
 
 
 def node(cls):
@@ -659,6 +664,9 @@ class Program:
     functions: frozenset[str] = frozenset()    # declared opaque functions
     source: str = ""
     spans: dict = field(default_factory=dict, compare=False)   # name -> Span of first use
+
+    def _repr_latex_(self) -> str | None:  # Jupyter: the definitions, and the inputs' shapes
+        return _LATEX_HOOK[0](self)
 
     @property
     def value(self) -> Expr:

@@ -1,6 +1,8 @@
 """LaTeX, plain style: W^{T}, \\operatorname{tr}, \\odot, \\otimes.
 
 Layer L2: imports expr, the precedence table and the elementwise registry.
+Importing it installs `display` as the _repr_latex_ of expressions and
+programs, which is how Jupyter shows them.
 """
 from __future__ import annotations
 
@@ -167,4 +169,49 @@ def derivation_latex(d) -> str:
         lines.append(f"{derivative_label(d.command, name)} &= {to_latex(g)}")
     if len(lines) == 1:
         return lines[0].replace(" &= ", " = ")
+    return align(lines)
+
+
+def align(lines: list[str]) -> str:
+    """An align* block, one line per row (rows already carry their & marks)."""
     return "\\begin{align*}\n" + " \\\\\n".join(lines) + "\n\\end{align*}"
+
+
+def display_math(tex: str) -> str:
+    """LaTeX as Jupyter displays it.  $$...$$ around an align* renders in MathJax
+    (the classic notebook, JupyterLab, nbconvert's HTML) and in KaTeX (VS Code),
+    where a bare align* renders only in MathJax."""
+    return f"$${tex}$$"
+
+
+def _space(sym: E.Symbol) -> str:
+    r"""The set a symbol lives in: \mathbb{R}^{m \times n}, \mathbb{S}^{n} if symmetric."""
+    rows, cols = (" ".join(x if x.isdigit() else latex_name(x) for x in str(d).split("*"))
+                  for d in sym.shape)
+    if sym.symmetric:
+        return rf"\mathbb{{S}}^{{{rows}}}"
+    if sym.is_scalar:
+        return r"\mathbb{R}"
+    return rf"\mathbb{{R}}^{{{rows}}}" if cols == "1" else rf"\mathbb{{R}}^{{{rows} \times {cols}}}"
+
+
+def program_latex(p: E.Program) -> str:
+    """A parsed program: its definitions in order, then where its inputs live
+    (the shapes matcalc inferred, which is what parse() is for)."""
+    where = r",\ ".join(f"{latex_name(name)} \\in {_space(sym)}" for name, sym in p.inputs.items())
+    where = rf"\text{{where }} {where}" if where else ""
+    lines = [f"{latex_name(sym.name)} &= {to_latex(body)}" for sym, body in p.definitions]
+    if not lines:
+        return to_latex(p.output) + (rf" \qquad {where}" if where else "")
+    if p.output is not p.definitions[-1][0]:      # a bare expression after the definitions
+        lines.append(f"&{to_latex(p.output)}")
+    if where:
+        lines.append(f"&{where}")
+    return align(lines)
+
+
+def display(obj: E.Expr | E.Program) -> str:
+    return display_math(program_latex(obj) if isinstance(obj, E.Program) else to_latex(obj))
+
+
+E._LATEX_HOOK[0] = display

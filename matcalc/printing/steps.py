@@ -4,13 +4,14 @@ Layer L2: imports the text and LaTeX printers; reads Step records (steps.py).
 A block per differentiated definition: `dL = ...` then one `= ...` line per
 identity, with the identity named.  "brief" merges the minor moves (splitting
 a sum, moving a scalar) into the next line; "all" shows every rewrite.
+`Steps` is the list d.steps is: Jupyter renders it as the LaTeX derivation.
 """
 from __future__ import annotations
 
 import re
 
 from ..steps import Step
-from .latex import derivative_label, latex_name, to_latex
+from .latex import align, derivative_label, display_math, latex_name, to_latex
 from .text import to_text
 
 MINOR = {"linearity", "move a scalar"}
@@ -112,7 +113,19 @@ def steps_latex(d, verbosity: str = "brief") -> str:
         else:
             left = lhs
         out.append(f"{left} &= {rhs}" + (f" && {why}" if why else ""))
-    return "\\begin{align*}\n" + " \\\\\n".join(out) + "\n\\end{align*}"
+    return align(out)
+
+
+class Steps(list):
+    """d.steps: still the list of Step records (interface.md §4), which Jupyter
+    shows as the derivation, the align* of d.latex(steps=True)."""
+
+    def __init__(self, steps, derivation):
+        super().__init__(steps)
+        self.derivation = derivation     # steps_latex needs its command (grad, hessian, ...)
+
+    def _repr_latex_(self) -> str:
+        return display_math(steps_latex(self.derivation))
 
 
 def _escape(text: str) -> str:
