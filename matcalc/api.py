@@ -51,6 +51,9 @@ class Derivation(derive.Derivation):
     def __str__(self) -> str:
         return self.text()
 
+    def __repr__(self) -> str:       # not the dataclass's listing of every step
+        return f"<Derivation: {self.command} by {', '.join(self.wrt)}: {self.text()}>"
+
     def latex(self, steps: bool | str = False) -> str:
         """LaTeX of the result; steps=True (or "all") gives the align* derivation."""
         if steps:

@@ -42,6 +42,9 @@ class CheckReport:
     def __str__(self) -> str:
         return self.message
 
+    def _repr_pretty_(self, printer, cycle) -> None:     # IPython and Jupyter show the message
+        printer.text(self.message)
+
 
 def check_derivation(derivation, seed: int = 0, points: int = 3) -> CheckReport:
     """Compare every result with central differences at `points` random points:
