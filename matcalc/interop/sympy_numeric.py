@@ -9,7 +9,8 @@ explicit matrices then `.doit()` fails on DiagonalOf (SymPy 1.14).  What
 it cannot evaluate (a Derivative SymPy left unevaluated, an array
 expression) raises Unevaluable naming the class.
 
-Values are 2-D arrays, as in numeric.py: a scalar is (1, 1).
+Values are 2-D arrays, as in numeric.py: a scalar is (1, 1); array expressions
+(ArrayTensorProduct, PermuteDims, ...) give n-index arrays.
 """
 from __future__ import annotations
 
@@ -48,6 +49,26 @@ def _diag_matrix(v: np.ndarray) -> np.ndarray:
     return np.diag(v.reshape(-1))       # DiagMatrix takes a row or a column
 
 
+# SymPy's .diff answers some forms with array expressions (sympy.tensor.array.expressions):
+# n-index arrays, evaluated with einsum.  Letters name axes.
+def _letters(k: int, start: int = 0) -> str:
+    return "".join(chr(ord("a") + start + i) for i in range(k))
+
+
+def _merge_axes(v: np.ndarray, groups, keep: bool) -> np.ndarray:
+    """The axes of each group made one: summed over (ArrayContraction), or kept as
+    one diagonal axis moved to the end (ArrayDiagonal, SymPy's order)."""
+    axes = list(_letters(v.ndim))
+    for g in groups:
+        for i in g[1:]:
+            axes[i] = axes[g[0]]
+    grouped = {i for g in groups for i in g}
+    out = "".join(a for i, a in enumerate(axes) if i not in grouped)
+    if keep:
+        out += "".join(axes[g[0]] for g in groups)
+    return np.einsum("".join(axes) + "->" + out, v)
+
+
 def _elementwise(fn: Callable) -> Callable:
     return lambda ev, e, v: fn(v[0])
 
@@ -78,6 +99,11 @@ EVALUATE: dict[str, Callable] = {
     "OneMatrix": lambda ev, e, v: np.ones(ev.shape(e)),
     "DiagMatrix": lambda ev, e, v: _diag_matrix(v[0]),
     "DiagonalOf": lambda ev, e, v: np.diag(v[0]).reshape(-1, 1).copy(),
+    "ArrayTensorProduct": lambda ev, e, v: reduce(np.multiply.outer, v),
+    "ArrayAdd": lambda ev, e, v: reduce(np.add, v),
+    "PermuteDims": lambda ev, e, v: np.transpose(v[0], e.permutation.array_form),
+    "ArrayContraction": lambda ev, e, v: _merge_axes(v[0], e.contraction_indices, keep=False),
+    "ArrayDiagonal": lambda ev, e, v: _merge_axes(v[0], e.diagonal_indices, keep=True),
     "log": _elementwise(np.log),
     "exp": _elementwise(np.exp),
     "sin": _elementwise(np.sin),
@@ -87,8 +113,10 @@ EVALUATE: dict[str, Callable] = {
     "Abs": _elementwise(np.abs),
     "sign": _elementwise(np.sign),
 }
-# Nodes whose args are not all values: the shape-carrying leaves and powers' integer exponents
+# Nodes whose args are not all values: leaves that carry shapes, and array nodes whose
+# args after the first are index lists
 _LEAVES = {"Identity", "ZeroMatrix", "OneMatrix", "MatrixSymbol"}
+_FIRST_ARG_ONLY = {"PermuteDims", "ArrayContraction", "ArrayDiagonal"}
 
 
 class SympyEvaluator:
@@ -127,7 +155,9 @@ class SympyEvaluator:
             rule = next((EVALUATE[c.__name__] for c in type(e).__mro__ if c.__name__ in EVALUATE), None)
             if rule is None:
                 raise Unevaluable(type(e).__name__)
-            values = [] if type(e).__name__ in _LEAVES else [self(a) for a in e.args]
+            name = type(e).__name__
+            args = () if name in _LEAVES else e.args[:1] if name in _FIRST_ARG_ONLY else e.args
+            values = [self(a) for a in args]
             with np.errstate(all="ignore"):
                 out = self.memo[e] = np.asarray(rule(self, e, values), dtype=float)
         return out
