@@ -220,6 +220,8 @@ def test_invalid_names_are_rejected_with_a_rename_hint(name):
     suggested = ast.literal_eval(hint[len(prefix):hint.index("); names")])[name]   # a valid dict
     p = matcalc.from_sympy(e, rename={name: suggested})                  # and following it works
     assert suggested in p.inputs
+    if name == "α":
+        assert suggested == "alpha"
 
 
 def test_a_name_with_two_shapes_is_rejected():
@@ -234,7 +236,7 @@ def test_a_name_with_two_shapes_is_rejected():
 TO_CASES = [
     ("X*A + 2*B", {}), ("x'*A*x", {}), ("alpha*X + X'", {}), ("I + X", {}), ("0*X + X", {}),
     ("ones*ones' + X", {}), ("alpha*ones + x", {}), ("A .* X", {}), ("X .^ 3 + A .^ -1", {}),
-    ("kron(A, C)", {"C": "matrix(n, m)"}), ("A : X", {}), ("X^3 + X^-2", {}), ("(x'*x)^-1*X", {}),
+    ("kron(A, C)", {"C": "matrix(n, m)"}), ("kron(alpha, X) + kron(X, x'*x)", {}), ("A : X", {}), ("X^3 + X^-2", {}), ("(x'*x)^-1*X", {}),
     ("tr(A*X) + det(X) + logdet(X)", {}), ("inv(X)*A", {}), ("diag(x)*X", {}), ("diag(X*A)", {}),
     ("sum(X) + sum(x)", {}), ("norm2(X) + norm2(x)", {}), ("exp(alpha) + log(beta) + sin(alpha)", {}),
     ("cos(alpha) + tan(beta) + tanh(alpha) + sqrt(beta) + abs(alpha) + sign(beta)", {}),
@@ -313,6 +315,28 @@ def test_definitions_and_adjoints_are_inlined():
     for name, e in d.to_sympy().items():
         assert {s.name for s in e.free_symbols} <= {"A", "x", "b", "n", "m"}, (name, e)
     _check_results_roundtrip(d)
+
+
+def test_jacobian_and_hessian_results():
+    """Kronecker-form Jacobians and Hessians convert too; the commutation matrix does not."""
+    jac = matcalc.jacobian(matcalc.from_sympy(A * X * B), wrt="X")
+    assert jac.check().ok
+    _check_results_roundtrip(jac)
+    hess = matcalc.hessian(matcalc.from_sympy(sp.Trace(x.T * A * x) + sp.Trace(a.T * x) ** 2), wrt="x")
+    _check_results_roundtrip(hess)
+    with pytest.raises(UnsupportedError, match="Commutation"):
+        matcalc.hessian(matcalc.from_sympy(sp.log(sp.Determinant(X))), wrt="X").to_sympy()
+
+
+def test_a_converted_program_has_every_output():
+    """A Program from SymPy serves latex, steps, generated code and the check like a parsed one."""
+    d = matcalc.grad(matcalc.from_sympy(sp.Trace(a.T * sp.Inverse(X) * x) + sp.Trace(A * X)), wrt="X")
+    assert d.check().ok
+    assert "align*" in d.latex(steps=True)
+    rng = np.random.default_rng(3)
+    env = _random_point({"a": (3, 1), "x": (3, 1), "X": (3, 3), "A": (3, 3)}, rng)
+    got = d.function().grad_X(a=env["a"].ravel(), x=env["x"].ravel(), X=env["X"], A=env["A"])
+    _close(np.asarray(got), run_program(d.program, env, dims={"n": 3}, extra=d.adjoints)(d.result), "grad_X")
 
 
 def _check_results_roundtrip(d, points=2, seed=1):
@@ -404,7 +428,7 @@ SCALAR_RULES = [
     lambda M, S: M.map(lambda t: sp.Determinant(t * t.T + sp.Identity(n))),
     lambda M, S: M.map(lambda t: sp.log(sp.Determinant(t * t.T + sp.Identity(n)))),
     lambda M, S: M.map(lambda t: sp.Trace(sp.KroneckerProduct(t, A))),
-    lambda M, S: M.map(lambda t: a.T * t * x),        # a 1×1 matrix where a scalar goes
+    lambda M, S: M.map(lambda t: sp.Trace(a.T * t * x)),     # to_sympy's scalar of a 1×1
     lambda M, S: pair(S, S).map(lambda t: t[0] * t[1]),
     lambda M, S: pair(S, S).map(lambda t: t[0] + t[1]),
     lambda M, S: pair(S, st.integers(-2, 3)).map(lambda t: t[0] ** t[1]),
@@ -422,7 +446,7 @@ def _expressions(depth: int):
 
 
 @settings(max_examples=150)
-@given(st.one_of(*_expressions(3)))
+@given(st.one_of(*_expressions(3), _expressions(2)[0].map(lambda t: a.T * t * x)))   # and a bare 1×1
 def test_random_sympy_roundtrip(e):
     """to_sympy(from_sympy(e)) == e and the Program has e's value, at random points."""
     try:

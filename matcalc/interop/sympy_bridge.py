@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import operator
 import re
+import unicodedata
 from fractions import Fraction
 from functools import reduce
 from typing import Callable
@@ -92,7 +93,7 @@ class _FromSympy:
         name = self.rename.get(name, name)
         if NAME.fullmatch(name) and name not in RESERVED:
             return name
-        suggestion = re.sub(r"[^A-Za-z0-9_]", "_", name)
+        suggestion = re.sub(r"[^A-Za-z0-9_]", "_", "".join(map(_greek_word, name)))
         if not suggestion[:1].isalpha():
             suggestion = "v" + suggestion
         if suggestion in RESERVED:
@@ -105,8 +106,9 @@ class _FromSympy:
         if d.is_Integer and d > 0:
             return int(d)
         if d.is_Symbol:
-            self.dimensions.add(d.name)
-            return self.name(d.name, "dimension")
+            name = self.name(d.name, "dimension")
+            self.dimensions.add(name)
+            return name
         if d.is_Mul:
             return reduce(dim_product, (self.dim(f) for f in d.args))
         if d.is_Pow and d.exp.is_Integer and d.exp > 0:      # kron(A, A) is n**2 × n**2
@@ -122,6 +124,15 @@ class _FromSympy:
         if known != sym:
             raise NameError_(f"{name} stands for two things: {show_shape(known.shape)} and {show_shape(shape)}")
         return known
+
+
+def _greek_word(ch: str) -> str:
+    """α -> alpha, Σ -> Sigma: the language spells Greek letters as words."""
+    m = re.fullmatch(r"GREEK (SMALL|CAPITAL) LETTER (\w+)", unicodedata.name(ch, ""))
+    if not m:
+        return ch
+    word = m.group(2).lower().replace("lamda", "lambda")      # Unicode's spelling
+    return word if m.group(1) == "SMALL" else word.capitalize()
 
 
 def _matrix_symbol(c: _FromSympy, e) -> E.Expr:
@@ -346,13 +357,15 @@ def _mul(c: _ToSympy, n: E.Mul, kids):
     return sp.MatMul(*([] if coefficient == 1 else [coefficient]), *chain)
 
 
-def _elementwise(combine: Callable, sympy_op: Callable) -> Callable:
-    """Hadamard and Kronecker products: of scalars they are plain products."""
-    def rule(c: _ToSympy, n, kids):
-        if any(not _is_matrix(k) for k in kids):
-            return combine(*map(c.scalar, kids))
-        return sympy_op(*kids)
-    return rule
+def _hadamard(c: _ToSympy, n: E.Hadamard, kids):
+    """Factors share one shape: of 1×1 factors the product is a scalar one."""
+    return sp.Mul(*map(c.scalar, kids)) if n.is_scalar else sp.HadamardProduct(*kids)
+
+
+def _kron(c: _ToSympy, n: E.Kron, kids):
+    """kron(α, X) = αX: SymPy's KroneckerProduct takes matrices only."""
+    left, right = kids
+    return sp.KroneckerProduct(left, right) if _is_matrix(left) and _is_matrix(right) else left * right
 
 
 def _power(c: _ToSympy, n: E.Power, kids):
@@ -429,8 +442,8 @@ TO_SYMPY: dict[type, Callable] = {
     E.Broadcast: lambda c, n, kids: c.scalar(kids[0]) * _sized_to(sp.OneMatrix)(c, n, kids),
     E.Add: _add,
     E.Mul: _mul,
-    E.Hadamard: _elementwise(sp.Mul, sp.HadamardProduct),
-    E.Kron: _elementwise(sp.Mul, sp.KroneckerProduct),
+    E.Hadamard: _hadamard,
+    E.Kron: _kron,
     E.Frobenius: _frobenius,
     E.Transpose: lambda c, n, kids: kids[0].T if _is_matrix(kids[0]) else kids[0],
     E.Power: _power,
