@@ -67,6 +67,8 @@ CLASSICS = [
     ("classic-logdet-XtAX", "logdet(X'*A*X)", "X", {"X": "matrix(n, n)", "A": "matrix(n, n)"}),
     ("classic-det-inv-A", "det(inv(X)*A)", "X", {}),
     ("classic-frob-quad", "norm2(A*X - B)^2", "X", {}),
+    ("classic-tr-plus-det", "tr(X) + det(X)", "X", {}),
+    ("classic-tr-plus-logdet", "tr(X) + logdet(X)", "X", {}),
 ]
 
 
@@ -147,7 +149,7 @@ def _sympy_class(result, expected: np.ndarray, env, dims) -> tuple[str, str]:
             if squeezed.ndim < 2:
                 squeezed = squeezed.reshape(expected.shape)
             got, note = squeezed, f"a {got.ndim}-index array; compared with its unit axes dropped"
-    if got.shape == (1, 1) and expected.shape != (1, 1) and got.item() == 0 and _close(np.zeros_like(expected), expected):
+    if got.shape == (1, 1) != expected.shape and got.item() == 0 and _close(np.zeros_like(expected), expected):
         return "agrees", "the scalar 0 for a zero matrix"
     if _close(got, expected):
         return "agrees", note
@@ -189,7 +191,8 @@ def classify(rid: str, expr: str, wrt: str, let: dict, seed: int = 0) -> Row:
     for dims, env in _points(program, seed):
         points.append((dims, env, _finite_differences(program, env, dims, wrt)))
     status = _matcalc_status(program, wrt, points, symmetric)
-    note = "S is symmetric: SymPy sees a general matrix (compared with G), matcalc gives sym(G)" if symmetric else ""
+    note = (f"{wrt} is symmetric: SymPy sees a general matrix (compared with G), matcalc gives sym(G)"
+            if symmetric else "")
     try:
         e = matcalc.to_sympy(program)
     except MatcalcError as exc:
@@ -270,7 +273,8 @@ def markdown(rows: list[Row]) -> str:
         "Each expression of `tests/test_cookbook.py` (and a few classics) is written as a SymPy matrix expression "
         "(`matcalc.to_sympy`), differentiated with `.diff(X)`, and SymPy's answer is evaluated at "
         f"{POINTS} random points of the row's domain (SPD matrices under logdet/det/inv) and compared with "
-        f"central finite differences (relative tolerance {TOLERANCE:g}). matcalc's answer is checked the same way.",
+        f"central finite differences (relative tolerance {TOLERANCE:g}). matcalc's answer is checked the "
+        "same way.",
         "",
         "- **agrees**: equal to the finite differences.",
         "- **transposed**: equal to their transpose only — a layout slip, counted apart from *wrong*.",

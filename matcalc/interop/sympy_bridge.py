@@ -275,7 +275,8 @@ def from_sympy(e, rename: dict[str, str] | None = None) -> E.Program:
         output = convert(e)
     except RecursionError:
         raise LimitError("the SymPy expression is nested too deeply to convert") from None
-    sizes = sorted(name for name, sym in convert.inputs.items() if sym.kind == "scalar" and name in convert.dimensions)
+    sizes = sorted(name for name, sym in convert.inputs.items()
+                   if sym.kind == "scalar" and name in convert.dimensions)
     if sizes:      # SymPy writes det(αX) as αⁿ det(X); matcalc's sizes are not values
         raise UnsupportedError(f"the Symbol {sizes[0]} is used both as a value and as a dimension",
                                hint="matcalc has no scalars tied to sizes")
@@ -386,8 +387,8 @@ def _apply(c: _ToSympy, n: E.Apply, kids):
     (arg,) = kids
     if n.fn in SCALAR_FUNCTIONS:
         if not n.arg.is_scalar:
-            raise UnsupportedError(f"matcalc's elementwise {n.fn.text} of a {show_shape(n.arg.shape)} (in {n}) "
-                                   f"has no SymPy matrix counterpart (SymPy's {n.fn.text}(X) is a matrix function)")
+            raise UnsupportedError(f"matcalc's elementwise {n.fn.text} of a {show_shape(n.arg.shape)} (in {n}) has "
+                               f"no SymPy matrix counterpart (SymPy's {n.fn.text}(X) is a matrix function)")
         return getattr(sp, SCALAR_FUNCTIONS[n.fn])(c.scalar(arg))
     rule = APPLY.get(n.fn)
     if rule is None:
