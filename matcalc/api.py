@@ -20,7 +20,7 @@ from .printing.steps import Steps, steps_latex
 from .printing.text import derivation_text
 from .syntax.elaborate import Decl, parse_kind, parse_program  # noqa: F401 (parse_program used by the CLI)
 
-__all__ = ["parse", "grad", "jacobian", "hessian", "Derivation"]
+__all__ = ["parse", "grad", "jacobian", "hessian", "Derivation", "from_sympy", "to_sympy"]
 
 
 def _declarations(let) -> dict[str, Decl]:
@@ -82,6 +82,11 @@ class Derivation(derive.Derivation):
         from .check import check_derivation      # NumPy is imported by the check, not by the package
         return check_derivation(self, seed)
 
+    def to_sympy(self, symbols: dict | None = None):
+        """The result as a SymPy matrix expression ({name: expression} for several wrt);
+        named intermediates are inlined.  See matcalc.interop.sympy_bridge."""
+        return _sympy_bridge().derivation_to_sympy(self, symbols)
+
     def _repr_latex_(self) -> str:
         return display_math(self.latex())
 
@@ -110,3 +115,24 @@ def jacobian(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] 
 def hessian(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | None = None) -> Derivation:
     """∂²L/∂x² for a scalar L: the Jacobian of the gradient (vec order for matrices)."""
     return Derivation.of(jacobians.hessian(_program(expr, let), _names(wrt)))
+
+
+# SymPy interop.  The bridge imports SymPy, which takes longer than the rest of
+# matcalc together: it is loaded on the first call, never by `import matcalc`.
+
+def _sympy_bridge():
+    from .interop import sympy_bridge
+    return sympy_bridge
+
+
+def from_sympy(e, rename: dict[str, str] | None = None) -> Program:
+    """The Program of a SymPy matrix expression, ready for grad/jacobian/hessian:
+    matcalc.grad(matcalc.from_sympy(sympy.log(sympy.det(X))), wrt="X").
+    `rename` maps SymPy names that are not valid matcalc names to ones that are."""
+    return _sympy_bridge().from_sympy(e, rename)
+
+
+def to_sympy(e, symbols: dict | None = None):
+    """The SymPy form of an expression (or of a Program's output, definitions inlined).
+    `symbols` maps names of inputs and dimensions to the SymPy objects to use."""
+    return _sympy_bridge().to_sympy(e, symbols)
