@@ -960,11 +960,10 @@ def test_printed_gradient_fixes_the_sizes_of_its_constants(text, wrt):
     pytest.param("x'*log(1 + (x - x).^2)", "x", id="log(0*ones.^2 + 1)"),
     pytest.param("tanh(x' : log(1 + (x' - x') .^ 2))", "x", id="log(0*ones'.^2 + 1)(found)"),
 ])
-@pytest.mark.xfail(strict=True, reason="BUG: a zero vector prints as `0*ones` without parentheses as the base "
-                                       "of .^: the gradient of x'*(x - x).^2 prints `0*ones.^2`, which reads "
-                                       "back as 0*(ones.^2) (the same value, another expression); 0.^2 is "
-                                       "also left unsimplified")
 def test_printed_zero_as_a_power_base(text, wrt):
+    """Found by the fuzzer: a zero vector printed as `0*ones` without parentheses as the
+    base of .^ (`0*ones.^2` reads back as 0*(ones.^2)), and 0.^2 stayed unsimplified.
+    Zero now prints with a product's precedence, and 0^p = 0 for p > 0."""
     d = matcalc.grad(text, wrt, let=LET)
     assert d.check().ok
     assert _normalise(reparse(d.result)) == _normalise(d.result), str(d.result)

@@ -496,3 +496,12 @@ def test_nonnegative_predicate_is_sound(text, expected):
         value = Evaluator(env, dims={})(e)
         if expected:
             assert np.all(value >= 0), (text, value)
+
+
+def test_zero_to_a_positive_power_is_zero():
+    from matcalc.engine.simplify import Simplifier
+    from matcalc import expr as E
+    z = E.zero((3, 1))
+    assert Simplifier()(E.power(z, E.const(2))) == z
+    assert Simplifier()(E.power(z, E.const(-1))) != z          # 0^-1 is not 0
+    assert str(E.power(z, E.const(2))) == "(0*ones).^2"

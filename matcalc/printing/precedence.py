@@ -38,6 +38,8 @@ def precedence(e: E.Expr) -> int:
         return ATOM
     if isinstance(e, E.Broadcast):
         return ATOM if E.is_const(e.value, 1) else MUL
+    if isinstance(e, E.Zero) and not e.is_scalar:
+        return MUL          # printed 0*ones: `(0*ones).^2`, not `0*ones.^2`
     if isinstance(e, (E.Power, E.MatPow)):
         return POW
     if isinstance(e, (E.Transpose, E.Differential)):

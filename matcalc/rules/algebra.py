@@ -387,6 +387,8 @@ def _p_trivial(e, ctx):
     if E.is_const(e.exponent, 0):
         return E.ones(e.shape)
     b = e.base
+    if isinstance(b, E.Zero) and isinstance(e.exponent, E.Const) and e.exponent.value > 0:
+        return b
     if isinstance(b, E.Power) and isinstance(b.exponent, E.Const) and isinstance(e.exponent, E.Const) \
             and isinstance(e.exponent.value, Fraction) and e.exponent.value.denominator == 1:
         return E.power(b.base, E.Const(b.exponent.value * e.exponent.value))
@@ -526,7 +528,7 @@ RULES: dict[object, list[AlgebraRule]] = {
             AlgebraRule(Rule("common factor", "AC + BC = (A+B)C"), _a_factor),
             AlgebraRule(Rule("terms in order", "A + B = B + A"), _a_sort)],
     E.Hadamard: [AlgebraRule(Rule("Hadamard normal form", "A⊙B = B⊙A, A⊙1 = A, (sA)⊙B = s(A⊙B)"), _h_simplify)],
-    E.Power: [AlgebraRule(Rule("powers", "A^1 = A, (A^p)^q = A^(pq)"), _p_trivial)],
+    E.Power: [AlgebraRule(Rule("powers", "A^1 = A, (A^p)^q = A^(pq), 0^p = 0 for p > 0"), _p_trivial)],
     E.Frobenius: [AlgebraRule(Rule("Frobenius of vectors", "a:b = aᵀb"), _frobenius)],
     E.Broadcast: [AlgebraRule(Rule("zero broadcast", "0·11ᵀ = 0"), _broadcast)],
     E.Kron: [AlgebraRule(Rule("Kronecker identities", "I ⊗ I = I, s ⊗ B = sB"), _kron)],
