@@ -5,8 +5,9 @@ Two families, sizes 1, 2, 4, ..., 128:
 - an L-layer tanh network, `h0 = x`, then `a_k = W_k*h_{k-1} + b_k` and
   `h_k = tanh(a_k)` for k = 1..L, then `L = norm2(h_L - y)^2`, differentiated
   with respect to every W_k and b_k in one matcalc.grad call;
-- the trace chain `tr(A1*X*A2*X*...*Ak*X)` with respect to X (its gradient has
-  k terms of k factors each, so the printed result grows as k²).
+- the trace chain `tr(A1*X*A2*X*...*Ak*X)` with respect to X (written out, its
+  gradient has k terms of k factors each; matcalc names the suffix products,
+  engine/chains.py, so the printed result grows as k).
 
 For each size: the median time of matcalc.grad (parsing included), the length of
 the printed result (len(d.text())), the time of code generation (d.numpy()) and
