@@ -190,7 +190,7 @@ def _differential_step(G, body, sym, d, used: list[Rule]) -> Step:
         note = f"where {sym.name} = {body}"
     if others:
         note = "; ".join(([note] if note else []) + [f"also {', '.join(others)}"])
-    return Step(main, before, state_expr([(G, d)]), note, "differential",
+    return Step(main, before, d if G == E.ONE else state_expr([(G, d)]), note, "differential",
                 None if sym is None else (sym.name, body))
 
 

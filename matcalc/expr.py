@@ -628,8 +628,8 @@ def symbols(e: Expr) -> dict[str, Symbol]:
     for n in walk(e):
         if isinstance(n, Symbol):
             out[n.name] = n
-        elif isinstance(n, Differential):
-            out[n.target.name] = n.target
+        elif isinstance(n, Differential):        # dX, or d(body) in a step's first line
+            out.update({n.target.name: n.target} if isinstance(n.target, Symbol) else symbols(n.target))
     return out
 
 

@@ -9,9 +9,11 @@ g_a, and ∂L/∂x as the output.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import expr as E
-from .derive import (Derivation, _active, _fresh, _inline_single_use, _refer_to_definitions,
-                     _wrt_symbols, grad)
+from .derive import (Derivation, _active, _differential_step, _fresh, _inline_single_use,
+                     _refer_to_definitions, _wrt_symbols, grad)
 from .engine.adjoint import IDENTIFY
 from .engine.differential import differential
 from .engine.jacobian import forward_linear
@@ -42,22 +44,25 @@ def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian",
         active = _active(program, {x.name})
         J: dict[str, E.Expr] = {x.name: identity(_size(x.shape))}
 
-        def total(body: E.Expr, label: str) -> E.Expr:
-            d = differential(body, active)
+        def total(body: E.Expr, sym: E.Symbol | None) -> E.Expr:
+            used: list[Rule] = []
+            d = differential(body, active, used)
             out_size = _size(body.shape)
             if d is None:
                 return E.zero((out_size, _size(x.shape)))
             d = simplify(d)
             if E.is_zero(d):                 # e.g. d sign(x) = 0
                 return E.zero((out_size, _size(x.shape)))
-            differentials[label] = d
+            differentials[sym.name if sym is not None else ""] = d
+            # a forward step: d(definition) in the differentials it depends on
+            steps.append(replace(_differential_step(E.ONE, body, sym, d, used), kind="forward"))
             parts = [E.mul(p, J[s]) for s, ps in forward_linear(d, simplify).items() for p in ps]
             return simplify(E.add(*parts)) if parts else E.zero((out_size, _size(x.shape)))
 
         for sym, body in program.definitions:
             if sym.name not in active or sym.name == x.name:
                 continue
-            Ja = total(body, sym.name)
+            Ja = total(body, None if sym == program.output else sym)
             if not (isinstance(Ja, (E.Symbol, E.Const, E.Identity, E.Zero))):
                 j = E.Symbol(_fresh(f"J_{sym.name}_{x.name}" if len(syms) > 1 else f"J_{sym.name}", taken),
                              Ja.shape, "defined")
@@ -68,7 +73,7 @@ def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian",
         if isinstance(output, E.Symbol) and output.name in J:
             result = J[output.name]
         else:
-            result = total(output, "")
+            result = total(output, None)
         results[x.name] = result
     results, named = _inline_single_use(results, named, simplify)
     results, named = _refer_to_definitions(program, results, named, simplify)
@@ -87,7 +92,8 @@ def hessian(program: E.Program, wrt: list[str]) -> Derivation:
     results, named, steps = {}, [], []
     taken: set[str] = set()                     # names stay distinct across the variables
     for name in wrt:
-        g = grad(program, [name], keep_steps=False, share_products=False)
+        g = grad(program, [name], share_products=False)
+        steps += g.steps                        # first the gradient, then its Jacobian
         out = E.Symbol("_gradient", g.result.shape, "defined")
         gradient_program = E.Program(program.inputs, tuple(program.definitions) + tuple(g.adjoints) +
                                      ((out, vec(g.result)),), out, program.functions, program.source)

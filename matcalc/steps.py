@@ -28,5 +28,5 @@ class Step:
     before: Expr
     after: Expr
     note: str = ""       # e.g. "where a = W*h + b" for a definition's differential
-    kind: str = "rewrite"
+    kind: str = "rewrite"   # rewrite | differential | forward (a Jacobian's) | adjoint | define | collect | symmetric | identify
     definition: tuple[str, Expr] | None = None   # (a, W*h + b) for a definition's differential

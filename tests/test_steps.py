@@ -194,3 +194,37 @@ def test_symmetric_variables_are_explained(expr, already):
     assert "sym(G) = ½(G + Gᵀ)" in text and "G + Gᵀ − diag(G)" in text and "arXiv:1911.06491" in text
     assert ("symmetric already" in text) == already
     assert "operatorname{sym}" in d.latex(steps=True)
+
+
+@pytest.mark.parametrize("kind, expr, wrt", [
+    ("jacobian", "tanh(W*x)", "x"),
+    ("jacobian", "a = W*x + b\nh = tanh(a)\nf = softmax(h)", "x"),
+    ("jacobian", "A*X*B", "X"),
+    ("hessian", "x'*A*x", "x"),
+    ("hessian", "sum(log(1 + exp(-y .* (X*w))))", "w"),
+    ("hessian", "a = W*x\nL = sum(tanh(a)) + x'*x", "x"),
+    ("hessian", "logdet(X)", "X"),
+])
+def test_jacobian_and_hessian_steps_are_equalities(kind, expr, wrt):
+    """A Jacobian's steps: the differential of each definition, forward, then J.
+    A Hessian's: the gradient's derivation, then the Jacobian of the gradient.
+    Every differential line is checked by central differences, every rewrite
+    numerically, and the last line is the result."""
+    from matcalc.printing.steps import steps_text
+    d = getattr(matcalc, kind)(expr, wrt)
+    kinds = [s.kind for s in d.steps]
+    assert "forward" in kinds and kinds[-1] == "identify" and d.steps[-1].after == d.result
+    if kind == "hessian":
+        assert "differential" in kinds and kinds.index("differential") < kinds.index("forward")
+    rng = np.random.default_rng(3)
+    env, functions, dims = _environment(d, rng)
+    ev = Evaluator(env, functions, dims)
+    for s in d.steps:
+        if s.kind in ("differential", "forward"):
+            _close(ev(s.after), _differential_by_differences(s, env, functions, dims), f"{s.before} = {s.after}")
+        elif s.kind in ("rewrite", "collect"):
+            _close(ev(s.after), ev(s.before), f"{s.rule.name}: {s.before} =/= {s.after}")
+    text = steps_text(d)
+    if kind == "hessian":
+        assert f"∂L/∂{wrt}" in text and f"d(∂L/∂{wrt})" in text and f"∂²L/∂{wrt}²" in text
+    assert "_gradient" not in text

@@ -31,28 +31,51 @@ def visible(steps: list[Step], verbosity: str = "brief") -> list[tuple[Step, lis
     return out
 
 
-def _lines(d, verbosity, show, why) -> list[tuple[str, str, str]]:
-    """(left side, right side, explanation) per displayed line."""
+def _lines(d, verbosity, show, why) -> list[tuple[tuple | None, str, str]]:
+    """(left side, right side, explanation) per displayed line; a left side is a
+    label (what, name), spelled by each printer (_text_label, _latex_label)."""
     rows = []
     for s, merged in visible(d.steps, verbosity):
-        if s.kind == "differential":
-            lhs = "dL"
-            first = show(s.before)
-            rows.append((lhs, first, ""))
-            rows.append(("", show(s.after), why(s, merged)))
+        if s.kind in ("differential", "forward"):
+            rows.append((_differential_label(d, s), show(s.before), ""))
+            rows.append((None, show(s.after), why(s, merged)))
         elif s.kind in ("adjoint", "define"):
-            rows.append((show(s.before), show(s.after), why(s, merged)))
+            rows.append((("expr", show(s.before)), show(s.after), why(s, merged)))
         elif s.kind == "identify":
-            rows.append((LABELS[d.command].format(s.note), show(s.after), ""))
-        elif s.kind == "symmetric":
-            rows.append(("", show(s.after), why(s, merged)))
+            # a Hessian's derivation identifies the gradient first, then its Jacobian
+            what = "result" if d.command == "grad" or s.rule.name == "Jacobian" else "gradient"
+            rows.append(((what, s.note), show(s.after), ""))
         else:
-            rows.append(("", show(s.after), why(s, merged)))
+            rows.append((None, show(s.after), why(s, merged)))
     return rows
 
 
-def _text_why(s: Step, merged: list[str]) -> str:
+def _differential_label(d, s) -> tuple:
     if s.kind == "differential":
+        return ("dL", "")
+    if s.definition is not None:                     # a definition's forward step: da = ...
+        return ("d", s.definition[0])
+    return ("dgrad", d.wrt[0]) if d.command == "hessian" else ("df", "")
+
+
+def _text_label(label, command) -> str:
+    what, name = label
+    return {"dL": "dL", "d": f"d{name}", "df": "df", "dgrad": f"d(∂L/∂{name})", "expr": name,
+            "result": LABELS[command].format(name), "gradient": LABELS["grad"].format(name)}[what]
+
+
+def _latex_label(label, command) -> str:
+    what, name = label
+    if what == "expr":
+        return name
+    if what in ("result", "gradient"):
+        return derivative_label(command if what == "result" else "grad", name)
+    return r"\mathrm{d}" + {"dL": "L", "df": "f", "d": latex_name(name),
+                             "dgrad": rf"\left({derivative_label('grad', name)}\right)"}[what]
+
+
+def _text_why(s: Step, merged: list[str]) -> str:
+    if s.kind in ("differential", "forward"):
         base = s.rule.name
         if s.note:
             base += f"; {s.note}"
@@ -70,7 +93,7 @@ def _text_why(s: Step, merged: list[str]) -> str:
 
 
 def steps_text(d, verbosity: str = "brief") -> str:
-    rows = _lines(d, verbosity, to_text, _text_why)
+    rows = [(_text_label(l, d.command) if l else "", r, w) for l, r, w in _lines(d, verbosity, to_text, _text_why)]
     width = max((len(l) for l, _, _ in rows), default=2)
     body = []
     for lhs, rhs, why in rows:
@@ -96,22 +119,16 @@ def _latex_why(s: Step, merged: list[str]) -> str:
                 + (r"\text{, already symmetric}" if s.before == s.after else "")
                 + r"\text{ (not } G + G^\top - \operatorname{diag}(G)\text{)}")
     text = "adjoint, passed back" if s.kind == "adjoint" else s.rule.name
-    if s.kind == "differential" and s.definition is not None:
+    if s.kind in ("differential", "forward") and s.definition is not None:
         sym, body = s.definition
         return rf"\text{{{_escape(text)}, where }} {latex_name(sym)} = {to_latex(body)}"
     return r"\text{" + _escape(text) + "}"
 
 
 def steps_latex(d, verbosity: str = "brief") -> str:
-    rows = _lines(d, verbosity, to_latex, _latex_why)
     out = []
-    for lhs, rhs, why in rows:
-        if lhs == "dL":
-            left = r"\mathrm{d}L"
-        elif lhs.startswith("∂"):
-            left = derivative_label(d.command, lhs[lhs.index("/∂") + 2:].rstrip("²"))
-        else:
-            left = lhs
+    for lhs, rhs, why in _lines(d, verbosity, to_latex, _latex_why):
+        left = _latex_label(lhs, d.command) if lhs else ""
         out.append(f"{left} &= {rhs}" + (f" && {why}" if why else ""))
     return align(out)
 
