@@ -1,7 +1,7 @@
 """The Python API of interface.md §4: parse, grad, jacobian, hessian.
 
 Layer L5: imports everything below.  `Derivation` adds the output methods
-(latex, numpy, function, check) to the derivation record.
+(latex, pretty, numpy, function, check) to the derivation record.
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from .engine.simplify import Simplifier
 from .expr import Program, Symbol
 from .printing.latex import derivation_latex, display_math
 from .printing.numpy_code import numpy_module
-from .printing.steps import Steps, steps_latex
+from .printing.pretty import derivation_pretty
+from .printing.steps import Steps, steps_latex, steps_pretty
 from .printing.text import derivation_text
 from .syntax.elaborate import Decl, parse_kind, parse_program  # noqa: F401 (parse_program used by the CLI)
 
@@ -59,6 +60,13 @@ class Derivation(derive.Derivation):
         if steps:
             return steps_latex(self, "all" if steps == "all" else "brief")
         return derivation_latex(self)
+
+    def pretty(self, steps: bool | str = False) -> str:
+        """Unicode mathematics for a terminal (for reading, not for parsing back):
+        `∂L/∂W = 2 (W h + b − y) hᵀ`; steps=True (or "all") the derivation."""
+        if steps:
+            return steps_pretty(self, "all" if steps == "all" else "brief")
+        return derivation_pretty(self)
 
     def numpy(self) -> str:
         """The module of interface.md §3.  The forward pass is written in the

@@ -1,6 +1,6 @@
-"""The derivation as a person writes it: --steps in text and LaTeX.
+"""The derivation as a person writes it: --steps in text, pretty and LaTeX.
 
-Layer L2: imports the text and LaTeX printers; reads Step records (steps.py).
+Layer L2: imports the text, pretty and LaTeX printers; reads Step records (steps.py).
 A block per differentiated definition: `dL = ...` then one `= ...` line per
 identity, with the identity named.  "brief" merges the minor moves (splitting
 a sum, moving a scalar) into the next line; "all" shows every rewrite.
@@ -12,10 +12,10 @@ import re
 
 from ..steps import Step
 from .latex import align, derivative_label, display_math, latex_name, to_latex
+from .pretty import LABELS, align_on_equals, pretty_name, to_pretty
 from .text import to_text
 
 MINOR = {"linearity", "move a scalar"}
-LABELS = {"grad": "∂L/∂{}", "jacobian": "∂f/∂{}", "hessian": "∂²L/∂{}²"}
 
 
 def visible(steps: list[Step], verbosity: str = "brief") -> list[tuple[Step, list[str]]]:
@@ -31,8 +31,9 @@ def visible(steps: list[Step], verbosity: str = "brief") -> list[tuple[Step, lis
     return out
 
 
-def _lines(d, verbosity, show, why) -> list[tuple[str, str, str]]:
-    """(left side, right side, explanation) per displayed line."""
+def _lines(d, verbosity, show, why, name=lambda n: n) -> list[tuple[str, str, str]]:
+    """(left side, right side, explanation) per displayed line; `name` spells
+    a variable in the labels."""
     rows = []
     for s, merged in visible(d.steps, verbosity):
         if s.kind == "differential":
@@ -43,7 +44,7 @@ def _lines(d, verbosity, show, why) -> list[tuple[str, str, str]]:
         elif s.kind in ("adjoint", "define"):
             rows.append((show(s.before), show(s.after), why(s, merged)))
         elif s.kind == "identify":
-            rows.append((LABELS[d.command].format(s.note), show(s.after), ""))
+            rows.append((LABELS[d.command].format(name(s.note)), show(s.after), ""))
         elif s.kind == "symmetric":
             rows.append(("", show(s.after), why(s, merged)))
         else:
@@ -51,34 +52,42 @@ def _lines(d, verbosity, show, why) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _text_why(s: Step, merged: list[str]) -> str:
-    if s.kind == "differential":
-        base = s.rule.name
-        if s.note:
-            base += f"; {s.note}"
-    elif s.kind == "adjoint":
-        base = f"∂L/∂{s.note}, passed back to the definition of {s.note}"
-    elif s.kind == "define":
-        base = s.rule.name
-    elif s.kind == "symmetric":
-        base = _symmetric_why(s)
-    else:
-        base = s.rule.display
-    if merged:
-        base += f"; {', '.join(dict.fromkeys(merged))}"
-    return base
+def _explainer(show, name):
+    """The explanation column of the text steps, definitions shown by `show`."""
+    def why(s: Step, merged: list[str]) -> str:
+        if s.kind == "differential":
+            base = s.rule.name
+            if s.note:
+                base += f"; {_note(s, show, name)}"
+        elif s.kind == "adjoint":
+            base = f"∂L/∂{name(s.note)}, passed back to the definition of {name(s.note)}"
+        elif s.kind == "define":
+            base = s.rule.name
+        elif s.kind == "symmetric":
+            base = _symmetric_why(s)
+        else:
+            base = s.rule.display
+        if merged:
+            base += f"; {', '.join(dict.fromkeys(merged))}"
+        return base
+    return why
+
+
+def _note(s: Step, show, name) -> str:
+    """A differential's note, its `where a = ...` in the printer's own form."""
+    if s.definition is None:
+        return s.note
+    sym, body = s.definition
+    return s.note.replace(f"where {sym} = {to_text(body)}", f"where {name(sym)} = {show(body)}", 1)
 
 
 def steps_text(d, verbosity: str = "brief") -> str:
-    rows = _lines(d, verbosity, to_text, _text_why)
-    width = max((len(l) for l, _, _ in rows), default=2)
-    body = []
-    for lhs, rhs, why in rows:
-        prefix = (lhs.ljust(width) + " = ") if lhs else (" " * width + " = ")
-        body.append((prefix + rhs, why))
-    col = min(max(len(a) for a, _ in body) + 3, 72)
-    # a line longer than the column still keeps two spaces before its explanation
-    return "\n".join(f"{a.ljust(col - 3)}   ({w})" if w else a for a, w in body)
+    return align_on_equals(_lines(d, verbosity, to_text, _explainer(to_text, str)))
+
+
+def steps_pretty(d, verbosity: str = "brief") -> str:
+    """The text steps in Unicode mathematics, aligned on `=`."""
+    return align_on_equals(_lines(d, verbosity, to_pretty, _explainer(to_pretty, pretty_name), pretty_name))
 
 
 def _symmetric_why(s: Step) -> str:
