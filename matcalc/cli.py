@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--let", action="append", default=[], metavar="'NAME: KIND'",
                        help="declare a name, e.g. --let 'A: matrix(n, n)' (repeatable)")
         p.add_argument("--format", choices=["text", "pretty", "latex", "numpy", "json"], default="text")
+        p.add_argument("--layout", choices=api.LAYOUTS, default=api.LAYOUTS[0],
+                       help="denominator (default: a gradient has its variable's shape) "
+                            "or numerator (every gradient transposed)")
         p.add_argument("--steps", nargs="?", const="brief", choices=["brief", "all"],
                        help="show the derivation, each step naming its identity")
         p.add_argument("--check", action="store_true",
@@ -88,6 +91,7 @@ def _json(d, args, report) -> str:
         "definitions": [{"name": s.name, "text": to_text(b), "shape": list(s.shape)}
                         for s, b in program.definitions],
         "wrt": d.wrt,
+        "layout": d.layout,
         "results": {n: {"text": to_text(g), "latex": to_latex(g), "pretty": to_pretty(g), "shape": list(g.shape)}
                     for n, g in d.results.items()},
         "adjoints": [{"name": g.name, "text": to_text(b), "latex": to_latex(b)} for g, b in d.named],
@@ -119,7 +123,7 @@ def run(argv: list[str] | None = None) -> int:
         let_text = ""
         source, origin = _read_source(args)
         program = api.parse_program(source, let)
-        d = getattr(api, args.command)(program, args.wrt)
+        d = getattr(api, args.command)(program, args.wrt, layout=args.layout)
         report = d.check() if args.check else None
         if args.format == "json":
             output = _json(d, args, report)

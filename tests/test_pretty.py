@@ -194,3 +194,4 @@ def test_cli_json_carries_pretty():
                        capture_output=True, text=True, timeout=60)
     data = json.loads(p.stdout)
     assert data["results"]["x"]["pretty"] == "(A + Aᵀ) x"
+    assert data["layout"] == "denominator"

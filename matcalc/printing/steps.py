@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..steps import Step
+from ..steps import NUMERATOR_LAYOUT, Step
 from .latex import align, derivative_label, display_math, latex_name, to_latex
 from .pretty import LABELS, align_on_equals, pretty_name, to_pretty
 from .text import to_text
@@ -44,7 +44,9 @@ def _lines(d, verbosity, show, why, name=lambda n: n) -> list[tuple[str, str, st
         elif s.kind in ("adjoint", "define"):
             rows.append((show(s.before), show(s.after), why(s, merged)))
         elif s.kind == "identify":
-            rows.append((LABELS[d.command].format(name(s.note)), show(s.after), ""))
+            # the identification names its rule only when it is not the plain one
+            stated = why(s, merged) if s.rule is NUMERATOR_LAYOUT else ""
+            rows.append((LABELS[d.command].format(name(s.note)), show(s.after), stated))
         elif s.kind == "symmetric":
             rows.append(("", show(s.after), why(s, merged)))
         else:
@@ -61,7 +63,7 @@ def _explainer(show, name):
                 base += f"; {_note(s, show, name)}"
         elif s.kind == "adjoint":
             base = f"∂L/∂{name(s.note)}, passed back to the definition of {name(s.note)}"
-        elif s.kind == "define":
+        elif s.kind == "define" or s.rule is NUMERATOR_LAYOUT:
             base = s.rule.name
         elif s.kind == "symmetric":
             base = _symmetric_why(s)
