@@ -195,3 +195,27 @@ def test_cli_json_carries_pretty():
     data = json.loads(p.stdout)
     assert data["results"]["x"]["pretty"] == "(A + Aᵀ) x"
     assert data["layout"] == "denominator"
+
+
+# ------------------------------------------------------------- random expressions
+
+from hypothesis import assume, given, note, settings  # noqa: E402
+
+from tests.test_fuzz import LET, scalar_exprs, share  # noqa: E402
+
+
+@settings(max_examples=share(300))
+@given(scalar_exprs())
+def test_random_expressions_and_gradients_print(text):
+    """Every node the language makes has a pretty form with no ASCII operator left."""
+    note(text)
+    program = matcalc.parse(text, LET)
+    assume(program.inputs)
+    try:
+        d = matcalc.grad(program, wrt=list(program.inputs)[0])
+    except matcalc.MatcalcError:        # unsupported gradients are test_fuzz.py's business
+        assume(False)
+    for e in [program.value, *d.results.values(), *(body for _, body in d.adjoints)]:
+        out = to_pretty(e)
+        assert out and not ASCII_FORMS.search(out), out
+    assert len(_equals_columns(d.pretty(steps=True))) == 1
