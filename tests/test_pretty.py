@@ -161,6 +161,12 @@ def test_frobenius_and_ones_and_norms():
     assert to_pretty(E.hadamard(X, E.power(Y, E.MINUS_ONE))) == "X ⊘ Y"
 
 
+def test_a_fraction_coefficient_is_bracketed_unless_it_has_a_glyph():
+    x = E.Symbol("x", ("n", 1), "vector")
+    assert to_pretty(E.mul(E.const(E.Fraction(3, 7)), x)) == "(3/7) x"
+    assert to_pretty(E.mul(E.const(E.Fraction(-1, 2)), x)) == "−½ x"
+
+
 def test_an_unknown_node_raises():
     class Strange(E.Expr):
         pass

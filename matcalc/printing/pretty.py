@@ -136,7 +136,10 @@ class PrettyPrinter(Printer):
         c, factors = coefficient(e)
         sign = MINUS if c < 0 else ""
         c = abs(c)
-        parts = [pretty_number(c)] if c != 1 or not factors else []
+        number = pretty_number(c)
+        if "/" in number and factors:         # (3/7) x, not 3/7 x, which reads as 3/(7 x)
+            number = f"({number})"
+        parts = [number] if c != 1 or not factors else []
         for f in factors:
             if isinstance(f, E.Mul):                  # a scalar x'*y inside a product
                 parts.append(f"({self.print(f)})")
