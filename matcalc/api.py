@@ -1,11 +1,12 @@
 """The Python API of interface.md §4: parse, grad, jacobian, hessian.
 
 Layer L5: imports everything below.  `Derivation` adds the output methods
-(latex, numpy, function, check) to the derivation record.
+(latex, pretty, numpy, function, check) and the layout to the derivation record.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Iterable
 
@@ -14,13 +15,15 @@ from . import jacobian as jacobians
 from .errors import UsageError
 from .engine.simplify import Simplifier
 from .expr import Program, Symbol
+from .layout import DENOMINATOR, LAYOUTS, as_denominator, check_layout, in_layout, misshapen
 from .printing.latex import derivation_latex, display_math
 from .printing.numpy_code import numpy_module
-from .printing.steps import Steps, steps_latex
+from .printing.pretty import derivation_pretty
+from .printing.steps import Steps, steps_latex, steps_pretty
 from .printing.text import derivation_text
 from .syntax.elaborate import Decl, parse_kind, parse_program  # noqa: F401 (parse_program used by the CLI)
 
-__all__ = ["parse", "grad", "jacobian", "hessian", "Derivation", "from_sympy", "to_sympy"]
+__all__ = ["parse", "grad", "jacobian", "hessian", "Derivation", "from_sympy", "to_sympy", "LAYOUTS"]
 
 
 def _declarations(let) -> dict[str, Decl]:
@@ -36,13 +39,15 @@ def parse(text: str, let: dict[str, str] | None = None) -> Program:
     return parse_program(text, _declarations(let))
 
 
+@dataclass
 class Derivation(derive.Derivation):
     """A derivation with its printers: see interface.md §4."""
+    layout: str = DENOMINATOR          # or "numerator": every gradient transposed
 
     @classmethod
-    def of(cls, d: derive.Derivation) -> "Derivation":
-        out = cls(**vars(d))
-        out.steps = Steps(d.steps, out)      # a list that Jupyter renders as the align* derivation
+    def of(cls, d: derive.Derivation, layout: str = DENOMINATOR) -> "Derivation":
+        out = replace(in_layout(cls(**vars(d)), layout), layout=layout)
+        out.steps = Steps(out.steps, out)      # a list that Jupyter renders as the align* derivation
         return out
 
     def text(self) -> str:
@@ -59,6 +64,13 @@ class Derivation(derive.Derivation):
         if steps:
             return steps_latex(self, "all" if steps == "all" else "brief")
         return derivation_latex(self)
+
+    def pretty(self, steps: bool | str = False) -> str:
+        """Unicode mathematics for a terminal (for reading, not for parsing back):
+        `∂L/∂W = 2 (W h + b − y) hᵀ`; steps=True (or "all") the derivation."""
+        if steps:
+            return steps_pretty(self, "all" if steps == "all" else "brief")
+        return derivation_pretty(self)
 
     def numpy(self) -> str:
         """The module of interface.md §3.  The forward pass is written in the
@@ -79,8 +91,13 @@ class Derivation(derive.Derivation):
                                   if callable(v) and not k.startswith("_") and k != "np"})
 
     def check(self, seed: int = 0) -> "CheckReport":  # noqa: F821
-        from .check import check_derivation      # NumPy is imported by the check, not by the package
-        return check_derivation(self, seed)
+        """The finite-difference check; a numerator-layout result is transposed
+        back first, so a result in the wrong layout fails."""
+        from .check import CheckReport, check_derivation   # NumPy is imported by the check, not by the package
+        wrong = misshapen(self, self.layout)
+        if wrong:
+            return CheckReport(False, math.inf, {name: math.inf for name in self.results}, wrong)
+        return check_derivation(as_denominator(self, self.layout), seed)
 
     def to_sympy(self, symbols: dict | None = None):
         """The result as a SymPy matrix expression ({name: expression} for several wrt);
@@ -102,19 +119,28 @@ def _names(wrt: str | Iterable[str]) -> list[str]:
     return names
 
 
-def grad(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | None = None) -> Derivation:
-    """∂L/∂X for a scalar L, by differentials and the Frobenius rewrite."""
-    return Derivation.of(derive.grad(_program(expr, let), _names(wrt)))
+def grad(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | None = None,
+         layout: str = DENOMINATOR) -> Derivation:
+    """∂L/∂X for a scalar L, by differentials and the Frobenius rewrite; shaped
+    like X (layout="denominator") or its transpose (layout="numerator")."""
+    check_layout(layout)
+    return Derivation.of(derive.grad(_program(expr, let), _names(wrt)), layout)
 
 
-def jacobian(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | None = None) -> Derivation:
-    """∂f/∂x with d vec(f) = J d vec(x): len(f) × len(x) for vectors, Kronecker forms for matrices."""
-    return Derivation.of(jacobians.jacobian(_program(expr, let), _names(wrt)))
+def jacobian(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | None = None,
+             layout: str = DENOMINATOR) -> Derivation:
+    """∂f/∂x with d vec(f) = J d vec(x): len(f) × len(x) for vectors, Kronecker forms for matrices
+    (in either layout: this already is numerator layout)."""
+    check_layout(layout)
+    return Derivation.of(jacobians.jacobian(_program(expr, let), _names(wrt)), layout)
 
 
-def hessian(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | None = None) -> Derivation:
-    """∂²L/∂x² for a scalar L: the Jacobian of the gradient (vec order for matrices)."""
-    return Derivation.of(jacobians.hessian(_program(expr, let), _names(wrt)))
+def hessian(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | None = None,
+            layout: str = DENOMINATOR) -> Derivation:
+    """∂²L/∂x² for a scalar L: the Jacobian of the gradient (vec order for matrices);
+    symmetric, so the same in either layout."""
+    check_layout(layout)
+    return Derivation.of(jacobians.hessian(_program(expr, let), _names(wrt)), layout)
 
 
 # SymPy interop.  The bridge imports SymPy, which takes longer than the rest of

@@ -15,12 +15,13 @@ import sys
 from . import api
 from .errors import MatcalcError, Span, UsageError
 from .printing.latex import to_latex
+from .printing.pretty import to_pretty
 from .printing.steps import steps_json, steps_text
 from .printing.text import to_text
 from .syntax.elaborate import parse_declaration
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
-COMMENT = {"text": "# ", "numpy": "# ", "latex": "% "}
+COMMENT = {"text": "# ", "pretty": "# ", "numpy": "# ", "latex": "% "}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,7 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="variable to differentiate by (repeatable)")
         p.add_argument("--let", action="append", default=[], metavar="'NAME: KIND'",
                        help="declare a name, e.g. --let 'A: matrix(n, n)' (repeatable)")
-        p.add_argument("--format", choices=["text", "latex", "numpy", "json"], default="text")
+        p.add_argument("--format", choices=["text", "pretty", "latex", "numpy", "json"], default="text")
+        p.add_argument("--layout", choices=api.LAYOUTS, default=api.LAYOUTS[0],
+                       help="denominator (default: a gradient has its variable's shape) "
+                            "or numerator (every gradient transposed)")
         p.add_argument("--steps", nargs="?", const="brief", choices=["brief", "all"],
                        help="show the derivation, each step naming its identity")
         p.add_argument("--check", action="store_true",
@@ -87,7 +91,8 @@ def _json(d, args, report) -> str:
         "definitions": [{"name": s.name, "text": to_text(b), "shape": list(s.shape)}
                         for s, b in program.definitions],
         "wrt": d.wrt,
-        "results": {n: {"text": to_text(g), "latex": to_latex(g), "shape": list(g.shape)}
+        "layout": d.layout,
+        "results": {n: {"text": to_text(g), "latex": to_latex(g), "pretty": to_pretty(g), "shape": list(g.shape)}
                     for n, g in d.results.items()},
         "adjoints": [{"name": g.name, "text": to_text(b), "latex": to_latex(b)} for g, b in d.named],
         "steps": steps_json(d),
@@ -118,12 +123,14 @@ def run(argv: list[str] | None = None) -> int:
         let_text = ""
         source, origin = _read_source(args)
         program = api.parse_program(source, let)
-        d = getattr(api, args.command)(program, args.wrt)
+        d = getattr(api, args.command)(program, args.wrt, layout=args.layout)
         report = d.check() if args.check else None
         if args.format == "json":
             output = _json(d, args, report)
         elif args.format == "latex":
             output = d.latex(steps=args.steps or False)
+        elif args.format == "pretty":
+            output = d.pretty(steps=args.steps or False)
         elif args.format == "numpy":
             output = d.numpy()
         else:

@@ -30,3 +30,8 @@ class Step:
     note: str = ""       # e.g. "where a = W*h + b" for a definition's differential
     kind: str = "rewrite"   # rewrite | differential | forward (a Jacobian's) | adjoint | define | collect | symmetric | identify
     definition: tuple[str, Expr] | None = None   # (a, W*h + b) for a definition's differential
+
+
+# The identification in numerator layout (--layout numerator): the gradient is
+# written as the transpose of the G that the Frobenius walk finds.
+NUMERATOR_LAYOUT = Rule("numerator layout", "dL = G : dX  ⇒  ∂L/∂X = Gᵀ")

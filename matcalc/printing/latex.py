@@ -12,7 +12,8 @@ from fractions import Fraction
 from .. import expr as E
 from ..expr import Fn
 from ..rules.elementwise import ELEMENTWISE
-from .precedence import FROBENIUS, MUL, POSTFIX, coefficient, precedence, print_sum
+from .precedence import (FROBENIUS, MUL, POSTFIX, Printer, coefficient, has_superscript, print_hadamard,
+                         print_sum)
 
 GREEK = set("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
             "pi rho sigma tau upsilon phi chi psi omega".split())
@@ -46,18 +47,11 @@ def latex_name(name: str) -> str:
     return f"{base}_{{{latex_name(sub) if not sub.isdigit() else sub}}}" if sub else base
 
 
-class LatexPrinter:
-    def print(self, e: E.Expr) -> str:
-        method = getattr(self, "_print_" + type(e).__name__, None)
-        if method is None:
-            raise TypeError(f"the LaTeX printer has no rule for {type(e).__name__}")
-        return method(e)
+class LatexPrinter(Printer):
+    what = "LaTeX"
 
-    __call__ = print
-
-    def wrap(self, e: E.Expr, level: int) -> str:
-        s = self.print(e)
-        return rf"\left({s}\right)" if precedence(e) < level else s
+    def parenthesised(self, s: str) -> str:
+        return rf"\left({s}\right)"
 
     def _print_Symbol(self, e):
         return latex_name(e.name)
@@ -107,13 +101,7 @@ class LatexPrinter:
         return sign + " ".join(parts)
 
     def _print_Hadamard(self, e):
-        out = []
-        for i, f in enumerate(e.factors):
-            if i and isinstance(f, E.Power) and E.is_const(f.exponent, -1):
-                out.append(r" \oslash " + self.wrap(f.base, MUL + 1))
-            else:
-                out.append((r" \odot " if i else "") + self.wrap(f, MUL + 1 if i else MUL))
-        return "".join(out)
+        return print_hadamard(self, e, "\\odot", "\\oslash")
 
     def _print_Kron(self, e):
         # ⊗ has no agreed precedence against juxtaposition: always bracket it
@@ -124,7 +112,7 @@ class LatexPrinter:
 
     def base(self, e: E.Expr) -> str:
         """e as the base of a superscript: X^{-1}^{T} is not TeX, (X^{-1})^{T} is."""
-        if isinstance(e, (E.Transpose, E.Power, E.MatPow)) or (isinstance(e, E.Apply) and e.fn is Fn.INV):
+        if has_superscript(e):
             return rf"\left({self.print(e)}\right)"
         return self.wrap(e, POSTFIX + 1)
 

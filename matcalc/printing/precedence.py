@@ -11,6 +11,32 @@ from .. import expr as E
 FROBENIUS, ADD, MUL, NEG, POW, POSTFIX, ATOM = range(1, 8)
 
 
+class Printer:
+    """`_print_<Node>` dispatch and parentheses from the table; an unknown node
+    raises rather than falling back to str()."""
+    what = "a"                      # the printer's name, for that error
+
+    def __call__(self, e: E.Expr) -> str:
+        return self.print(e)
+
+    def print(self, e: E.Expr) -> str:
+        method = getattr(self, "_print_" + type(e).__name__, None)
+        if method is None:
+            raise TypeError(f"the {self.what} printer has no rule for {type(e).__name__}")
+        return method(e)
+
+    def level(self, e: E.Expr) -> int:
+        return precedence(e)
+
+    def wrap(self, e: E.Expr, level: int) -> str:
+        """e printed, in parentheses if it binds more loosely than `level`."""
+        s = self.print(e)
+        return self.parenthesised(s) if self.level(e) < level else s
+
+    def parenthesised(self, s: str) -> str:
+        return f"({s})"
+
+
 def coefficient(e: E.Expr) -> tuple[Fraction | float, tuple[E.Expr, ...]]:
     """Split a product into its numeric coefficient and the other factors."""
     if isinstance(e, E.Mul) and isinstance(e.factors[0], E.Const):
@@ -83,14 +109,34 @@ def signed_terms(e: E.Add):
             yield ("+" if i else ""), t
 
 
-def print_sum(printer, e: E.Add) -> str:
+def print_sum(printer, e: E.Add, minus: str = "-") -> str:
     """A sum in any printer with a `wrap(expr, level)`: a - (b - c), and a
-    broadcast sum kept whole (x + (alpha + beta))."""
+    broadcast sum kept whole (x + (alpha + beta)).  `minus` is the printer's
+    spelling of the sign (U+2212 in pretty output)."""
     out = []
     for sign, t in signed_terms(e):
-        if sign == "-" or isinstance(t, E.Add):     # binds tighter than the sum around it
+        sign = minus if sign == "-" else sign
+        if sign == minus or isinstance(t, E.Add):     # binds tighter than the sum around it
             body = printer.wrap(t, MUL)
         else:
             body = printer.wrap(t, ADD)
         out.append(f" {sign or '+'} {body}" if out else body)
     return "".join(out)
+
+
+def print_hadamard(printer, e: E.Hadamard, times: str, divide: str) -> str:
+    """An elementwise product in any printer: `a ⊙ b ⊘ c`, the divisor being
+    a factor to the power -1; later factors bracketed like a product's."""
+    out = []
+    for i, f in enumerate(e.factors):
+        if i and isinstance(f, E.Power) and E.is_const(f.exponent, -1):
+            out.append(f" {divide} " + printer.wrap(f.base, MUL + 1))
+        else:
+            out.append((f" {times} " if i else "") + printer.wrap(f, MUL + 1 if i else MUL))
+    return "".join(out)
+
+
+def has_superscript(e: E.Expr) -> bool:
+    """True for a node printed with a superscript of its own (Xᵀ, X², X⁻¹):
+    as the base of another superscript it needs parentheses, (X⁻¹)ᵀ not X⁻¹ᵀ."""
+    return isinstance(e, (E.Transpose, E.Power, E.MatPow)) or (isinstance(e, E.Apply) and e.fn is E.Fn.INV)

@@ -1,6 +1,6 @@
-"""The derivation as a person writes it: --steps in text and LaTeX.
+"""The derivation as a person writes it: --steps in text, pretty and LaTeX.
 
-Layer L2: imports the text and LaTeX printers; reads Step records (steps.py).
+Layer L2: imports the text, pretty and LaTeX printers; reads Step records (steps.py).
 A block per differentiated definition: `dL = ...` then one `= ...` line per
 identity, with the identity named.  "brief" merges the minor moves (splitting
 a sum, moving a scalar) into the next line; "all" shows every rewrite.
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 
-from ..steps import Step
+from ..steps import NUMERATOR_LAYOUT, Step
 from .latex import align, derivative_label, display_math, latex_name, to_latex
+from .pretty import LABELS, align_on_equals, pretty_name, to_pretty
 from .text import to_text
 
 MINOR = {"linearity", "move a scalar"}
-LABELS = {"grad": "∂L/∂{}", "jacobian": "∂f/∂{}", "hessian": "∂²L/∂{}²"}
 
 
 def visible(steps: list[Step], verbosity: str = "brief") -> list[tuple[Step, list[str]]]:
@@ -42,9 +42,11 @@ def _lines(d, verbosity, show, why) -> list[tuple[tuple | None, str, str]]:
         elif s.kind in ("adjoint", "define"):
             rows.append((("expr", show(s.before)), show(s.after), why(s, merged)))
         elif s.kind == "identify":
-            # a Hessian's derivation identifies the gradient first, then its Jacobian
+            # a Hessian's derivation identifies the gradient first, then its Jacobian;
+            # the identification names its rule only when it is not the plain one
             what = "result" if d.command == "grad" or s.rule.name == "Jacobian" else "gradient"
-            rows.append(((what, s.note), show(s.after), ""))
+            stated = why(s, merged) if s.rule is NUMERATOR_LAYOUT else ""
+            rows.append(((what, s.note), show(s.after), stated))
         else:
             rows.append((None, show(s.after), why(s, merged)))
     return rows
@@ -58,13 +60,21 @@ def _differential_label(d, s) -> tuple:
     return ("dgrad", d.wrt[0]) if d.command == "hessian" else ("df", "")
 
 
-def _text_label(label, command) -> str:
-    what, name = label
-    return {"dL": "dL", "d": f"d{name}", "df": "df", "dgrad": f"d(∂L/∂{name})", "expr": name,
-            "result": LABELS[command].format(name), "gradient": LABELS["grad"].format(name)}[what]
+def _text_label(label, command, name=str) -> str:
+    """A label in text (name=str) or pretty (name=pretty_name) form."""
+    if label is None:
+        return ""
+    what, x = label
+    if what == "expr":
+        return x
+    x = name(x)
+    return {"dL": "dL", "d": f"d{x}", "df": "df", "dgrad": f"d(∂L/∂{x})",
+            "result": LABELS[command].format(x), "gradient": LABELS["grad"].format(x)}[what]
 
 
 def _latex_label(label, command) -> str:
+    if label is None:
+        return ""
     what, name = label
     if what == "expr":
         return name
@@ -74,34 +84,44 @@ def _latex_label(label, command) -> str:
                              "dgrad": rf"\left({derivative_label('grad', name)}\right)"}[what]
 
 
-def _text_why(s: Step, merged: list[str]) -> str:
-    if s.kind in ("differential", "forward"):
-        base = s.rule.name
-        if s.note:
-            base += f"; {s.note}"
-    elif s.kind == "adjoint":
-        base = f"∂L/∂{s.note}, passed back to the definition of {s.note}"
-    elif s.kind == "define":
-        base = s.rule.name
-    elif s.kind == "symmetric":
-        base = _symmetric_why(s)
-    else:
-        base = s.rule.display
-    if merged:
-        base += f"; {', '.join(dict.fromkeys(merged))}"
-    return base
+def _explainer(show, name):
+    """The explanation column of the text steps, definitions shown by `show`."""
+    def why(s: Step, merged: list[str]) -> str:
+        if s.kind in ("differential", "forward"):
+            base = s.rule.name
+            if s.note:
+                base += f"; {_note(s, show, name)}"
+        elif s.kind == "adjoint":
+            base = f"∂L/∂{name(s.note)}, passed back to the definition of {name(s.note)}"
+        elif s.kind == "define" or s.rule is NUMERATOR_LAYOUT:
+            base = s.rule.name
+        elif s.kind == "symmetric":
+            base = _symmetric_why(s)
+        else:
+            base = s.rule.display
+        if merged:
+            base += f"; {', '.join(dict.fromkeys(merged))}"
+        return base
+    return why
+
+
+def _note(s: Step, show, name) -> str:
+    """A differential's note, its `where a = ...` in the printer's own form."""
+    if s.definition is None:
+        return s.note
+    sym, body = s.definition
+    return s.note.replace(f"where {sym} = {to_text(body)}", f"where {name(sym)} = {show(body)}", 1)
 
 
 def steps_text(d, verbosity: str = "brief") -> str:
-    rows = [(_text_label(l, d.command) if l else "", r, w) for l, r, w in _lines(d, verbosity, to_text, _text_why)]
-    width = max((len(l) for l, _, _ in rows), default=2)
-    body = []
-    for lhs, rhs, why in rows:
-        prefix = (lhs.ljust(width) + " = ") if lhs else (" " * width + " = ")
-        body.append((prefix + rhs, why))
-    col = min(max(len(a) for a, _ in body) + 3, 72)
-    # a line longer than the column still keeps two spaces before its explanation
-    return "\n".join(f"{a.ljust(col - 3)}   ({w})" if w else a for a, w in body)
+    return align_on_equals([(_text_label(l, d.command), r, w)
+                            for l, r, w in _lines(d, verbosity, to_text, _explainer(to_text, str))])
+
+
+def steps_pretty(d, verbosity: str = "brief") -> str:
+    """The text steps in Unicode mathematics, aligned on `=`."""
+    return align_on_equals([(_text_label(l, d.command, pretty_name), r, w)
+                            for l, r, w in _lines(d, verbosity, to_pretty, _explainer(to_pretty, pretty_name))])
 
 
 def _symmetric_why(s: Step) -> str:
@@ -128,8 +148,7 @@ def _latex_why(s: Step, merged: list[str]) -> str:
 def steps_latex(d, verbosity: str = "brief") -> str:
     out = []
     for lhs, rhs, why in _lines(d, verbosity, to_latex, _latex_why):
-        left = _latex_label(lhs, d.command) if lhs else ""
-        out.append(f"{left} &= {rhs}" + (f" && {why}" if why else ""))
+        out.append(f"{_latex_label(lhs, d.command)} &= {rhs}" + (f" && {why}" if why else ""))
     return align(out)
 
 

@@ -8,31 +8,19 @@ from __future__ import annotations
 from fractions import Fraction
 
 from .. import expr as E
-from .precedence import (FROBENIUS, MUL, NEG, POSTFIX, coefficient, print_sum,
-                         format_number, precedence)
+from .precedence import (FROBENIUS, MUL, NEG, POSTFIX, Printer, coefficient, format_number,
+                         print_hadamard, print_sum)
 
 
 def _orientation(shape) -> str:
     return "column" if shape[1] == 1 else "row" if shape[0] == 1 else "matrix"
 
 
-class TextPrinter:
+class TextPrinter(Printer):
+    what = "text"
+
     def __init__(self, names: dict[str, str] | None = None):
         self.names = names or {}
-
-    def __call__(self, e: E.Expr) -> str:
-        return self.print(e)
-
-    def print(self, e: E.Expr) -> str:
-        method = getattr(self, "_print_" + type(e).__name__, None)
-        if method is None:
-            raise TypeError(f"the text printer has no rule for {type(e).__name__}")
-        return method(e)
-
-    def wrap(self, e: E.Expr, level: int) -> str:
-        """e printed, in parentheses if it binds more loosely than `level`."""
-        s = self.print(e)
-        return f"({s})" if precedence(e) < level else s
 
     def _print_Symbol(self, e):
         return self.names.get(e.name, e.name)
@@ -84,15 +72,7 @@ class TextPrinter:
         return s + (f"/{den}" if den != 1 else "")
 
     def _print_Hadamard(self, e):
-        out = []
-        for i, f in enumerate(e.factors):
-            if i and isinstance(f, E.Power) and E.is_const(f.exponent, -1):
-                out.append(" ./ " + self.wrap(f.base, MUL + 1))
-            elif i:
-                out.append(" .* " + self.wrap(f, MUL + 1))
-            else:
-                out.append(self.wrap(f, MUL))
-        return "".join(out)
+        return print_hadamard(self, e, ".*", "./")
 
     def _print_Kron(self, e):
         return f"kron({self.print(e.left)}, {self.print(e.right)})"

@@ -1,0 +1,211 @@
+"""Pretty output: Unicode mathematics for reading in a terminal.
+
+Layer L2: imports expr and the precedence table.  For people, not for
+parsing back (the text printer is the paste-back format):
+
+    products by juxtaposition (W h), Xᵀ, X⁻¹, X⁻ᵀ, powers as superscripts (s²,
+    X³ a matrix power, X∘² an elementwise power of a matrix; a vector has
+    only the elementwise one, so h² is plain), ⊙ ⊘ ⊗, A : B for the Frobenius
+    product, − (U+2212), ½, tr det log det diag vec, σ for the sigmoid,
+    ‖x‖₂ ‖x‖₁ (‖X‖_F for a matrix), Σ(x) for the sum of all entries,
+    𝟙 for the all-ones vector (𝟙ᵀ a row, 𝟙𝟙ᵀ a matrix), ∇f for the gradient
+    of an opaque function; Greek names as letters and trailing digits as
+    subscripts (lambda → λ, W1 → W₁).
+
+Parentheses follow the shared precedence table, with one addition: an infix
+⊙ or ⊗ inside a juxtaposed product is always bracketed, since juxtaposition
+looks tighter than any sign (`(A ⊙ B) C`, never `A ⊙ B C`).
+"""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+from .. import expr as E
+from ..expr import Fn
+from ..shapes import is_column, is_row
+from .precedence import (FROBENIUS, MUL, NEG, POSTFIX, Printer, coefficient, has_superscript,
+                         precedence, print_hadamard, print_sum)
+
+MINUS = "\u2212"
+SUPERSCRIPT = str.maketrans("0123456789-+", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺")
+SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+# sigma and Sigma stay words: σ is the sigmoid and Σ the sum here.
+GREEK = {"alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "zeta": "ζ",
+         "eta": "η", "theta": "θ", "iota": "ι", "kappa": "κ", "lambda": "λ", "mu": "μ", "nu": "ν",
+         "xi": "ξ", "pi": "π", "rho": "ρ", "tau": "τ", "upsilon": "υ", "phi": "φ", "chi": "χ",
+         "psi": "ψ", "omega": "ω", "Gamma": "Γ", "Delta": "Δ", "Theta": "Θ", "Lambda": "Λ",
+         "Xi": "Ξ", "Pi": "Π", "Upsilon": "Υ", "Phi": "Φ", "Psi": "Ψ", "Omega": "Ω"}
+
+VULGAR = {Fraction(1, 2): "½", Fraction(1, 3): "⅓", Fraction(2, 3): "⅔", Fraction(1, 4): "¼",
+          Fraction(3, 4): "¾", Fraction(1, 5): "⅕", Fraction(2, 5): "⅖", Fraction(3, 5): "⅗",
+          Fraction(4, 5): "⅘", Fraction(1, 6): "⅙", Fraction(5, 6): "⅚", Fraction(1, 7): "⅐",
+          Fraction(1, 8): "⅛", Fraction(3, 8): "⅜", Fraction(5, 8): "⅝", Fraction(7, 8): "⅞",
+          Fraction(1, 9): "⅑", Fraction(1, 10): "⅒"}
+
+# Every function but inv (a superscript, printed by _print_Apply); {x} is the argument.
+FUNCTIONS = {
+    Fn.TRACE: "tr({x})", Fn.DET: "det({x})", Fn.LOGDET: "log det({x})",
+    Fn.DIAG: "diag({x})", Fn.DIAGV: "diag({x})", Fn.VEC: "vec({x})", Fn.SUM: "Σ({x})",
+    Fn.NORM1: "‖{x}‖₁", Fn.NORM2: "‖{x}‖₂", Fn.SOFTMAX: "softmax({x})",
+    Fn.LOGSUMEXP: "logsumexp({x})", Fn.EXP: "exp({x})", Fn.LOG: "log({x})", Fn.SIN: "sin({x})",
+    Fn.COS: "cos({x})", Fn.TAN: "tan({x})", Fn.TANH: "tanh({x})", Fn.SQRT: "√({x})",
+    Fn.ABS: "|{x}|", Fn.SIGN: "sign({x})", Fn.STEP: "step({x})", Fn.SIGMOID: "σ({x})",
+    Fn.RELU: "relu({x})", Fn.SOFTPLUS: "softplus({x})",
+}
+FROBENIUS_NORM = "‖{x}‖_F"          # norm2 of a matrix
+
+ONES = {"column": "𝟙", "row": "𝟙ᵀ", "matrix": "𝟙𝟙ᵀ"}
+INFIX_PRODUCTS = (E.Hadamard, E.Kron)
+
+# ∂L/∂x, per command: what a derivation's result is called.
+LABELS = {"grad": "∂L/∂{}", "jacobian": "∂f/∂{}", "hessian": "∂²L/∂{}²"}
+
+
+def pretty_name(name: str) -> str:
+    """lambda → λ, W1 → W₁, g_a2 → g_a₂, x_1 → x₁."""
+    parts = []
+    for part in name.split("_"):
+        if part.isdigit() and parts:
+            parts[-1] += part.translate(SUBSCRIPT)
+            continue
+        m = re.fullmatch(r"(.*?)(\d*)", part)
+        parts.append(GREEK.get(m.group(1), m.group(1)) + m.group(2).translate(SUBSCRIPT))
+    return "_".join(parts)
+
+
+def superscript(k: int) -> str:
+    return str(k).translate(SUPERSCRIPT)
+
+
+def pretty_number(v) -> str:
+    """2, ½, 3/7, 1.5, 2.5×10⁻⁷; a minus sign is U+2212."""
+    sign, v = (MINUS, -v) if v < 0 else ("", v)
+    if isinstance(v, Fraction):
+        if v.denominator == 1:
+            return sign + str(v.numerator)
+        return sign + VULGAR.get(v, f"{v.numerator}/{v.denominator}")
+    mantissa, _, exponent = repr(float(v)).partition("e")
+    return sign + mantissa + (f"×10{superscript(int(exponent))}" if exponent else "")
+
+
+def _orientation(shape) -> str:
+    return "column" if shape[1] == 1 else "row" if shape[0] == 1 else "matrix"
+
+
+class PrettyPrinter(Printer):
+    what = "pretty"
+
+    def level(self, e: E.Expr) -> int:
+        # kron is a call in text (an atom there) and infix ⊗ here: it binds like ⊙
+        return MUL if isinstance(e, E.Kron) else precedence(e)
+
+    def base(self, e: E.Expr) -> str:
+        """e as the base of a superscript."""
+        return f"({self.print(e)})" if has_superscript(e) else self.wrap(e, POSTFIX + 1)
+
+    def _print_Symbol(self, e):
+        return pretty_name(e.name)
+
+    def _print_Const(self, e):
+        return pretty_number(e.value)
+
+    def _print_Identity(self, e):
+        return "I"
+
+    def _print_Zero(self, e):
+        return "0"
+
+    def _print_Commutation(self, e):
+        return f"K({e.m},{e.n})"
+
+    def _print_Broadcast(self, e):
+        ones = ONES[_orientation(e.shape)]
+        return ones if E.is_const(e.value, 1) else f"{self.wrap(e.value, MUL)} {ones}"
+
+    def _print_Differential(self, e):
+        if isinstance(e.target, E.Symbol):
+            return "d" + self.print(e.target)
+        return f"d({self.print(e.target)})"
+
+    def _print_Add(self, e):
+        return print_sum(self, e, MINUS)
+
+    def _print_Mul(self, e):
+        c, factors = coefficient(e)
+        sign = MINUS if c < 0 else ""
+        c = abs(c)
+        number = pretty_number(c)
+        if "/" in number and factors:         # (3/7) x, not 3/7 x, which reads as 3/(7 x)
+            number = f"({number})"
+        parts = [number] if c != 1 or not factors else []
+        for f in factors:
+            if isinstance(f, E.Mul):                  # a scalar x'*y inside a product
+                parts.append(f"({self.print(f)})")
+            elif parts or sign or isinstance(f, INFIX_PRODUCTS):
+                parts.append(self.wrap(f, MUL + 1))
+            else:
+                parts.append(self.wrap(f, MUL))
+        return sign + " ".join(parts)
+
+    def _print_Hadamard(self, e):
+        return print_hadamard(self, e, "⊙", "⊘")
+
+    def _print_Kron(self, e):
+        return f"{self.wrap(e.left, MUL + 1)} ⊗ {self.wrap(e.right, MUL + 1)}"
+
+    def _print_Frobenius(self, e):
+        return f"{self.wrap(e.left, FROBENIUS)} : {self.wrap(e.right, FROBENIUS + 1)}"
+
+    def _print_Transpose(self, e):
+        if isinstance(e.arg, E.Apply) and e.arg.fn is Fn.INV:
+            return self.base(e.arg.arg) + "⁻ᵀ"
+        return self.base(e.arg) + "ᵀ"
+
+    def _print_Power(self, e):
+        p = e.exponent
+        # X∘² is elementwise; a vector (or scalar) has no other power, so h² is plain
+        mark = "" if e.base.is_scalar or is_column(e.shape) or is_row(e.shape) else "∘"
+        if isinstance(p, E.Const) and isinstance(p.value, Fraction) and p.value.denominator == 1:
+            return self.base(e.base) + mark + superscript(p.value.numerator)
+        if E.is_const(p, Fraction(1, 2)):
+            return f"√({self.print(e.base)})"
+        return f"{self.base(e.base)}{mark}^{self.wrap(p, NEG + 1)}"
+
+    def _print_MatPow(self, e):
+        return self.base(e.base) + superscript(e.k)
+
+    def _print_Apply(self, e):
+        if e.fn is Fn.INV:
+            return self.base(e.arg) + "⁻¹"
+        if e.fn is Fn.NORM2 and _orientation(e.arg.shape) == "matrix":
+            return FROBENIUS_NORM.format(x=self.print(e.arg))
+        return FUNCTIONS[e.fn].format(x=self.print(e.arg))
+
+    def _print_Call(self, e):
+        return f"{pretty_name(e.name)}({self.print(e.arg)})"
+
+    def _print_GradCall(self, e):
+        return f"∇{pretty_name(e.name)}({self.print(e.arg)})"
+
+
+to_pretty = PrettyPrinter()
+
+
+def align_on_equals(rows: list[tuple[str, str, str]], why_column: int = 72) -> str:
+    """Lines `lhs = rhs` aligned on `=` (an empty lhs continues the one above),
+    each explanation in parentheses in a column at the right."""
+    width = max((len(lhs) for lhs, _, _ in rows), default=0)
+    body = [(f"{lhs.ljust(width)} = {rhs}", why) for lhs, rhs, why in rows]
+    col = min(max(len(line) for line, _ in body) + 3, why_column)
+    return "\n".join((line.ljust(col - 3) + f"   ({why})" if why else line).rstrip()
+                     for line, why in body)
+
+
+def derivation_pretty(d) -> str:
+    """The results as `∂L/∂X = ...`, after the shared names (adjoints, products), one per line."""
+    rows = [(pretty_name(g.name), to_pretty(body), "") for g, body in d.named]
+    rows += [(LABELS[d.command].format(pretty_name(name)), to_pretty(g), "")
+             for name, g in d.results.items()]
+    return align_on_equals(rows)
