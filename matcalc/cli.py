@@ -20,7 +20,8 @@ from .printing.text import to_text
 from .syntax.elaborate import parse_declaration
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
-COMMENT = {"text": "# ", "numpy": "# ", "latex": "% "}
+CODE_FORMATS = {"numpy": "numpy", "jax": "jax", "torch": "torch", "array-api": "array-api"}   # --format -> target
+COMMENT = {"text": "# ", "latex": "% ", **{fmt: "# " for fmt in CODE_FORMATS}}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="variable to differentiate by (repeatable)")
         p.add_argument("--let", action="append", default=[], metavar="'NAME: KIND'",
                        help="declare a name, e.g. --let 'A: matrix(n, n)' (repeatable)")
-        p.add_argument("--format", choices=["text", "latex", "numpy", "json"], default="text")
+        p.add_argument("--format", choices=["text", "latex", *CODE_FORMATS, "json"], default="text")
         p.add_argument("--steps", nargs="?", const="brief", choices=["brief", "all"],
                        help="show the derivation, each step naming its identity")
         p.add_argument("--check", action="store_true",
@@ -124,8 +125,8 @@ def run(argv: list[str] | None = None) -> int:
             output = _json(d, args, report)
         elif args.format == "latex":
             output = d.latex(steps=args.steps or False)
-        elif args.format == "numpy":
-            output = d.numpy()
+        elif args.format in CODE_FORMATS:
+            output = d.code(CODE_FORMATS[args.format])
         else:
             output = steps_text(d, args.steps) if args.steps else d.text()
         if report is not None and args.format != "json":
