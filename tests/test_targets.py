@@ -162,11 +162,19 @@ def convert(kwargs, to_array, scalar=float):
 
 # ------------------------------------------------------------ JAX and PyTorch
 
-@pytest.fixture(scope="module")
-def jnp():
+def _jax():
     jax = need("jax")
     jax.config.update("jax_enable_x64", True)
-    return importlib.import_module("jax.numpy")
+    return importlib.import_module("jax.numpy").asarray, np.asarray
+
+
+def _torch():
+    torch = need("torch")
+    return torch.from_numpy, lambda t: t.detach().numpy()
+
+
+# library -> () -> (NumPy float64 array -> library array, library array -> NumPy array)
+TO_LIBRARY = {"jax": _jax, "torch": _torch, "numpy": lambda: (np.asarray, np.asarray)}
 
 
 @pytest.fixture(scope="module")
@@ -175,11 +183,25 @@ def torch():
 
 
 @pytest.mark.parametrize("command, text, wrt, let, dask", CASES, ids=_ids(CASES))
-def test_jax_module_matches_numpy(command, text, wrt, let, dask, jnp):
+def test_jax_module_matches_numpy(command, text, wrt, let, dask):
+    to_array, to_numpy = TO_LIBRARY["jax"]()
     d = derivation(command, text, wrt, let)
     kwargs = numpy_inputs(d)
-    got = call_all(d, module(d, "jax"), convert(kwargs, jnp.asarray), "jax")
-    assert_matches(got, reference(d, kwargs), np.asarray, "jax")
+    got = call_all(d, module(d, "jax"), convert(kwargs, to_array), "jax")
+    assert_matches(got, reference(d, kwargs), to_numpy, "jax")
+
+
+@pytest.mark.parametrize("command, text, wrt, let, dask", [c for c in CASES if "f: function" not in c[1]],
+                         ids=_ids([c for c in CASES if "f: function" not in c[1]]))
+def test_jax_module_runs_under_jit(command, text, wrt, let, dask):
+    """Sizes come from .shape, which jit keeps static: the module traces as it is."""
+    to_array, to_numpy = TO_LIBRARY["jax"]()
+    jax = need("jax")
+    d = derivation(command, text, wrt, let)
+    kwargs = numpy_inputs(d)
+    got = jax.jit(module(d, "jax")["value_and_grad"])(*convert(kwargs, to_array).values())   # in input order
+    for g, w in zip(got, reference(d, kwargs)["value_and_grad"]):
+        _close(to_numpy(g), w, "jax.jit value_and_grad")
 
 
 @pytest.mark.parametrize("command, text, wrt, let, dask", CASES, ids=_ids(CASES))
@@ -224,6 +246,17 @@ def test_array_api_module_under_strict_and_numpy(command, text, wrt, let, dask):
     got = call_all(d, ns, convert(kwargs, strict.asarray, strict.asarray), "array-api strict, 0-d scalars")
     assert_matches(got, want, np.from_dlpack, "array-api strict, 0-d scalars")
     assert_matches(call_all(d, ns, kwargs, "array-api numpy"), want, np.asarray, "array-api numpy")
+
+
+@pytest.mark.parametrize("library", ["torch", "jax"])
+@pytest.mark.parametrize("command, text, wrt, let, dask", CASES, ids=_ids(CASES))
+def test_array_api_module_under_torch_and_jax(command, text, wrt, let, dask, library):
+    """The same module on torch tensors and JAX arrays (array_api_compat picks the namespace)."""
+    to_array, to_numpy = TO_LIBRARY[library]()
+    d = derivation(command, text, wrt, let)
+    kwargs = numpy_inputs(d)
+    got = call_all(d, module(d, "array-api"), convert(kwargs, to_array), f"array-api {library}")
+    assert_matches(got, reference(d, kwargs), to_numpy, f"array-api {library}")
 
 
 @pytest.mark.parametrize("command, text, wrt, let, dask", [c for c in CASES if c[-1]],
@@ -337,18 +370,6 @@ def test_source_imports_only_its_library_and_uses_only_its_names(target):
     assert {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}.isdisjoint(dir(builtins))
 
 
-def library(target: str):
-    """(inputs converter, output converter) for running a target's module on float64 data."""
-    if target == "jax":
-        jax = need("jax")
-        jax.config.update("jax_enable_x64", True)
-        return importlib.import_module("jax.numpy").asarray, np.asarray
-    if target == "torch":
-        torch = need("torch")
-        return torch.from_numpy, lambda t: t.numpy()
-    return np.asarray, np.asarray
-
-
 @pytest.mark.parametrize("target", TARGETS)
 def test_risky_names_are_renamed(target):
     """Names that are keywords, builtins or the module's own (torch, jnp, xp, ...) get
@@ -363,7 +384,7 @@ def test_risky_names_are_renamed(target):
     for p in params:
         assert not keyword.iskeyword(p) and p not in dir(builtins) and p not in own, p
     assert {name + "_" for name in TARGETS[target].bound & set(RISKY)} <= set(params)
-    to_array, to_numpy = library(target)
+    to_array, to_numpy = TO_LIBRARY.get(target, TO_LIBRARY["numpy"])()
     rng = np.random.default_rng(1)
     args = [0.3 if p.startswith("lambda") else rng.uniform(-1, 1, 3) for p in params]
     want = module(d, "numpy")["value_and_grad"](*args)
