@@ -217,6 +217,18 @@ def test_torch_module_matches_numpy(command, text, wrt, let, dask, torch):
         assert_matches(got, want, to_numpy, "torch")
 
 
+def test_torch_integer_labels_leave_scalars_floating(torch):
+    """Integer labels y beside float64 data: scalars and constants follow the variable w."""
+    d = matcalc.grad("lambda: scalar\nL = sum(log(1 + exp(-y .* (X*w)))) + lambda*norm2(w)^2 + sum(w)",
+                     wrt=["w"])
+    rng = np.random.default_rng(4)
+    X, w, y = rng.standard_normal((6, 3)), rng.standard_normal(3), rng.choice([-1, 1], 6)
+    want = module(d, "numpy")["value_and_grad"](y, X, w, 0.1)
+    got = module(d, "torch")["value_and_grad"](*map(torch.from_numpy, (y, X, w)), 0.1)
+    for g, ref in zip(got, want):
+        _close(g.numpy(), ref, "torch, integer y")
+
+
 def test_torch_module_differentiates_under_autograd(torch):
     """The generated gradient agrees with torch's own autograd through the generated value."""
     d = matcalc.grad(MLP, wrt=["W1", "b2"])

@@ -121,8 +121,10 @@ class _Module:
         self.params = [self.py[n] for n in inputs]
         self.dims = self._dimension_sources()
         self._temps = 0
-        arrays = [self.py[n] for n, s in program.inputs.items() if not is_scalar(s.shape)]
-        # constants (eye, zeros) take the dtype and device of an array input
+        # Constants (eye, zeros) and scalar inputs take the dtype and device of an array
+        # input: a variable differentiated by first, which is floating (labels y may be ints).
+        arrays = [self.py[n] for n in sorted(program.inputs, key=lambda n: n not in d.results)
+                  if not is_scalar(program.inputs[n].shape)]
         self.like = ", " + target.like.format(r=arrays[0]) if target.like and arrays else ""
 
     def fill(self, template: str | Form, **operands: tuple[str, int]) -> tuple[str, int]:

@@ -74,9 +74,11 @@ def _numeric_helpers(ns: str, param: str = "") -> dict[str, str]:
 _SAME_NAME = [Fn.EXP, Fn.LOG, Fn.SIN, Fn.COS, Fn.TAN, Fn.TANH, Fn.SQRT, Fn.ABS, Fn.SIGN]
 
 
-def _common(ns: str) -> dict[Fn, str]:
-    """The functions every target spells alike, but for its namespace."""
+def _common(ns: str, param: str = "") -> dict[Fn, str]:
+    """The functions every target spells alike, but for its namespace (and the
+    helpers' namespace parameter, as in _numeric_helpers)."""
     return {**{fn: f"{ns}.{fn.text}({{x}})" for fn in _SAME_NAME},
+            **{fn: f"_{fn.text}({param}{{x}})" for fn in (Fn.SIGMOID, Fn.SOFTMAX, Fn.LOGSUMEXP)},
             Fn.DET: f"{ns}.linalg.det({{x}})",
             Fn.LOGDET: f"{ns}.linalg.slogdet({{x}})[1]",
             Fn.INV: f"{ns}.linalg.inv({{x}})",
@@ -103,8 +105,6 @@ NUMPY = Target(
         Fn.DIAG: "np.diag({x})",
         Fn.DIAGV: "np.diag({x})",
         Fn.NORM2: "np.linalg.norm({x})",
-        Fn.SOFTMAX: "_softmax({x})",
-        Fn.LOGSUMEXP: "_logsumexp({x})",
         **{fn: entry.code for fn, entry in ELEMENTWISE.items()},     # the registry's NumPy spelling
     },
     ops={
@@ -149,7 +149,7 @@ JAX = Target(
 
 # ------------------------------------------------------------------ PyTorch
 # Torch functions take tensors, not floats: scalar inputs become 0-d tensors
-# first, and constants get the dtype and device of an input.
+# first, and constants get the dtype and device of an array variable.
 TORCH = Target(
     name="torch",
     imports=("import torch",),
@@ -157,15 +157,12 @@ TORCH = Target(
     functions={
         **_common("torch"),
         Fn.STEP: "torch.heaviside({x}, torch.zeros_like({x}))",
-        Fn.SIGMOID: "_sigmoid({x})",
         Fn.RELU: "torch.relu({x})",
         Fn.SOFTPLUS: "torch.logaddexp(torch.zeros_like({x}), {x})",
         Fn.TRACE: "torch.trace({x})",
         Fn.DIAG: "torch.diag({x})",
         Fn.DIAGV: "torch.diagonal({x})",
         Fn.NORM2: "torch.linalg.vector_norm({x})",
-        Fn.SOFTMAX: "_softmax({x})",
-        Fn.LOGSUMEXP: "_logsumexp({x})",
     },
     ops={
         "eye": "torch.eye({n}{like})",
@@ -208,17 +205,14 @@ ARRAY_API = Target(
     imports=("import array_api_compat",),
     bound=frozenset({"array_api_compat", "xp"}),
     functions={
-        **_common("xp"),
+        **_common("xp", "xp, "),
         Fn.STEP: "xp.astype({x} > 0, {x}.dtype)",
-        Fn.SIGMOID: "_sigmoid(xp, {x})",
         Fn.RELU: "xp.maximum({x}, 0.0)",
         Fn.SOFTPLUS: "xp.logaddexp(0.0, {x})",
         Fn.TRACE: "xp.linalg.trace({x})",
         Fn.DIAG: "_diag(xp, {x})",
         Fn.DIAGV: "xp.linalg.diagonal({x})",
         Fn.NORM2: "xp.linalg.vector_norm({x})",
-        Fn.SOFTMAX: "_softmax(xp, {x})",
-        Fn.LOGSUMEXP: "_logsumexp(xp, {x})",
     },
     ops={
         "eye": "xp.eye({n}{like})",
