@@ -4,7 +4,7 @@ The NumPy module is checked against the oracle in test_numpy_code.py; here
 every other target's module is exec'd and called with the same random inputs
 (float64), and each function's output must match NumPy's: same shape, same
 numbers.  The array API module runs under array_api_strict (which rejects
-anything outside the standard), NumPy and chunked Dask arrays.
+anything outside the standard), NumPy, torch, JAX and chunked Dask arrays.
 
 torch and jax are not in the `test` extra (see .ci/run): on a developer's
 machine without them their tests skip, in CI (CI=true) they must import.
