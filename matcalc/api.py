@@ -1,7 +1,8 @@
 """The Python API of interface.md §4: parse, grad, jacobian, hessian.
 
 Layer L5: imports everything below.  `Derivation` adds the output methods
-(latex, pretty, numpy, function, check) and the layout to the derivation record.
+(latex, pretty, code and its targets numpy/jax/torch/array_api, function, check)
+and the layout to the derivation record.
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from .errors import UsageError
 from .engine.simplify import Simplifier
 from .expr import Program, Symbol
 from .layout import DENOMINATOR, LAYOUTS, as_denominator, check_layout, in_layout, misshapen
+from .printing.code import module_source
 from .printing.latex import derivation_latex, display_math
-from .printing.numpy_code import numpy_module
 from .printing.pretty import derivation_pretty
 from .printing.steps import Steps, steps_latex, steps_pretty
+from .printing.targets import TARGETS
 from .printing.text import derivation_text
 from .syntax.elaborate import Decl, parse_kind, parse_program  # noqa: F401 (parse_program used by the CLI)
 
@@ -72,23 +74,43 @@ class Derivation(derive.Derivation):
             return steps_pretty(self, "all" if steps == "all" else "brief")
         return derivation_pretty(self)
 
-    def numpy(self) -> str:
-        """The module of interface.md §3.  The forward pass is written in the
-        simplifier's canonical form, the form the derivatives are in, so that
-        value_and_grad computes each shared subexpression once."""
+    def code(self, target: str = "numpy") -> str:
+        """The module of interface.md §3 for a target: "numpy", "jax", "torch" or
+        "array-api".  The forward pass is written in the simplifier's canonical
+        form, the form the derivatives are in, so that value_and_grad computes
+        each shared subexpression once."""
+        if target not in TARGETS:
+            raise UsageError(f"unknown code target {target!r}: choose one of {', '.join(TARGETS)}")
         simplify = Simplifier()
         program = self.program
         canonical = replace(program, definitions=tuple((s, simplify(b)) for s, b in program.definitions),
                             output=program.output if isinstance(program.output, Symbol)
                             else simplify(program.output))
-        return numpy_module(replace(self, program=canonical))
+        return module_source(replace(self, program=canonical), TARGETS[target])
 
-    def function(self) -> SimpleNamespace:
-        """The generated module's functions, compiled (code matcalc generated, nothing else)."""
+    def numpy(self) -> str:
+        """The NumPy module (imports only numpy)."""
+        return self.code("numpy")
+
+    def jax(self) -> str:
+        """The JAX module (imports only jax.numpy)."""
+        return self.code("jax")
+
+    def torch(self) -> str:
+        """The PyTorch module (imports only torch)."""
+        return self.code("torch")
+
+    def array_api(self) -> str:
+        """The array API module: the namespace comes from array_api_compat at call time."""
+        return self.code("array-api")
+
+    def function(self, target: str = "numpy") -> SimpleNamespace:
+        """The generated module's functions, compiled (code matcalc generated, nothing else);
+        a target other than NumPy needs its library installed."""
         namespace: dict = {}
-        exec(compile(self.numpy(), "<matcalc generated>", "exec"), namespace)
+        exec(compile(self.code(target), "<matcalc generated>", "exec"), namespace)
         return SimpleNamespace(**{k: v for k, v in namespace.items()
-                                  if callable(v) and not k.startswith("_") and k != "np"})
+                                  if callable(v) and not k.startswith("_") and k not in TARGETS[target].bound})
 
     def check(self, seed: int = 0) -> "CheckReport":  # noqa: F821
         """The finite-difference check; a numerator-layout result is transposed

@@ -21,7 +21,8 @@ from .printing.text import to_text
 from .syntax.elaborate import parse_declaration
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
-COMMENT = {"text": "# ", "pretty": "# ", "numpy": "# ", "latex": "% "}
+CODE_FORMATS = {"numpy": "numpy", "jax": "jax", "torch": "torch", "array-api": "array-api"}   # --format -> target
+COMMENT = {"text": "# ", "pretty": "# ", "latex": "% ", **{fmt: "# " for fmt in CODE_FORMATS}}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="variable to differentiate by (repeatable)")
         p.add_argument("--let", action="append", default=[], metavar="'NAME: KIND'",
                        help="declare a name, e.g. --let 'A: matrix(n, n)' (repeatable)")
-        p.add_argument("--format", choices=["text", "pretty", "latex", "numpy", "json"], default="text")
+        p.add_argument("--format", choices=["text", "pretty", "latex", *CODE_FORMATS, "json"], default="text")
         p.add_argument("--layout", choices=api.LAYOUTS, default=api.LAYOUTS[0],
                        help="denominator (default: a gradient has its variable's shape) "
                             "or numerator (every gradient transposed)")
@@ -131,8 +132,8 @@ def run(argv: list[str] | None = None) -> int:
             output = d.latex(steps=args.steps or False)
         elif args.format == "pretty":
             output = d.pretty(steps=args.steps or False)
-        elif args.format == "numpy":
-            output = d.numpy()
+        elif args.format in CODE_FORMATS:
+            output = d.code(CODE_FORMATS[args.format])
         else:
             output = steps_text(d, args.steps) if args.steps else d.text()
         if report is not None and args.format != "json":

@@ -205,7 +205,7 @@ def test_matrix_chains_are_ordered_at_call_time():
 def test_many_derivatives_share_one_backward_pass():
     """Past SEPARATE_UP_TO derivatives the module holds one copy of the backward pass,
     so its size grows with the program, not with the program times the derivatives."""
-    from matcalc.printing.numpy_code import SEPARATE_UP_TO
+    from matcalc.printing.code import SEPARATE_UP_TO
     few = matcalc.grad(MLP, wrt=["W1", "b1", "W2", "b2"][:SEPARATE_UP_TO]).numpy()
     many = matcalc.grad(MLP, wrt=["W1", "b1", "W2", "b2", "x", "y"]).numpy()
     assert "return value_and_grad(" not in few

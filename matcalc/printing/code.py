@@ -1,0 +1,468 @@
+"""The generated module of interface.md §3 (value, grad_X, value_and_grad), for any target.
+
+Layer L2: imports expr, the target tables and the text printer.  What a
+target spells differently (NumPy, JAX, PyTorch, the array API) is data in
+targets.py; this printer holds what they share.
+Vectors are 1-D arrays and scalars 0-d, so vector transposes vanish,
+column times row is an outer product, and diag(v) @ A is the broadcast v[:, None] * A.
+A subexpression used twice is computed once, into a temporary `_tN`
+(a name the input language cannot produce); nothing from the input reaches
+the code except identifiers the grammar accepted, renamed where they would
+collide with Python's keywords and builtins or the module's own names.
+"""
+from __future__ import annotations
+
+import builtins
+import keyword
+from collections import Counter
+from fractions import Fraction
+
+from .. import expr as E
+from ..errors import UnsupportedError
+from ..expr import Fn
+from ..rules.algebra import is_nonnegative
+from ..shapes import is_column, is_row, is_scalar
+from .targets import ADD, ATOM, MUL, POW, UNARY, Form, Target, form
+from .text import to_text
+
+# With more derivatives than this, grad_X calls value_and_grad instead of holding
+# its own copy of the forward and backward passes: the module stays linear in size.
+SEPARATE_UP_TO = 4
+
+# Matrix functions of a 1x1 argument, which the generated code holds as a scalar
+# (LOGDET becomes the target's log).
+SCALAR_FORMS = {Fn.TRACE: "{x}", Fn.DET: "{x}", Fn.LOGDET: None, Fn.INV: "1.0 / {x}",
+                Fn.SUM: "{x}", Fn.DIAGV: "{x}", Fn.VEC: "{x}"}
+SCALAR_FORMS_PREC = {Fn.TRACE: POW, Fn.DET: POW, Fn.LOGDET: ATOM, Fn.INV: MUL, Fn.SUM: POW,
+                     Fn.DIAGV: POW, Fn.VEC: POW}
+
+
+def python_names(names, reserved) -> dict[str, str]:
+    """Input name -> a safe Python identifier (trailing underscores on clashes)."""
+    taken = set(reserved)
+    out = {}
+    for name in names:
+        candidate = name
+        while (keyword.iskeyword(candidate) or keyword.issoftkeyword(candidate)
+               or candidate in dir(builtins) or candidate in taken):
+            candidate += "_"
+        taken.add(candidate)
+        out[name] = candidate
+    return out
+
+
+def _is_diag(e: E.Expr) -> bool:
+    return isinstance(e, E.Apply) and e.fn is Fn.DIAG
+
+
+def _trivial(e: E.Expr) -> bool:
+    return isinstance(e, (E.Symbol, E.Const)) or (isinstance(e, E.Transpose) and isinstance(e.arg, E.Symbol))
+
+
+class _Function:
+    """Straight-line code for one generated function, with shared subexpressions."""
+
+    def __init__(self, module: "_Module", roots: list[E.Expr]):
+        self.m = module
+        self.lines: list[str] = []
+        self.names: dict[E.Expr, str] = {}
+        self.uses: Counter = Counter()
+        seen = set()
+        for root in roots:
+            self.uses[root] += 1
+            for n in E.walk(root):
+                if n in seen:
+                    continue
+                seen.add(n)
+                for k in n.children():
+                    self.uses[k] += 1
+
+    def assign(self, name: str, e: E.Expr, body_of: E.Expr | None = None):
+        self.lines.append(f"{name} = {self.code(e)[0]}")
+        self.names[e] = name
+        if body_of is not None:
+            self.names[body_of] = name
+
+    def code(self, e: E.Expr) -> tuple[str, int]:
+        """(source, precedence) of e, emitting temporaries for shared parts."""
+        if e in self.names:
+            return self.names[e], ATOM
+        src, prec = self.m.emit(self, e)
+        if self.uses[e] > 1 and not _trivial(e):
+            name = f"_t{self.m.next_temp()}"
+            self.lines.append(f"{name} = {src}")
+            self.names[e] = name
+            return name, ATOM
+        return src, prec
+
+    def named(self, e: E.Expr) -> str:
+        """e as a name: a temporary unless it is one already (for code that uses it twice)."""
+        src, prec = self.code(e)
+        if prec == ATOM and src.isidentifier():
+            return src
+        name = self.temp(src)
+        self.names[e] = name
+        return name
+
+    def temp(self, src: str) -> str:
+        """A new temporary holding src."""
+        name = f"_t{self.m.next_temp()}"
+        self.lines.append(f"{name} = {src}")
+        return name
+
+    def wrap(self, e: E.Expr, level: int) -> str:
+        src, prec = self.code(e)
+        return f"({src})" if prec < level else src
+
+
+class _Module:
+    def __init__(self, d, target: Target):
+        self.d = d
+        self.t = target
+        program = d.program
+        self.program = program
+        self.wrt = list(d.results)
+        own = set(target.bound) | {"value", "value_and_grad"} | {f"{d.command}_{w}" for w in self.wrt}
+        inputs = list(program.inputs) + sorted(program.functions) + \
+            [f"grad_{f}" for f in sorted(program.functions)]
+        local = [s.name for s, _ in program.definitions] + [g.name for g, _ in d.adjoints]
+        self.py = python_names(inputs + local, own)
+        self.params = [self.py[n] for n in inputs]
+        self.dims = self._dimension_sources()
+        self._temps = 0
+        # Constants (eye, zeros) and scalar inputs take the dtype and device of an array
+        # input: a variable differentiated by first, which is floating (labels y may be ints).
+        arrays = [self.py[n] for n in sorted(program.inputs, key=lambda n: n not in d.results)
+                  if not is_scalar(program.inputs[n].shape)]
+        self.like = ", " + target.like.format(r=arrays[0]) if target.like and arrays else ""
+
+    def fill(self, template: str | Form, **operands: tuple[str, int]) -> tuple[str, int]:
+        """A target template with its operands' (source, precedence) filled in."""
+        t = form(template)
+        args = {k: src if prec >= t.operand else f"({src})" for k, (src, prec) in operands.items()}
+        return t.text.format(like=self.like, **args), t.prec
+
+    def op(self, key: str, **operands: tuple[str, int]) -> tuple[str, int]:
+        return self.fill(self.t.ops[key], **operands)
+
+    def prologue(self) -> list[str]:
+        """The target's first lines of every function: its namespace, scalar inputs as arrays."""
+        lines = []
+        inputs = [self.py[n] for n in self.program.inputs]
+        if self.t.namespace_line and inputs:
+            lines.append(self.t.namespace_line.format(arrays=", ".join(inputs)))
+        if self.t.scalar_line:
+            lines += [self.t.scalar_line.format(s=self.py[n], like=self.like)
+                      for n, s in self.program.inputs.items() if is_scalar(s.shape)]
+        return lines
+
+    def next_temp(self) -> int:
+        self._temps += 1
+        return self._temps
+
+    def _dimension_sources(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name, sym in self.program.inputs.items():
+            py = self.py[name]
+            if is_scalar(sym.shape):
+                continue
+            if is_column(sym.shape) or is_row(sym.shape):
+                d = sym.shape[0] if is_column(sym.shape) else sym.shape[1]
+                out.setdefault(str(d), f"{py}.shape[0]")
+            else:
+                out.setdefault(str(sym.shape[0]), f"{py}.shape[0]")
+                out.setdefault(str(sym.shape[1]), f"{py}.shape[1]")
+        return out
+
+    def dim(self, d) -> str:
+        if isinstance(d, int):
+            return str(d)
+        parts = []
+        for p in str(d).split("*"):
+            if p.isdigit():
+                parts.append(p)
+            elif p in self.dims:
+                parts.append(self.dims[p])
+            else:
+                raise UnsupportedError(f"the size {p} is not fixed by any input, so code cannot be generated")
+        return " * ".join(parts)
+
+    def shape_code(self, shape) -> str:
+        if is_column(shape):
+            return self.dim(shape[0])
+        if is_row(shape):
+            return self.dim(shape[1])
+        return f"({self.dim(shape[0])}, {self.dim(shape[1])})"
+
+    # ---------------------------------------------------- node emitters
+    def emit(self, f: _Function, e: E.Expr) -> tuple[str, int]:
+        method = getattr(self, "_emit_" + type(e).__name__, None)
+        if method is None:
+            raise TypeError(f"the code printer has no rule for {type(e).__name__}")
+        return method(f, e)
+
+    def _emit_Symbol(self, f, e):
+        return self.py[e.name], ATOM
+
+    def _emit_Const(self, f, e):
+        v = float(e.value)
+        return repr(v), (ATOM if v >= 0 else UNARY)
+
+    def _emit_Identity(self, f, e):
+        return self.op("eye", n=(self.dim(e.shape[0]), ATOM))
+
+    def _emit_Commutation(self, f, e):
+        return self.op("commutation", m=(self.dim(e.m), ATOM), n=(self.dim(e.n), ATOM))
+
+    def _emit_Zero(self, f, e):
+        return self.op("zeros", **self._shape_operands(e.shape))
+
+    def _emit_Broadcast(self, f, e):
+        return self.op("full", **self._shape_operands(e.shape), v=f.code(e.value))
+
+    def _shape_operands(self, shape) -> dict[str, tuple[str, int]]:
+        """{shape}: an int for a vector, a tuple otherwise; {dims}: always a tuple."""
+        code = self.shape_code(shape)
+        return {"shape": (code, ATOM), "dims": (code if code.startswith("(") else f"({code},)", ATOM)}
+
+    def _emit_Add(self, f, e):
+        out = []
+        for i, t in enumerate(e.terms):
+            if isinstance(t, E.Broadcast):
+                t = t.value                       # NumPy broadcasts a scalar term
+            if i and isinstance(t, E.Mul) and isinstance(t.factors[0], E.Const) and t.factors[0].value < 0:
+                out.append(" - " + f.wrap(E.mul(E.Const(-t.factors[0].value), *t.factors[1:]), MUL + 1))
+            elif i and isinstance(t, E.Const) and t.value < 0:
+                out.append(f" - {repr(float(-t.value))}")
+            else:
+                out.append((" + " if i else "") + f.wrap(t, ADD + (1 if i else 0)))
+        return "".join(out), ADD
+
+    def _emit_Mul(self, f, e):
+        """Scalar factors times the matrix chain; a sign in front."""
+        coeff = 1.0
+        parts: list[tuple[str, int]] = []
+        for x in e.factors:
+            if isinstance(x, E.Const):
+                coeff *= float(x.value)
+            elif x.is_scalar:
+                parts.append(f.code(x))
+        chain = [x for x in e.factors if not x.is_scalar]
+        if chain:
+            parts.append(self._chain(f, chain))
+        if abs(coeff) != 1.0 or not parts:
+            parts.insert(0, (repr(abs(coeff)), ATOM))
+        if len(parts) == 1:
+            src, prec = parts[0]
+        else:   # left-associative: only the first operand may itself be a product
+            src = " * ".join(p if pr > MUL or (i == 0 and pr == MUL) else f"({p})"
+                             for i, (p, pr) in enumerate(parts))
+            prec = MUL
+        if coeff < 0:   # -(X.T @ v), never (-X.T) @ v: negate the small result, not the matrix
+            return "-" + (src if prec == ATOM else f"({src})"), UNARY
+        return src, prec
+
+    def _chain(self, f, chain) -> tuple[str, int]:
+        """A matrix chain; right-to-left when it ends in a vector (A @ (B @ x))."""
+        right_first = is_column(chain[-1].shape) and not is_row(chain[0].shape)
+        gram = self._gram(f, chain)
+        if gram is not None:
+            return gram
+        matrices = all(not (is_column(x.shape) or is_row(x.shape) or _is_diag(x)) for x in chain)
+        if len(chain) >= 3 and matrices and "multi_dot" in self.t.ops:
+            # matrices only: the cheapest parenthesisation depends on the sizes, known at call time
+            return self.op("multi_dot", xs=(", ".join(self._operand(f, x)[0] for x in chain), ATOM))
+        # `alone` is the factor while the partial product is a single one (diag(v) needs to be seen)
+        if right_first:
+            alone = chain[-1]
+            src, shape, prec = self._operand(f, alone)
+            for x in reversed(chain[:-1]):
+                lsrc, lshape, lprec = self._operand(f, x)
+                src, shape, prec = self._product(f, (x, lsrc, lshape, lprec), (alone, src, shape, prec))
+                alone = None
+            return src, prec
+        alone = chain[0]
+        src, shape, prec = self._operand(f, alone)
+        for x in chain[1:]:
+            rsrc, rshape, rprec = self._operand(f, x)
+            src, shape, prec = self._product(f, (alone, src, shape, prec), (x, rsrc, rshape, rprec))
+            alone = None
+        return src, prec
+
+    def _gram(self, f, chain) -> tuple[str, int] | None:
+        """Xᵀ diag(v) X with v >= 0 as ZᵀZ, Z = sqrt(v) X: NumPy hands Zᵀ Z to BLAS syrk,
+        which computes half the entries (the logistic Hessian: 1.2× faster than gemm)."""
+        if not (len(chain) == 3 and _is_diag(chain[1]) and isinstance(chain[0], E.Transpose)
+                and chain[0].arg == chain[2] and not (is_column(chain[2].shape) or is_row(chain[2].shape))
+                and is_nonnegative(chain[1].arg)):
+            return None
+        root, _ = self.fill(self.t.functions[Fn.SQRT], x=f.code(chain[1].arg))
+        z = f.temp(f"{root}[:, None] * {f.wrap(chain[2], MUL + 1)}")
+        return f"{z}.T @ {z}", MUL
+
+    def _operand(self, f, x):
+        if isinstance(x, E.Transpose) and not (is_scalar(x.shape) or is_column(x.shape) or is_row(x.shape)):
+            return f.wrap(x.arg, ATOM) + ".T", x.shape, ATOM
+        if isinstance(x, E.Transpose):
+            src, prec = f.code(x.arg)
+            return src, x.shape, prec
+        src, prec = f.code(x)
+        return src, x.shape, prec
+
+    def _product(self, f, left, right):
+        lx, ls, lshape, lp = left
+        rx, rs, rshape, rp = right
+        shape = (lshape[0], rshape[1])
+        par = lambda s, p: s if p >= MUL + 1 else f"({s})"
+        # diag(v) next to something: a broadcast instead of a dense diagonal
+        atom = lambda s, p: s if p >= ATOM else f"({s})"
+        if isinstance(lx, E.Apply) and lx.fn is Fn.DIAG:
+            v, vp = f.code(lx.arg)
+            if is_column(rshape):
+                return f"{atom(v, vp)} * {par(rs, rp)}", shape, MUL
+            return f"{atom(v, vp)}[:, None] * {par(rs, rp)}", shape, MUL
+        if isinstance(rx, E.Apply) and rx.fn is Fn.DIAG:
+            v, vp = f.code(rx.arg)
+            return f"{par(ls, lp)} * {atom(v, vp)}", shape, MUL
+        if is_scalar(lshape) or is_scalar(rshape):
+            return f"{par(ls, lp)} * {par(rs, rp)}", shape, MUL
+        if is_column(lshape) and is_row(rshape):
+            return self.op("outer", a=(ls, lp), b=(rs, rp))[0], shape, ATOM
+        return f"{par(ls, lp)} @ {par(rs, rp)}", shape, MUL
+
+    def _emit_Hadamard(self, f, e):
+        return " * ".join(f.wrap(x, MUL + 1) for x in e.factors), MUL
+
+    def _emit_Kron(self, f, e):
+        def two_d(x):
+            src = f.code(x)[0]
+            if is_column(x.shape):
+                return f"({src})[:, None]"
+            if is_row(x.shape):
+                return f"({src})[None, :]"
+            return src
+        kron = self.op("kron", a=(two_d(e.left), ATOM), b=(two_d(e.right), ATOM))
+        if is_column(e.shape) or is_row(e.shape):
+            return self.op("flatten", x=kron)
+        return kron
+
+    def _emit_Frobenius(self, f, e):
+        return self.op("frobenius", a=f.code(e.left), b=f.code(e.right))
+
+    def _emit_Transpose(self, f, e):
+        if is_scalar(e.shape) or is_column(e.shape) or is_row(e.shape):
+            return f.code(e.arg)
+        return f.wrap(e.arg, ATOM) + ".T", ATOM
+
+    def _emit_Power(self, f, e):
+        if E.is_const(e.exponent, 2) and isinstance(e.base, E.Apply) and e.base.fn is Fn.NORM2:
+            x = f.named(e.base.arg)           # ‖x‖² without the square root and its rounding
+            return self.op("frobenius", a=(x, ATOM), b=(x, ATOM))
+        if E.is_const(e.exponent, -1):
+            return f"1.0 / {f.wrap(e.base, POW)}", MUL
+        if E.is_const(e.exponent, Fraction(1, 2)):
+            return self.call(f, self.t.functions[Fn.SQRT], e.base)
+        return f"{f.wrap(e.base, ATOM)} ** {self._exponent(f, e.exponent)}", POW
+
+    def _exponent(self, f, p: E.Expr) -> str:
+        """Integer exponents print as ints: x ** 2 takes NumPy's fast square path."""
+        if isinstance(p, E.Const) and float(p.value).is_integer() and p.value >= 0:
+            return str(int(p.value))
+        return f.wrap(p, POW)
+
+    def _emit_MatPow(self, f, e):
+        return self.op("matrix_power", x=f.code(e.base), k=(str(e.k), ATOM))
+
+    def _emit_Apply(self, f, e):
+        if e.arg.is_scalar and e.fn in SCALAR_FORMS:     # tr(x'*A*x): a scalar already
+            if SCALAR_FORMS[e.fn] is None:
+                return self.call(f, self.t.functions[Fn.LOG], e.arg, POW)[0], SCALAR_FORMS_PREC[e.fn]
+            return SCALAR_FORMS[e.fn].format(x=f.wrap(e.arg, POW)), SCALAR_FORMS_PREC[e.fn]
+        if e.fn is Fn.VEC:
+            if is_column(e.arg.shape) or is_row(e.arg.shape):
+                return f.code(e.arg)[0], ATOM
+            return self.op("vec", x=f.code(e.arg))
+        return self.call(f, self.t.functions[e.fn], e.arg)
+
+    def call(self, f, template, arg: E.Expr, level: int = 0) -> tuple[str, int]:
+        """A function's template applied to arg (parenthesised below `level`).  An argument
+        the template uses twice is computed once; a constant one becomes an array where
+        the target's functions take only arrays (torch.exp(2.0) is a TypeError)."""
+        twice = form(template).text.count("{x}") > 1
+        if self.t.constant and not E.symbols(arg):
+            x = self.fill(self.t.constant, v=f.code(arg))
+            return self.fill(template, x=(f.temp(x[0]), ATOM) if twice else x)
+        if twice:
+            return self.fill(template, x=(f.named(arg), ATOM))
+        return self.fill(template, x=(f.wrap(arg, level), ATOM) if level else f.code(arg))
+
+    def _emit_Call(self, f, e):
+        return f"{self.py[e.name]}({f.code(e.arg)[0]})", ATOM
+
+    def _emit_GradCall(self, f, e):
+        return f"{self.py['grad_' + e.name]}({f.code(e.arg)[0]})", ATOM
+
+    # ---------------------------------------------------- functions
+    def function(self, name: str, doc: str, results: list[E.Expr]) -> str:
+        program = self.program
+        defs = _needed(list(program.definitions) + list(self.d.adjoints), results)
+        fn = _Function(self, [b for _, b in defs] + results)
+        fn.lines += self.prologue()
+        for sym, body in defs:
+            fn.assign(self.py[sym.name], body, body_of=sym)
+        out = [fn.code(r)[0] for r in results]
+        body = [f'    """{doc}"""'] + [f"    {line}" for line in fn.lines]
+        body.append(f"    return {out[0] if len(out) == 1 else ', '.join(out)}")
+        return f"def {name}({', '.join(self.params)}):\n" + "\n".join(body) + "\n"
+
+
+    def delegate(self, name: str, doc: str, index: int) -> str:
+        """A derivative taken from value_and_grad: one copy of the backward pass in the module."""
+        return (f"def {name}({', '.join(self.params)}):\n    \"\"\"{doc}\n\n    (Computes every derivative: "
+                f"call value_and_grad to have them all at once.)\"\"\"\n"
+                f"    return value_and_grad({', '.join(self.params)})[{index}]\n")
+
+
+def _needed(definitions, roots) -> list[tuple[E.Symbol, E.Expr]]:
+    """The definitions the roots depend on, in their original order."""
+    wanted: set[str] = set()
+    for r in roots:
+        wanted |= set(E.symbols(r))
+    keep = []
+    for sym, body in reversed(definitions):
+        if sym.name in wanted:
+            keep.append((sym, body))
+            wanted |= set(E.symbols(body))
+    return list(reversed(keep))
+
+
+def module_source(d, target: Target) -> str:
+    """The generated module's source for one target."""
+    m = _Module(d, target)
+    value = d.program.output
+    sections = [m.function("value", "The value of the expression.", [value])]
+    what = {"grad": "∂L/∂{}", "jacobian": "∂vec(f)/∂vec({})", "hessian": "∂²L/∂vec({})²"}[d.command]
+    delegate = len(d.results) > SEPARATE_UP_TO
+    for i, (name, g) in enumerate(d.results.items()):
+        text = to_text(g)
+        comment = f"{d.command}_{name} = {text}" if len(text) < 200 else "see the derivation"
+        if delegate:
+            sections.append(m.delegate(f"{d.command}_{name}", f"{what.format(name)}: {comment}", i + 1))
+        else:
+            sections.append(m.function(f"{d.command}_{name}", f"{what.format(name)}: {comment}", [g]))
+    sections.append(m.function("value_and_grad", "The value and every gradient (" +
+                               ", ".join(d.results) + "), sharing the forward pass.",
+                               [value] + list(d.results.values())))
+    shapes = []
+    for name, sym in d.program.inputs.items():
+        shape = sym.shape
+        kind = "scalar" if is_scalar(shape) else (f"vector({shape[0]})" if is_column(shape)
+                                                  else f"matrix({shape[0]}, {shape[1]})")
+        shapes.append(f"    {m.py[name]}: {kind}{' (symmetric)' if sym.symmetric else ''}")
+    header = ['"""Generated by matcalc.', "", f"Inputs ({target.inputs_doc}):", *shapes]
+    for fname in sorted(d.program.functions):
+        header.append(f"    {m.py[fname]}, {m.py['grad_' + fname]}: a scalar function of one argument and its gradient")
+    header += ['"""', *target.imports, ""]
+    # the helpers the code calls (read off the code: a discarded operand's source called none)
+    helpers = [target.helpers[h] for h in sorted(target.helpers_used("\n".join(sections)))]
+    return "\n".join(header) + "\n" + "\n\n".join(helpers + sections)

@@ -1,0 +1,254 @@
+"""The code targets as data: how NumPy, JAX, PyTorch and the array API spell things.
+
+Layer L2: imports expr and the elementwise registry.  The printer in code.py
+is shared; a Target says only what differs: the import, the names the module
+binds, a spelling per function and structural operation, and the helper
+functions.  A template fills {x} (or {a}, {b}, ...) with operand source; an
+operand that occurs twice in a template is first bound to a name, so it is
+computed once.  A module defines the helpers (`_name`) its code calls.
+Every generated module imports only its own library: jax/torch/array_api_compat
+appear here as text, never as imports of matcalc.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..expr import Fn
+from ..rules.elementwise import ELEMENTWISE
+
+ADD, MUL, UNARY, POW, ATOM = range(1, 6)     # the generated code's precedence levels
+
+
+@dataclass(frozen=True)
+class Form:
+    """A template, the precedence of what it produces, and the precedence below
+    which its operands are parenthesised (0: never, they sit inside a call)."""
+    text: str
+    prec: int = ATOM
+    operand: int = 0
+
+
+def form(t: str | Form) -> Form:
+    return t if isinstance(t, Form) else Form(t)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    imports: tuple[str, ...]
+    bound: frozenset[str]          # names the module or every function binds: inputs get renamed around them
+    functions: dict[Fn, str | Form]
+    ops: dict[str, str | Form]     # eye zeros full outer frobenius kron flatten vec matrix_power commutation
+                                   # (multi_dot where the library has it)
+    helpers: dict[str, str]        # helper name -> its source
+    inputs_doc: str
+    # Every function's first lines: the namespace, then each scalar input made an array.
+    namespace_line: str = ""       # {arrays}: the array parameters
+    scalar_line: str = ""          # {s}: a scalar parameter, {like}: dtype/device of an array input
+    like: str = ""                 # {r}: an array input whose dtype and device constants follow
+    constant: str = ""             # {v}: a constant as an array, where functions take no floats
+
+    def helpers_used(self, text: str) -> set[str]:
+        return {h for h in re.findall(r"\b(_[a-z]+)\(", text) if h in self.helpers}
+
+
+# Elementwise and reduction helpers: one text, spelled per namespace.  With
+# `param`, the helper takes the namespace as its first argument (array API).
+def _numeric_helpers(ns: str, param: str = "") -> dict[str, str]:
+    return {
+        "_sigmoid": f'''def _sigmoid({param}x):
+    return 0.5 * (1.0 + {ns}.tanh(0.5 * x))       # = 1/(1 + exp(-x)), without overflow
+''',
+        "_softmax": f'''def _softmax({param}x):
+    z = {ns}.exp(x - {ns}.max(x))
+    return z / {ns}.sum(z)
+''',
+        "_logsumexp": f'''def _logsumexp({param}x):
+    m = {ns}.max(x)
+    return m + {ns}.log({ns}.sum({ns}.exp(x - m)))
+''',
+    }
+
+
+# Spelled `ns.name(x)` in every target.
+_SAME_NAME = [Fn.EXP, Fn.LOG, Fn.SIN, Fn.COS, Fn.TAN, Fn.TANH, Fn.SQRT, Fn.ABS, Fn.SIGN]
+
+
+def _common(ns: str, param: str = "") -> dict[Fn, str]:
+    """The functions every target spells alike, but for its namespace (and the
+    helpers' namespace parameter, as in _numeric_helpers)."""
+    return {**{fn: f"{ns}.{fn.text}({{x}})" for fn in _SAME_NAME},
+            **{fn: f"_{fn.text}({param}{{x}})" for fn in (Fn.SIGMOID, Fn.SOFTMAX, Fn.LOGSUMEXP)},
+            Fn.DET: f"{ns}.linalg.det({{x}})",
+            Fn.LOGDET: f"{ns}.linalg.slogdet({{x}})[1]",
+            Fn.INV: f"{ns}.linalg.inv({{x}})",
+            Fn.SUM: f"{ns}.sum({{x}})",
+            Fn.NORM1: f"{ns}.sum({ns}.abs({{x}}))"}
+
+
+# ------------------------------------------------------------------ NumPy
+NUMPY_COMMUTATION = '''def _commutation(m, n):
+    """K with K @ A.reshape(-1, order="F") == A.T.reshape(-1, order="F") for an m x n A."""
+    r, c = np.meshgrid(np.arange(m), np.arange(n), indexing="ij")
+    k = np.zeros((m * n, m * n))
+    k[(c + r * n).ravel(), (r + c * m).ravel()] = 1.0
+    return k
+'''
+
+NUMPY = Target(
+    name="numpy",
+    imports=("import numpy as np",),
+    bound=frozenset({"np"}),
+    functions={
+        **_common("np"),
+        Fn.TRACE: "np.trace({x})",
+        Fn.DIAG: "np.diag({x})",
+        Fn.DIAGV: "np.diag({x})",
+        Fn.NORM2: "np.linalg.norm({x})",
+        **{fn: entry.code for fn, entry in ELEMENTWISE.items()},     # the registry's NumPy spelling
+    },
+    ops={
+        "eye": "np.eye({n})",
+        "zeros": "np.zeros({shape})",
+        "full": "np.full({shape}, {v})",
+        "outer": "np.outer({a}, {b})",
+        "multi_dot": "np.linalg.multi_dot([{xs}])",     # three or more matrices: cheapest order
+        "frobenius": "np.vdot({a}, {b})",
+        "kron": "np.kron({a}, {b})",
+        "flatten": Form("{x}.reshape(-1)", operand=ATOM),
+        "vec": Form("{x}.reshape(-1, order='F')", operand=ATOM),
+        "matrix_power": "np.linalg.matrix_power({x}, {k})",
+        "commutation": "_commutation({m}, {n})",
+    },
+    helpers={**_numeric_helpers("np"), "_commutation": NUMPY_COMMUTATION},
+    inputs_doc="vectors are 1-D arrays, scalars floats",
+)
+
+
+# ------------------------------------------------------------------ JAX
+# jax.numpy mirrors NumPy's names, so its table is NumPy's respelled; only the
+# commutation matrix differs (JAX arrays are immutable: no item assignment).
+def _respell(t: str | Form, ns: str) -> str | Form:
+    sub = lambda s: re.sub(r"\bnp\.", ns + ".", s)
+    return Form(sub(t.text), t.prec, t.operand) if isinstance(t, Form) else sub(t)
+
+
+JAX = Target(
+    name="jax",
+    imports=("import jax.numpy as jnp",),
+    bound=frozenset({"jnp"}),
+    functions={fn: _respell(t, "jnp") for fn, t in NUMPY.functions.items()},
+    ops={k: _respell(t, "jnp") for k, t in NUMPY.ops.items()},
+    helpers={**_numeric_helpers("jnp"), "_commutation": '''def _commutation(m, n):
+    """K with K @ vec(A) == vec(A.T) for an m x n A (vec stacks columns): rows of I, permuted."""
+    j = jnp.arange(m * n)
+    return jnp.eye(m * n)[j // n + j % n * m]
+'''},
+    inputs_doc="vectors are 1-D arrays, matrices 2-D, scalars floats or 0-d arrays",
+)
+
+
+# ------------------------------------------------------------------ PyTorch
+# Torch functions take tensors, not floats: scalar inputs become 0-d tensors
+# first, and constants get the dtype and device of an array variable.
+TORCH = Target(
+    name="torch",
+    imports=("import torch",),
+    bound=frozenset({"torch"}),
+    functions={
+        **_common("torch"),
+        Fn.STEP: "torch.heaviside({x}, torch.zeros_like({x}))",
+        Fn.RELU: "torch.relu({x})",
+        Fn.SOFTPLUS: "torch.logaddexp(torch.zeros_like({x}), {x})",
+        Fn.TRACE: "torch.trace({x})",
+        Fn.DIAG: "torch.diag({x})",
+        Fn.DIAGV: "torch.diagonal({x})",
+        Fn.NORM2: "torch.linalg.vector_norm({x})",
+    },
+    ops={
+        "eye": "torch.eye({n}{like})",
+        "zeros": "torch.zeros({shape}{like})",
+        "full": "torch.full({dims}, {v}{like})",
+        "outer": "torch.outer({a}, {b})",
+        "multi_dot": "torch.linalg.multi_dot([{xs}])",
+        "frobenius": Form("torch.sum({a} * {b})", operand=MUL + 1),
+        "kron": "_kron({a}, {b})",
+        "flatten": Form("{x}.reshape(-1)", operand=ATOM),
+        "vec": Form("{x}.T.reshape(-1)", operand=ATOM),
+        "matrix_power": "torch.linalg.matrix_power({x}, {k})",
+        "commutation": "_commutation({m}, {n}{like})",
+    },
+    helpers={**_numeric_helpers("torch"),
+             # torch.kron (2.13) raises on a transposed, non-contiguous operand: kron(B.T, A)
+             "_kron": '''def _kron(a, b):
+    p, q = a.shape
+    r, s = b.shape
+    return (a[:, None, :, None] * b[None, :, None, :]).reshape(p * r, q * s)
+''',
+             "_commutation": '''def _commutation(m, n, dtype=None, device=None):
+    """K with K @ vec(A) == vec(A.T) for an m x n A (vec stacks columns): rows of I, permuted."""
+    j = torch.arange(m * n, device=device)
+    return torch.eye(m * n, dtype=dtype, device=device)[j // n + j % n * m]
+'''},
+    inputs_doc="vectors are 1-D tensors, matrices 2-D, scalars 0-d tensors or floats",
+    scalar_line="{s} = torch.as_tensor({s}{like})",
+    constant="torch.as_tensor({v}{like})",
+    like="dtype={r}.dtype, device={r}.device",
+)
+
+
+# ------------------------------------------------------------------ the array API standard
+# Only functions of the standard (and its linalg extension), looked up at call
+# time in the namespace of the arguments; helpers take that namespace.  The
+# standard has no kron, no vector->matrix diag and no 2-D `order='F'` reshape:
+# each is a helper or a transpose.
+ARRAY_API = Target(
+    name="array-api",
+    imports=("import array_api_compat",),
+    bound=frozenset({"array_api_compat", "xp"}),
+    functions={
+        **_common("xp", "xp, "),
+        Fn.STEP: "xp.astype({x} > 0, {x}.dtype)",
+        Fn.RELU: "xp.maximum({x}, 0.0)",
+        Fn.SOFTPLUS: "xp.logaddexp(0.0, {x})",
+        Fn.TRACE: "xp.linalg.trace({x})",
+        Fn.DIAG: "_diag(xp, {x})",
+        Fn.DIAGV: "xp.linalg.diagonal({x})",
+        Fn.NORM2: "xp.linalg.vector_norm({x})",
+    },
+    ops={
+        "eye": "xp.eye({n}{like})",
+        "zeros": "xp.zeros({shape}{like})",
+        "full": Form("{v} * xp.ones({shape}{like})", MUL, MUL),   # xp.full wants a Python scalar
+        "outer": "xp.linalg.outer({a}, {b})",
+        "frobenius": Form("xp.sum({a} * {b})", operand=MUL + 1),
+        "kron": "_kron(xp, {a}, {b})",
+        "flatten": "xp.reshape({x}, (-1,))",
+        "vec": Form("xp.reshape({x}.T, (-1,))", operand=ATOM),
+        "matrix_power": "xp.linalg.matrix_power({x}, {k})",
+        "commutation": "_commutation(xp, {m}, {n}{like})",
+    },
+    helpers={**_numeric_helpers("xp", "xp, "),
+             "_diag": '''def _diag(xp, v):
+    return v[:, None] * xp.eye(v.shape[0], dtype=v.dtype, device=array_api_compat.device(v))
+''',
+             "_kron": '''def _kron(xp, a, b):
+    p, q = a.shape
+    r, s = b.shape
+    return xp.reshape(a[:, None, :, None] * b[None, :, None, :], (p * r, q * s))
+''',
+             "_commutation": '''def _commutation(xp, m, n, dtype=None, device=None):
+    """K with K @ vec(A) == vec(A.T) for an m x n A (vec stacks columns): rows of I, permuted."""
+    j = xp.arange(m * n, device=device)
+    return xp.take(xp.eye(m * n, dtype=dtype, device=device), j // n + j % n * m, axis=0)
+'''},
+    inputs_doc="arrays of one array API library, e.g. NumPy, CuPy, PyTorch, JAX or Dask: "
+               "vectors 1-D, matrices 2-D, scalars 0-d arrays or floats",
+    namespace_line="xp = array_api_compat.array_namespace({arrays})",
+    scalar_line="{s} = xp.asarray({s}{like})",
+    constant="xp.asarray({v}{like})",
+    like="dtype={r}.dtype, device=array_api_compat.device({r})",
+)
+
+TARGETS: dict[str, Target] = {t.name: t for t in [NUMPY, JAX, TORCH, ARRAY_API]}
