@@ -59,3 +59,12 @@ def test_an_unsymmetrised_gradient_by_a_symmetric_variable_fails(size):
     assert d.check().ok
     unsymmetrised = _wrong(d, "S", lambda r: E.mul(E.Symbol("x", (size, 1)), E.transpose(E.Symbol("y", (size, 1)))))
     assert not unsymmetrised.check().ok
+
+
+def test_a_result_of_the_wrong_shape_fails():
+    """An n×m result for an m×n variable fails the check instead of crashing it, and a
+    row where a column belongs fails instead of broadcasting."""
+    d = matcalc.grad("x'*A*y", "A", {"A": "matrix(3, 4)"})
+    assert not _wrong(d, "A", E.transpose).check().ok
+    v = matcalc.grad("x'*A*x", "x", {"x": "vector(3)"})
+    assert not _wrong(v, "x", E.transpose).check().ok
