@@ -55,8 +55,11 @@ class Target:
 
 # Elementwise and reduction helpers: one text, spelled per namespace.  With
 # `param`, the helper takes the namespace as its first argument (array API).
-def _numeric_helpers(ns: str, param: str = "") -> dict[str, str]:
+def _numeric_helpers(ns: str, param: str = "", positive_part: str = "{ns}.maximum(x, 0.0)") -> dict[str, str]:
     return {
+        "_softplus": f'''def _softplus({param}x):
+    return {positive_part.format(ns=ns)} + {ns}.log1p({ns}.exp(-{ns}.abs(x)))   # = log(1 + exp(x)), without overflow
+''',
         "_sigmoid": f'''def _sigmoid({param}x):
     return 0.5 * (1.0 + {ns}.tanh(0.5 * x))       # = 1/(1 + exp(-x)), without overflow
 ''',
@@ -79,7 +82,7 @@ def _common(ns: str, param: str = "") -> dict[Fn, str]:
     """The functions every target spells alike, but for its namespace (and the
     helpers' namespace parameter, as in _numeric_helpers)."""
     return {**{fn: f"{ns}.{fn.text}({{x}})" for fn in _SAME_NAME},
-            **{fn: f"_{fn.text}({param}{{x}})" for fn in (Fn.SIGMOID, Fn.SOFTMAX, Fn.LOGSUMEXP)},
+            **{fn: f"_{fn.text}({param}{{x}})" for fn in (Fn.SIGMOID, Fn.SOFTPLUS, Fn.SOFTMAX, Fn.LOGSUMEXP)},
             Fn.DET: f"{ns}.linalg.det({{x}})",
             Fn.LOGDET: f"{ns}.linalg.slogdet({{x}})[1]",
             Fn.INV: f"{ns}.linalg.inv({{x}})",
@@ -160,7 +163,6 @@ TORCH = Target(
         **_common("torch"),
         Fn.STEP: "torch.heaviside({x}, torch.zeros_like({x}))",
         Fn.RELU: "torch.relu({x})",
-        Fn.SOFTPLUS: "torch.logaddexp(torch.zeros_like({x}), {x})",
         Fn.TRACE: "torch.trace({x})",
         Fn.DIAG: "torch.diag({x})",
         Fn.DIAGV: "torch.diagonal({x})",
@@ -179,7 +181,7 @@ TORCH = Target(
         "matrix_power": "torch.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation({m}, {n}{like})",
     },
-    helpers={**_numeric_helpers("torch"),
+    helpers={**_numeric_helpers("torch", positive_part="torch.relu(x)"),
              # torch.kron (2.13) raises on a transposed, non-contiguous operand: kron(B.T, A)
              "_kron": '''def _kron(a, b):
     p, q = a.shape
@@ -211,7 +213,6 @@ ARRAY_API = Target(
         **_common("xp", "xp, "),
         Fn.STEP: "xp.astype({x} > 0, {x}.dtype)",
         Fn.RELU: "xp.maximum({x}, 0.0)",
-        Fn.SOFTPLUS: "xp.logaddexp(0.0, {x})",
         Fn.TRACE: "xp.linalg.trace({x})",
         Fn.DIAG: "_diag(xp, {x})",
         Fn.DIAGV: "xp.linalg.diagonal({x})",

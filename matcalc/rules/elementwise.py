@@ -28,12 +28,17 @@ def _sigmoid(x):
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def _softplus(x):
+    import numpy as np
+    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))   # = log(1 + exp(x)), without overflow
+
+
 @lru_cache(maxsize=None)
 def _evaluator(code: str) -> Callable:
     """The NumPy template as a function: one source of truth for code and checks.
     NumPy is imported here, on first evaluation, not with the package."""
     import numpy as np
-    return eval(f"lambda x: {code.format(x='x')}", {"np": np, "_sigmoid": _sigmoid})
+    return eval(f"lambda x: {code.format(x='x')}", {"np": np, "_sigmoid": _sigmoid, "_softplus": _softplus})
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ ELEMENTWISE: dict[Fn, Elementwise] = {e.fn: e for e in [
     Elementwise(Fn.RELU, lambda x, fx: E.apply(Fn.STEP, x),
                 "np.maximum({x}, 0.0)", r"\operatorname{{relu}}\left({x}\right)"),
     Elementwise(Fn.SOFTPLUS, lambda x, fx: E.apply(Fn.SIGMOID, x),
-                "np.logaddexp(0.0, {x})", r"\operatorname{{softplus}}\left({x}\right)"),
+                "_softplus({x})", r"\operatorname{{softplus}}\left({x}\right)"),
 ]}
 
 assert set(ELEMENTWISE) == {fn for fn in Fn if fn.elementwise}, "every elementwise Fn needs an entry"
