@@ -65,6 +65,9 @@ CASES = [
     ("np'*value + id'*x + norm2(W*grad_x)^2", ["np", "value", "x", "grad_x", "W"], None),
     # chains of three or more matrices go through np.linalg.multi_dot (cheapest order at call time)
     ("tr(A*B*C*D) + sum(A*B*C)", ["A", "C"], {"A": "matrix(m, n)", "B": "matrix(n, p)", "C": "matrix(p, q)"}),
+    # a Kronecker product times a vector: two products, never the dense mp × nq matrix
+    ("x'*kron(C, D)*x + y'*kron(A, B)*z", ["x", "z", "y"],
+     {"C": "matrix(p, p)", "D": "matrix(q, q)", "A": "matrix(m, n)", "B": "matrix(r, s)"}),
     # more derivatives than SEPARATE_UP_TO: grad_X calls value_and_grad
     (MLP, ["W1", "b1", "W2", "b2", "x", "y"], None),
 ]
@@ -200,6 +203,13 @@ def test_matrix_chains_are_ordered_at_call_time():
     source = matcalc.grad("tr(A*B*C) + x'*A*B*y", "A").numpy()
     assert "np.linalg.multi_dot([A, B, C])" in source
     assert "A @ (B @ y)" in source or "(x @ A) @ B" in source
+
+
+def test_kronecker_times_vector_is_two_products():
+    """(A ⊗ B) v = vec_r(A V Bᵀ): the generated code never forms kron(C, D) here."""
+    let = {"C": "matrix(p, p)", "D": "matrix(q, q)"}
+    source = matcalc.grad("x'*kron(C, D)*x + 2*y'*kron(C', D)*x", ["x", "y"], let).numpy()
+    assert "np.kron" not in source and ".reshape(C.shape[0], D.shape[0])" in source
 
 
 def test_many_derivatives_share_one_backward_pass():

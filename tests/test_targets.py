@@ -31,7 +31,8 @@ from matcalc.expr import Fn
 from matcalc.numeric import to_user
 from matcalc.printing.targets import TARGETS, Form
 
-OPS = ["eye", "zeros", "full", "outer", "frobenius", "kron", "flatten", "vec", "matrix_power", "commutation"]
+OPS = ["eye", "zeros", "full", "outer", "frobenius", "kron", "flatten", "unflatten", "vec", "matrix_power",
+       "commutation"]
 OPTIONAL_OPS = {"multi_dot"}      # where the library has it; otherwise the chain is written out
 
 
@@ -62,6 +63,7 @@ CASES = [
     ("hessian", LOGISTIC, ["w"], None, True),
     ("grad", MLP, ["W1", "b1", "W2", "b2"], None, True),
     ("grad", "x'*A*x", ["x", "A"], None, True),
+    ("grad", "x'*kron(C, D)*x + y'*kron(C', D)*x", ["x", "y"], {"C": "matrix(p, p)", "D": "matrix(q, q)"}, True),
     ("grad", "tr(A*X*B*X') + sum(A*X*B)", ["X"], {"A": "matrix(n, n)", "X": "matrix(n, p)", "B": "matrix(p, p)"}, True),
     ("hessian", "x'*A*x", ["x"], None, True),
     ("hessian", "x'*x + sum(sign(x))", ["x"], None, True),

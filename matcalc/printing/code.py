@@ -20,7 +20,7 @@ from fractions import Fraction
 from .. import expr as E
 from ..errors import UnsupportedError
 from ..expr import Fn
-from ..rules.algebra import is_nonnegative
+from ..rules.algebra import is_nonnegative, transposed
 from ..shapes import is_column, is_row, is_scalar
 from .targets import ADD, ATOM, MUL, POW, UNARY, Form, Target, form
 from .text import to_text
@@ -277,6 +277,11 @@ class _Module:
             alone = chain[-1]
             src, shape, prec = self._operand(f, alone)
             for x in reversed(chain[:-1]):
+                product = self._kron_times_vector(f, x, src, prec) if is_column(shape) else None
+                if product is not None:
+                    src, prec = product
+                    shape, alone = (x.shape[0], shape[1]), None
+                    continue
                 lsrc, lshape, lprec = self._operand(f, x)
                 src, shape, prec = self._product(f, (x, lsrc, lshape, lprec), (alone, src, shape, prec))
                 alone = None
@@ -284,10 +289,44 @@ class _Module:
         alone = chain[0]
         src, shape, prec = self._operand(f, alone)
         for x in chain[1:]:
+            # vᵀ (A ⊗ B) = ((Aᵀ ⊗ Bᵀ) v)ᵀ, and a row is the same 1-D array as its column
+            product = self._kron_times_vector(f, x, src, prec, transpose=True) if is_row(shape) else None
+            if product is not None:
+                src, prec = product
+                shape, alone = (shape[0], x.shape[1]), None
+                continue
             rsrc, rshape, rprec = self._operand(f, x)
             src, shape, prec = self._product(f, (alone, src, shape, prec), (x, rsrc, rshape, rprec))
             alone = None
         return src, prec
+
+    def _kron_times_vector(self, f, x, v_src, v_prec, transpose=False) -> tuple[str, int] | None:
+        """(A ⊗ B) v = vec_r(A V Bᵀ) with V = v as a matrix (row-major vec, as kron is):
+        two products instead of an mp × nq matrix.  Also for a sum of c (A ⊗ B) terms,
+        and with transpose, (A ⊗ B)ᵀ v = (Aᵀ ⊗ Bᵀ) v, for a row times the Kronecker product."""
+        terms = x.terms if isinstance(x, E.Add) else (x,)
+        parts = []
+        for t in terms:
+            coeff, kron = (t.factors[0], t.factors[1]) if isinstance(t, E.Mul) and len(t.factors) == 2 \
+                and isinstance(t.factors[0], E.Const) else (None, t)
+            if not (isinstance(kron, E.Kron) and all(not (is_column(k.shape) or is_row(k.shape) or is_scalar(k.shape))
+                                                     for k in (kron.left, kron.right))):
+                return None
+            if transpose:
+                kron = E.kron(transposed(kron.left), transposed(kron.right))
+            parts.append((coeff, kron))
+        try:
+            shapes = [(self.dim(k.left.shape[1]), self.dim(k.right.shape[1])) for _, k in parts]
+        except UnsupportedError:
+            return None          # a size no input fixes: the dense form, which needs none
+        v = v_src if v_prec == ATOM and v_src.isidentifier() else f.temp(v_src)
+        out = []
+        for (coeff, kron), (n, q) in zip(parts, shapes):
+            V = self.op("unflatten", x=(v, ATOM), r=(n, ATOM), c=(q, ATOM))
+            a, bt = self._operand(f, kron.left)[0], self._operand(f, transposed(kron.right))[0]
+            term = self.op("flatten", x=(f"{a} @ {V[0]} @ {bt}", MUL))[0]
+            out.append(term if coeff is None else f"{float(coeff.value)!r} * {term}")
+        return " + ".join(out), (ATOM if len(out) == 1 and parts[0][0] is None else ADD)
 
     def _gram(self, f, chain) -> tuple[str, int] | None:
         """Xᵀ diag(v) X with v >= 0 as ZᵀZ, Z = sqrt(v) X: NumPy hands Zᵀ Z to BLAS syrk,

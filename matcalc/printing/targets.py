@@ -39,7 +39,7 @@ class Target:
     imports: tuple[str, ...]
     bound: frozenset[str]          # names the module or every function binds: inputs get renamed around them
     functions: dict[Fn, str | Form]
-    ops: dict[str, str | Form]     # eye zeros full outer frobenius kron flatten vec matrix_power commutation
+    ops: dict[str, str | Form]     # eye zeros full outer frobenius kron flatten unflatten vec matrix_power commutation
                                    # (multi_dot where the library has it)
     helpers: dict[str, str]        # helper name -> its source
     inputs_doc: str
@@ -120,6 +120,7 @@ NUMPY = Target(
         "frobenius": "np.vdot({a}, {b})",
         "kron": "np.kron({a}, {b})",
         "flatten": Form("{x}.reshape(-1)", operand=ATOM),
+        "unflatten": Form("{x}.reshape({r}, {c})", operand=ATOM),       # row-major, as flatten
         "vec": Form("{x}.reshape(-1, order='F')", operand=ATOM),
         "matrix_power": "np.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation({m}, {n})",
@@ -177,6 +178,7 @@ TORCH = Target(
         "frobenius": Form("torch.sum({a} * {b})", operand=MUL + 1),
         "kron": "_kron({a}, {b})",
         "flatten": Form("{x}.reshape(-1)", operand=ATOM),
+        "unflatten": Form("{x}.reshape({r}, {c})", operand=ATOM),
         "vec": Form("{x}.T.reshape(-1)", operand=ATOM),
         "matrix_power": "torch.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation({m}, {n}{like})",
@@ -226,6 +228,7 @@ ARRAY_API = Target(
         "frobenius": Form("xp.sum({a} * {b})", operand=MUL + 1),
         "kron": "_kron(xp, {a}, {b})",
         "flatten": "xp.reshape({x}, (-1,))",
+        "unflatten": "xp.reshape({x}, ({r}, {c}))",
         "vec": Form("xp.reshape({x}.T, (-1,))", operand=ATOM),
         "matrix_power": "xp.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation(xp, {m}, {n}{like})",
