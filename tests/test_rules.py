@@ -366,6 +366,8 @@ ALG_CASES: dict[object, list[tuple[str, dict | None, str]]] = {
                ("diag(2*x*y'*alpha)", None, "diag")],
     Fn.DIAG: [("diag(ones + 0*x)*A", None, "diag of a constant"), ("diag(0*x + 2)*A", None, "diag of a constant")],
     Fn.SUM: [("sum(alpha)", None, "sum of a scalar"), ("sum(x'*y)", None, "sum of a scalar")],
+    Fn.NORM1: [("norm1(alpha - 3)", None, "norm of a scalar")],
+    Fn.NORM2: [("norm2(x'*y)", None, "norm of a scalar"), ("norm2(0)^2 + alpha", None, "norm of a scalar")],
 }
 
 
@@ -505,3 +507,21 @@ def test_zero_to_a_positive_power_is_zero():
     assert Simplifier()(E.power(z, E.const(2))) == z
     assert Simplifier()(E.power(z, E.const(-1))) != z          # 0^-1 is not 0
     assert str(E.power(z, E.const(2))) == "(0*ones).^2"
+
+
+@pytest.mark.parametrize("text, folded", [
+    ("exp(0) + x", "1 + x"), ("log(1)*x + x", "x"), ("abs(-1/2)*x", "x/2"), ("relu(-3) + x", "x"),
+    ("sign(-2)*x", "-x"), ("step(0)*x + x", "x"), ("norm2(0)^2 + x", "x"), ("tanh(0) + cos(0)*x", "x"),
+    ("exp(2)*x", "exp(2)*x"), ("log(2)*x", "log(2)*x"),
+])
+def test_functions_of_scalar_constants_fold_where_exact(text, folded):
+    """f(c) folds where its value is exact (an integer, or abs/sign/step/relu of a
+    rational); exp(2) stays as written.  Found by fuzzing the torch and array API
+    targets: norm2(0)^2 reached the code as a reduction of a Python float."""
+    from matcalc.engine.simplify import Simplifier
+    let = {"x": "scalar"}
+    e = Simplifier()(matcalc.parse(text, let).value)
+    assert str(e) == folded
+    from matcalc.numeric import Evaluator
+    env = {"x": np.array([[0.7]])}
+    assert np.allclose(Evaluator(env, dims={})(e), Evaluator(env, dims={})(matcalc.parse(text, let).value))

@@ -431,6 +431,8 @@ def _fn_of_scalar(e, ctx):
 def _elementwise_of_constant(e, ctx):
     """f(0) and f(c·1) for an elementwise f: a constant, evaluated once (exp(0*x) = 1)."""
     a = e.arg
+    if isinstance(a, E.Const):                # a scalar: folded where the value is exact
+        return _exact_of_constant(e.fn, a.value)
     value = 0.0 if isinstance(a, E.Zero) else a.value.value if (
         isinstance(a, E.Broadcast) and isinstance(a.value, E.Const)) else None
     if value is None:
@@ -441,6 +443,22 @@ def _elementwise_of_constant(e, ctx):
     if not np.isfinite(result):
         return None
     return E.broadcast(E.const(result), e.shape)
+
+
+# Elementwise functions that map a rational constant to a rational one, exactly.
+EXACT_OF_CONSTANT = {Fn.ABS: abs, Fn.SIGN: lambda v: (v > 0) - (v < 0), Fn.STEP: lambda v: int(v > 0),
+                     Fn.RELU: lambda v: max(v, 0)}
+
+
+def _exact_of_constant(fn, value) -> E.Expr | None:
+    """f(c) for a scalar c, where it is exact: abs/sign/step/relu of any constant, and
+    any f whose value is an integer (exp(0) = 1, log(1) = 0); exp(2) stays as written."""
+    if fn in EXACT_OF_CONSTANT and not isinstance(value, float):
+        return E.const(EXACT_OF_CONSTANT[fn](value))
+    import numpy as np
+    with np.errstate(all="ignore"):
+        result = float(ELEMENTWISE[fn].evaluate(np.array(float(value))))
+    return E.const(int(result)) if np.isfinite(result) and result.is_integer() and abs(result) < 2**53 else None
 
 
 def _fn_log(e, ctx):
@@ -482,6 +500,11 @@ def _fn_sum(e, ctx):
     if e.arg.is_scalar:
         return e.arg
     return None
+
+
+def _fn_norm_of_scalar(e, ctx):
+    """‖s‖₁ = ‖s‖₂ = |s|: with a constant s this folds (norm2(0)^2 = 0)."""
+    return E.apply(Fn.ABS, e.arg) if e.arg.is_scalar else None
 
 
 # ------------------------------------------------------------ misc
@@ -542,6 +565,8 @@ RULES: dict[object, list[AlgebraRule]] = {
     Fn.DIAGV: [AlgebraRule(Rule("diag", "diag(diag(v)) = v, diag(a bᵀ) = a ⊙ b"), _fn_diag)],
     Fn.DIAG: [AlgebraRule(Rule("diag of a constant", "diag(s 1) = s I"), _fn_diag)],
     Fn.SUM: [AlgebraRule(Rule("sum of a scalar", "sum(s) = s"), _fn_sum)],
+    Fn.NORM1: [AlgebraRule(Rule("norm of a scalar", "‖s‖ = |s|"), _fn_norm_of_scalar)],
+    Fn.NORM2: [AlgebraRule(Rule("norm of a scalar", "‖s‖ = |s|"), _fn_norm_of_scalar)],
 }
 for _fn in ELEMENTWISE:     # every elementwise function folds on constants first
     RULES.setdefault(_fn, []).insert(0, AlgebraRule(Rule("function of a constant", "f(c1) = f(c)1"),
