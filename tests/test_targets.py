@@ -418,3 +418,36 @@ def test_input_text_besides_identifiers_never_reaches_the_code(target):
         assert word not in source, f"{word!r} leaked into the {target} code"
     code = re.sub(r'""".*?"""', "", source, flags=re.S)      # the docstrings, with the derivation
     assert set(re.findall(r"[A-Za-z_]\w*", code)).isdisjoint({"os", "system"})
+
+
+# ------------------------------------------------------------ random expressions
+
+from hypothesis import assume, given, settings, strategies as st  # noqa: E402
+
+from tests.test_fuzz import LET as FUZZ_LET, scalar_exprs  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None)
+@given(scalar_exprs(), st.integers(0, 1000))
+def test_random_expressions_match_numpy_in_every_target(text, choice):
+    """The fuzzer's random expressions: every target's module computes what the NumPy
+    one does (which test_fuzz checks against finite differences).  Found this way:
+    norm2(0)^2 reached torch and array API code as a reduction of a Python float."""
+    program = matcalc.parse(text, FUZZ_LET)
+    assume(program.inputs and not program.functions)
+    wrt = list(program.inputs)[choice % len(program.inputs)]
+    d = matcalc.grad(text, wrt, let=FUZZ_LET)
+    kwargs = numpy_inputs(d, seed=choice)
+    with np.errstate(all="ignore"):
+        want = reference(d, kwargs)
+    assume(all(np.all(np.isfinite(v)) for v in want["value_and_grad"]))
+    all_scalar = all(np.ndim(v) == 0 for v in kwargs.values())
+    for library in ("jax", "torch"):
+        if library == "torch" and all_scalar:
+            continue        # Python floats alone follow torch's default dtype, float32 (README)
+        to_array, to_numpy = TO_LIBRARY[library]()
+        got = call_all(d, module(d, library), convert(kwargs, to_array), library)
+        assert_matches(got, want, to_numpy, library)
+    strict = need("array_api_strict")
+    got = call_all(d, module(d, "array-api"), convert(kwargs, strict.asarray, strict.asarray), "array-api")
+    assert_matches(got, want, np.from_dlpack, "array-api strict")

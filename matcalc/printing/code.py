@@ -449,7 +449,9 @@ class _Module:
         fn.lines += self.prologue()
         for sym, body in defs:
             fn.assign(self.py[sym.name], body, body_of=sym)
-        out = [fn.code(r)[0] for r in results]
+        # a result with no input in it (the gradient 1 of alpha + ...) is still the library's array
+        out = [self.fill(self.t.constant, v=fn.code(r))[0] if self.t.constant and r.is_scalar and not E.symbols(r)
+               else fn.code(r)[0] for r in results]
         body = [f'    """{doc}"""'] + [f"    {line}" for line in fn.lines]
         body.append(f"    return {out[0] if len(out) == 1 else ', '.join(out)}")
         return f"def {name}({', '.join(self.params)}):\n" + "\n".join(body) + "\n"
