@@ -18,7 +18,7 @@ from .engine.chains import SHARE, share_chain_products
 from .engine.adjoint import IDENTIFY, state_expr, transpose_linear
 from .engine.differential import differential
 from .engine.simplify import Simplifier
-from .errors import NameError_, Span, UsageError
+from .errors import LimitError, NameError_, Span, UsageError
 from .rules.algebra import is_symmetric
 from .shapes import show_shape
 from .rules.differentials import LINEAR
@@ -169,12 +169,28 @@ def grad(program: E.Program, wrt: list[str], keep_steps: bool = True, share_prod
         results[sym.name] = G
     results, adjoints = _inline_single_use(results, adjoints, simplify)
     results, adjoints = _refer_to_definitions(program, results, adjoints, simplify)
+    _within_size(list(results.values()) + [b for _, b in adjoints])
     if steps is not None:
         for sym in wrt_syms:
             steps.append(Step(IDENTIFY, state_expr([(raw[sym.name], E.differential(sym))]),
                               results[sym.name], sym.name, "identify"))
     return Derivation(program, list(wrt), results, adjoints, steps or [], differentials,
                       shared=[(t, bodies[t]) for t in shared])
+
+
+# The largest derivative returned, in distinct nodes: past it a result is no use to
+# print or to run, and building more of it would only use up time and memory.
+MAX_RESULT_NODES = 1_000_000
+
+
+def _within_size(roots) -> None:
+    seen: set = set()
+    for root in roots:
+        for n in E.walk(root):
+            seen.add(n)
+            if len(seen) > MAX_RESULT_NODES:
+                raise LimitError(f"the derivative has more than {MAX_RESULT_NODES:,} distinct subexpressions; "
+                                 "name intermediate results in a program (a = ...; L = ...) to share them")
 
 
 def _differential_step(G, body, sym, d, used: list[Rule]) -> Step:

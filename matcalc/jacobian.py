@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from . import expr as E
 from .derive import (Derivation, _active, _differential_step, _fresh, _inline_single_use,
-                     _refer_to_definitions, _wrt_symbols, grad)
+                     _refer_to_definitions, _within_size, _wrt_symbols, grad)
 from .engine.adjoint import IDENTIFY
 from .engine.differential import differential
 from .engine.jacobian import forward_linear
@@ -77,6 +77,7 @@ def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian",
         results[x.name] = result
     results, named = _inline_single_use(results, named, simplify)
     results, named = _refer_to_definitions(program, results, named, simplify)
+    _within_size(list(results.values()) + [b for _, b in named])
     for x in syms:
         J = results[x.name]
         steps.append(Step(JACOBIAN, E.mul(J, vec(E.differential(x))), J, x.name, "identify"))

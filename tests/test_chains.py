@@ -83,3 +83,25 @@ def test_hessian_of_a_long_chain_is_right():
     """The Hessian differentiates the gradient program, written out (no named products)."""
     d = matcalc.hessian("x'*A*x*x'*B*x*x'*C*x", "x", let={"x": "vector(3)"})
     assert d.check().ok
+
+
+@pytest.mark.parametrize("k", [SPLIT_FROM - 1, SPLIT_FROM, 12])
+def test_hadamard_chain_gradient_is_right(k):
+    """d(f1 ⊙ ... ⊙ fk) has k terms of k - 1 factors: named suffix products keep it linear."""
+    text = "sum(c .* " + " .* ".join(f"sin(x + a{i})" for i in range(k)) + ")"
+    d = matcalc.grad(text, "x", let={"x": "vector(4)"})
+    assert ("t1 =" in d.text()) == (k >= SPLIT_FROM)
+    rng = np.random.default_rng(k)
+    args = {f"a{i}": rng.standard_normal(4) for i in range(k)}
+    args["c"] = rng.standard_normal(4)
+    x = rng.standard_normal(4)
+    value = lambda x: np.sum(args["c"] * np.prod([np.sin(x + args[f"a{i}"]) for i in range(k)], axis=0))
+    got = d.function().grad_x(x=x, **args)
+    np.testing.assert_allclose(got, _numeric_grad(value, x), rtol=1e-5, atol=1e-8)
+    assert d.check().ok
+
+
+def test_hadamard_chain_size_grows_linearly():
+    sizes = {k: len(matcalc.grad("sum(" + " .* ".join(f"sin(x + a{i})" for i in range(k)) + ")", "x").text())
+             for k in (50, 100, 200)}
+    assert sizes[100] / sizes[50] < 2.3 and sizes[200] / sizes[100] < 2.3, sizes

@@ -68,3 +68,17 @@ def test_a_result_of_the_wrong_shape_fails():
     assert not _wrong(d, "A", E.transpose).check().ok
     v = matcalc.grad("x'*A*x", "x", {"x": "vector(3)"})
     assert not _wrong(v, "x", E.transpose).check().ok
+
+
+@pytest.mark.parametrize("command", ["grad", "jacobian"])
+def test_a_derivative_past_the_size_limit_is_a_limit_error(monkeypatch, command):
+    """The limit on a derivative's size (distinct subexpressions), here lowered to 30."""
+    import matcalc.derive
+    monkeypatch.setattr(matcalc.derive, "MAX_RESULT_NODES", 30)
+    text = "sum(" + " + ".join(f"sin(A{i}*x)" for i in range(10)) + ")"
+    if command == "jacobian":
+        text = text[4:-1]
+    with pytest.raises(LimitError, match="more than 30 distinct"):
+        getattr(matcalc, command)(text, "x")
+    monkeypatch.undo()
+    assert getattr(matcalc, command)(text, "x").check().ok

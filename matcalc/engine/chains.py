@@ -1,5 +1,7 @@
 """Name the suffix products of long chains, so that gradients stay linear in size.
 
+Matrix products and Hadamard products alike: d(f₁ ⊙ ⋯ ⊙ f_k) has k terms too.
+
 Layer L3: imports expr and steps.  The differential of a product with k factors
 that depend on the variable has k terms, each a copy of the other k − 1
 factors: d tr(A1 X A2 X ⋯ Ak X) written out is quadratic in k.  Backpropagation
@@ -23,6 +25,9 @@ from ..steps import Rule
 # written out, and their size is still small.
 SPLIT_FROM = 5
 
+# The products whose long chains are shared, and how each is built.
+CHAINS = {E.Mul: E.mul, E.Hadamard: E.hadamard}
+
 SHARE = Rule("sharing suffix products", "F₁ F₂ ⋯ F_k = F₁ t₂,  t_j = F_j t_{j+1}",
              "each suffix product is computed once, so the derivative stays linear in k")
 
@@ -40,19 +45,22 @@ def share_chain_products(program: E.Program, active: set[str], fresh) -> tuple[E
         return depends[n]
 
     def split(n: E.Expr) -> E.Expr:
-        if not isinstance(n, E.Mul):
+        build = CHAINS.get(type(n))
+        if build is None:
             return n
         factors = n.factors
+        if isinstance(n, E.Hadamard):         # commutative: the constant factors first, then the chain
+            factors = tuple(sorted(factors, key=is_active))
         positions = [i for i, f in enumerate(factors) if is_active(f)]
         if len(positions) < SPLIT_FROM:
             return n
         segments = [factors[a:b] for a, b in zip(positions[1:], positions[2:] + [len(factors)])]
-        tail = E.mul(*segments[-1])
-        if isinstance(tail, E.Mul):
+        tail = build(*segments[-1])
+        if isinstance(tail, type(n)):
             tail = name(tail)
         for segment in reversed(segments[:-1]):
-            tail = name(E.mul(*segment, tail))
-        return E.mul(*factors[:positions[1]], tail)
+            tail = name(build(*segment, tail))
+        return build(*factors[:positions[1]], tail)
 
     def name(body: E.Expr) -> E.Symbol:
         sym = E.Symbol(fresh(f"t{len(introduced) + 1}"), body.shape, "defined")
