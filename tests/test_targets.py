@@ -432,7 +432,8 @@ from tests.test_fuzz import LET as FUZZ_LET, scalar_exprs  # noqa: E402
 def test_random_expressions_match_numpy_in_every_target(text, choice):
     """The fuzzer's random expressions: every target's module computes what the NumPy
     one does (which test_fuzz checks against finite differences).  Found this way:
-    norm2(0)^2 reached torch and array API code as a reduction of a Python float."""
+    norm2(0)^2 reached torch and array API code as a reduction of a Python float, and
+    a torch program of Python-float scalars alone ran in torch's default float32."""
     program = matcalc.parse(text, FUZZ_LET)
     assume(program.inputs and not program.functions)
     wrt = list(program.inputs)[choice % len(program.inputs)]
@@ -441,10 +442,7 @@ def test_random_expressions_match_numpy_in_every_target(text, choice):
     with np.errstate(all="ignore"):
         want = reference(d, kwargs)
     assume(all(np.all(np.isfinite(v)) for v in want["value_and_grad"]))
-    all_scalar = all(np.ndim(v) == 0 for v in kwargs.values())
-    for library in ("jax", "torch"):
-        if library == "torch" and all_scalar:
-            continue        # Python floats alone follow torch's default dtype, float32 (README)
+    for library in ("jax", "torch"):     # Python-float scalars, as a user would pass them
         to_array, to_numpy = TO_LIBRARY[library]()
         got = call_all(d, module(d, library), convert(kwargs, to_array), library)
         assert_matches(got, want, to_numpy, library)

@@ -134,7 +134,8 @@ class _Module:
         # input: a variable differentiated by first, which is floating (labels y may be ints).
         arrays = [self.py[n] for n in sorted(program.inputs, key=lambda n: n not in d.results)
                   if not is_scalar(program.inputs[n].shape)]
-        self.like = ", " + target.like.format(r=arrays[0]) if target.like and arrays else ""
+        like = target.like.format(r=arrays[0]) if target.like and arrays else target.like_without_arrays
+        self.like = ", " + like if like else ""
 
     def fill(self, template: str | Form, **operands: tuple[str, int]) -> tuple[str, int]:
         """A target template with its operands' (source, precedence) filled in."""

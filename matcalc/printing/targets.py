@@ -47,6 +47,7 @@ class Target:
     namespace_line: str = ""       # {arrays}: the array parameters
     scalar_line: str = ""          # {s}: a scalar parameter, {like}: dtype/device of an array input
     like: str = ""                 # {r}: an array input whose dtype and device constants follow
+    like_without_arrays: str = ""  # the same where every input is a scalar
     constant: str = ""             # {v}: a constant as an array, where functions take no floats
 
     def helpers_used(self, text: str) -> set[str]:
@@ -199,6 +200,7 @@ TORCH = Target(
     scalar_line="{s} = torch.as_tensor({s}{like})",
     constant="torch.as_tensor({v}{like})",
     like="dtype={r}.dtype, device={r}.device",
+    like_without_arrays="dtype=torch.float64",     # Python floats are doubles; torch's default is float32
 )
 
 
