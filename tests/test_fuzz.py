@@ -946,10 +946,10 @@ def test_roundtrip_of_constant_times_ones_in_a_product(text, wrt):
     pytest.param("tr(A + alpha*I)", "alpha", id="tr(I)"),
     pytest.param("tanh(tr(diag((alpha + W')*z)))", "alpha", id="diag(c*I)*z'(found)"),
 ])
-@pytest.mark.xfail(strict=True, reason="BUG: the gradient contains sum(ones) or tr(I) (the length n), whose "
-                                       "size nothing in the printed text fixes: pasted back, it is the size "
-                                       "of a new, unrelated dimension")
 def test_printed_gradient_fixes_the_sizes_of_its_constants(text, wrt):
+    """Found by the fuzzer: a gradient with sum(ones) or tr(I) (the length n) printed
+    nothing that fixed n, so pasted back it was the size of a new dimension.  ones and
+    I now print their sizes: 1 + sum(ones(n)), tr(I(n))."""
     d = matcalc.grad(text, wrt, let=LET)
     assert d.check().ok
     assert _normalise(reparse(d.result)) == _normalise(d.result), str(d.result)
@@ -1024,10 +1024,9 @@ def test_gradient_by_symmetric_matrix_is_symmetric(text, x, y, scale):
     pytest.param("sum(softmax(x)*softmax(x)')", "x", id="softmax(x)'*ones*ones'*softmax(x)"),
     pytest.param("sum(inv(I + softmax(z)*softmax(z)'))", "z", id="sum(inv(I + softmax(z)*softmax(z)'))(found)"),
 ])
-@pytest.mark.xfail(strict=True, reason="BUG: an all-ones matrix prints as `ones*ones'`, so after a row vector "
-                                       "in a product x'*[ones*ones']*s prints `x'*ones*ones'*s`, which reads "
-                                       "back as (x'*ones)*(ones'*s) (the same value, another expression)")
 def test_roundtrip_of_ones_matrix_after_a_row(text, wrt):
+    """Found by the fuzzer: an all-ones matrix printed as `ones*ones'`, so after a row
+    vector x'*[ones*ones']*s read back as (x'*ones)*(ones'*s).  It prints as ones(n, n)."""
     d = matcalc.grad(text, wrt, let=LET)
     assert d.check().ok
     assert _normalise(reparse(d.result)) == _normalise(d.result), str(d.result)

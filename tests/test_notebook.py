@@ -116,7 +116,7 @@ def test_the_results_are_the_textbook_ones(executed):
     assert latex(executed, "quadratic-hessian").endswith(r"= A + A^{T}$$")
     assert latex(executed, "logistic-gradient").endswith(
         r"= \lambda w - X^{T} \left(\sigma\left(z\right) \odot y\right)$$")
-    assert "hessian_w = lambda*I - X'*diag(" in stdout(executed, "logistic-hessian")
+    assert "hessian_w = lambda*I(n) - X'*diag(" in stdout(executed, "logistic-hessian")
 
 
 def test_checks_and_generated_code_agree_with_finite_differences(executed):

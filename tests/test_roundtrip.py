@@ -174,9 +174,9 @@ def test_roundtrip_printed_gradient(text, wrt, let):
     assert again == d.result, f"{printed!r} parses back as {str(again)!r}"
 
 
-@pytest.mark.xfail(strict=True, reason="LIMITATION: a free-standing `ones` has no size of its own in text, "
-                   "so the trailing ones of exp(ones'*x)*ones parses back with a fresh dimension")
 def test_roundtrip_printed_gradient_with_row_of_ones():
+    """A free-standing `ones` had no size of its own in text, so the trailing ones of
+    exp(ones'*x)*ones parsed back with a fresh dimension; it prints as ones(n) now."""
     d = matcalc.grad("exp(ones'*x)", wrt="x")
     assert d.check().ok
     printed = str(d.result)

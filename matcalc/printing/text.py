@@ -16,11 +16,28 @@ def _orientation(shape) -> str:
     return "column" if shape[1] == 1 else "row" if shape[0] == 1 else "matrix"
 
 
+def _nameable(d) -> bool:
+    """A dimension ones(...) and I(...) can take: a name or a positive integer, not m*n."""
+    return isinstance(d, int) or str(d).isidentifier()
+
+
 class TextPrinter(Printer):
     what = "text"
 
     def __init__(self, names: dict[str, str] | None = None):
         self.names = names or {}
+
+    def _ones(self, shape) -> str:
+        """The all-ones array with its size, `ones(n)`, `ones(n)'`, `ones(m, n)`: pasted
+        back alone (1 + sum(ones(n))) it is the same array.  A size that is a product
+        (m*n) has no argument form: then `ones`, `ones'`, `ones*ones'`."""
+        orientation = _orientation(shape)
+        if orientation == "matrix" and all(_nameable(d) for d in shape):
+            return f"ones({shape[0]}, {shape[1]})"
+        d = shape[0] if orientation == "column" else shape[1]
+        if orientation != "matrix" and _nameable(d):
+            return f"ones({d})" + ("'" if orientation == "row" else "")
+        return {"column": "ones", "row": "ones'", "matrix": "ones*ones'"}[orientation]
 
     def _print_Symbol(self, e):
         return self.names.get(e.name, e.name)
@@ -29,16 +46,16 @@ class TextPrinter(Printer):
         return format_number(e.value)
 
     def _print_Identity(self, e):
-        return "I"
+        return f"I({e.shape[0]})" if _nameable(e.shape[0]) else "I"
 
     def _print_Zero(self, e):
-        return "0*" + {"column": "ones", "row": "ones'", "matrix": "ones*ones'"}[_orientation(e.shape)]
+        return "0*" + self._ones(e.shape)
 
     def _print_Commutation(self, e):
         return f"commutation({e.m}, {e.n})"
 
     def _print_Broadcast(self, e):
-        ones = {"column": "ones", "row": "ones'", "matrix": "ones*ones'"}[_orientation(e.shape)]
+        ones = self._ones(e.shape)
         if E.is_const(e.value, 1):
             return ones
         return f"{self.wrap(e.value, MUL)}*{ones}"

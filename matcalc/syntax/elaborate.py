@@ -113,6 +113,20 @@ FUNCTIONS = {
 ALIASES = {"trace": "tr", "inverse": "inv", "determinant": "det", "log_det": "logdet",
            "norm": "norm2", "frobenius": "norm2", "transpose": "A'", "logistic": "sigmoid",
            "heaviside": "step", "ln": "log", "expm": "exp", "diagonal": "diag", "kronecker": "kron"}
+# Constants that take their dimensions as arguments: name -> (argument counts, example).
+SIZED = {"commutation": ((2,), "commutation(m, n)"), "ones": ((1, 2), "ones(n) or ones(m, n)"),
+         "I": ((1,), "I(n)")}
+
+
+def sized_shape(name: str, dims: list) -> tuple:
+    if name == "commutation":
+        size = dim_product(*dims)
+        return (size, size)
+    if name == "I":
+        return (dims[0], dims[0])
+    return (dims[0], dims[1] if len(dims) == 2 else 1)
+
+
 RESERVED = frozenset(FUNCTIONS) | frozenset(KINDS) | {"I", "ones", "commutation"}
 
 
@@ -359,8 +373,9 @@ class _Infer:
                       f"{self.src(r)} is {self.show(b)}")
         return SCALAR
 
-    def dims_of(self, t, args) -> list:
-        """The arguments of commutation(m, n): dimensions, not expressions."""
+    def dims_of(self, t, args, name: str = "commutation") -> list:
+        """The arguments of commutation(m, n), ones(n), ones(m, n), I(n): dimensions, not expressions."""
+        counts, example = SIZED[name]
         dims = []
         for a in args:
             if a.data == "number" and re.fullmatch(r"[1-9]\d*", str(a.children[0])):
@@ -368,18 +383,17 @@ class _Infer:
             elif a.data == "name":
                 dims.append(str(a.children[0]))
             else:
-                self.fail(a, f"commutation() takes two dimensions (names or positive integers), "
-                             f"not {self.src(a)}")
-        if len(dims) != 2:
-            self.fail(t, "commutation() takes two dimensions, e.g. commutation(m, n)", NameError_)
+                self.fail(a, f"{name}() takes dimensions (names or positive integers), not {self.src(a)}")
+        if len(dims) not in counts:
+            self.fail(t, f"{name}() takes {' or '.join(map(str, counts))} dimension"
+                         f"{'s' if counts != (1,) else ''}, e.g. {example}", NameError_)
         return dims
 
     def t_call(self, t):
         name_tok, *args = t.children
         name = str(name_tok)
-        if name == "commutation" and name not in self.decls:
-            size = dim_product(*self.dims_of(t, args))
-            return (size, size)
+        if name in SIZED:
+            return sized_shape(name, self.dims_of(t, args, name))
         shapes = [self.infer(a) for a in args]
         decl = self.decls.get(name)
         if decl is not None and decl.kind == "function" or (
@@ -536,8 +550,11 @@ class _Build:
     def b_call(self, t):
         name_tok, *args = t.children
         name = str(name_tok)
-        if name == "commutation" and name not in self.inf.decls:
-            return E.commutation(*self.inf.dims_of(t, args))
+        if name in SIZED:
+            dims = self.inf.dims_of(t, args, name)
+            shape = sized_shape(name, dims)
+            return (E.commutation(*dims) if name == "commutation" else
+                    E.Identity(shape) if name == "I" else E.ones(shape))
         built = [self.build(a) for a in args]
         if name in FUNCTIONS and (name not in self.inf.decls):
             return FUNCTIONS[name][2](built)
