@@ -354,3 +354,30 @@ def test_latex_of_derivations_well_formed(text, wrt, let):
 ])
 def test_latex_forms(text, expected):
     assert to_latex(matcalc.parse(text, LET).value) == expected
+
+
+@pytest.mark.parametrize("text, let, value", [
+    ("sum(ones(3))", {}, 3.0),
+    ("tr(I(4)) + sum(ones(2, 5))", {}, 14.0),
+    ("x'*ones(n)", {"x": "vector(n)"}, None),
+    ("sum(X .* ones(m, n))", {"X": "matrix(m, n)"}, None),
+])
+def test_sized_constants(text, let, value):
+    """I(n), ones(n), ones(m, n): the identity and all-ones with their sizes given."""
+    from matcalc.numeric import run_program
+    program = matcalc.parse(text, let)
+    env = {"x": np.arange(1.0, 4.0).reshape(3, 1), "X": np.ones((2, 3))}
+    got = float(run_program(program, {k: v for k, v in env.items() if k in program.inputs}, {},
+                            {"n": 3, "m": 2})(program.output).item())
+    assert got == (value if value is not None else 6.0)
+
+
+@pytest.mark.parametrize("text, let, message", [
+    ("x + ones(3)", {"x": "vector(4)"}, "3"),
+    ("ones(m, n, k)", {}, "ones() takes 1 or 2 dimensions"),
+    ("I(x + 1)", {}, "takes dimensions"),
+    ("I(2, 3)", {}, "I() takes 1 dimension"),
+])
+def test_sized_constants_bad_input(text, let, message):
+    with pytest.raises(matcalc.MatcalcError, match=re.escape(message)):
+        matcalc.parse(text, let)
