@@ -36,11 +36,11 @@ CASES = [
     ("grad", "(a'*x)^2", "x", None, "∂L/∂x = 2 (aᵀ x) a"),
     ("grad", "sum(relu(x)) + norm2(x)", "x", None, "∂L/∂x = ‖x‖₂⁻¹ x + step(x)"),
     ("grad", "x1'*W1*x2", "W1", None, "∂L/∂W₁ = x₁ x₂ᵀ"),
-    ("jacobian", "A*X*B", "X", None, "∂f/∂X = Bᵀ ⊗ A"),
+    ("jacobian", "A*X*B", "X", None, "∂vec(f)/∂vec(X) = Bᵀ ⊗ A"),
     ("jacobian", "tanh(W*x)", "x", None, "∂f/∂x = diag(1 − tanh(W x)²) W"),
     ("jacobian", "softmax(x)", "x", None, "∂f/∂x = diag(softmax(x)) − softmax(x) softmax(x)ᵀ"),
     ("hessian", "x'*A*x", "x", None, "∂²L/∂x² = A + Aᵀ"),
-    ("hessian", "logdet(X)", "X", None, "∂²L/∂X² = −(X⁻¹ ⊗ X⁻ᵀ) K(n,n)"),
+    ("hessian", "logdet(X)", "X", None, "∂²L/∂vec(X)² = −(X⁻¹ ⊗ X⁻ᵀ) K(n,n)"),
     ("hessian", LOGISTIC, "w", None, "∂²L/∂w² = Xᵀ diag((1 − σ(−(X w ⊙ y))) ⊙ σ(−(X w ⊙ y)) ⊙ y²) X"),
 ]
 

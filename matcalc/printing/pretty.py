@@ -61,6 +61,17 @@ INFIX_PRODUCTS = (E.Hadamard, E.Kron)
 
 # ∂L/∂x, per command: what a derivation's result is called.
 LABELS = {"grad": "∂L/∂{}", "jacobian": "∂f/∂{}", "hessian": "∂²L/∂{}²"}
+# With a matrix in it, a Jacobian or Hessian is in vec form (as the LaTeX says).
+VEC_LABELS = {"jacobian": "∂vec(f)/∂vec({})", "hessian": "∂²L/∂vec({})²"}
+
+
+def derivative_text(d, name: str, spell=str) -> str:
+    """∂L/∂X, ∂f/∂x, or ∂vec(f)/∂vec(X) where the variable or f is a matrix."""
+    shape = next((s.shape for s in [d.program.inputs.get(name)] + [s for s, _ in d.program.definitions
+                                                                     if s.name == name] if s is not None), None)
+    matrix = lambda sh: sh is not None and sh[0] != 1 and sh[1] != 1
+    vec = d.command in VEC_LABELS and (matrix(shape) or (d.command == "jacobian" and matrix(d.program.output.shape)))
+    return (VEC_LABELS if vec else LABELS)[d.command].format(spell(name))
 
 
 def pretty_name(name: str) -> str:
@@ -206,6 +217,5 @@ def align_on_equals(rows: list[tuple[str, str, str]], why_column: int = 72) -> s
 def derivation_pretty(d) -> str:
     """The results as `∂L/∂X = ...`, after the shared names (adjoints, products), one per line."""
     rows = [(pretty_name(g.name), to_pretty(body), "") for g, body in d.named]
-    rows += [(LABELS[d.command].format(pretty_name(name)), to_pretty(g), "")
-             for name, g in d.results.items()]
+    rows += [(derivative_text(d, name, pretty_name), to_pretty(g), "") for name, g in d.results.items()]
     return align_on_equals(rows)

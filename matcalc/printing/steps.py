@@ -12,7 +12,7 @@ import re
 
 from ..steps import NUMERATOR_LAYOUT, Step
 from .latex import align, derivative_label, display_math, latex_name, to_latex
-from .pretty import LABELS, align_on_equals, pretty_name, to_pretty
+from .pretty import LABELS, align_on_equals, derivative_text, pretty_name, to_pretty
 from .text import to_text
 
 MINOR = {"linearity", "move a scalar"}
@@ -60,16 +60,18 @@ def _differential_label(d, s) -> tuple:
     return ("dgrad", d.wrt[0]) if d.command == "hessian" else ("df", "")
 
 
-def _text_label(label, command, name=str) -> str:
+def _text_label(label, d, name=str) -> str:
     """A label in text (name=str) or pretty (name=pretty_name) form."""
     if label is None:
         return ""
     what, x = label
     if what == "expr":
         return x
+    if what == "result":
+        return derivative_text(d, x, name)
     x = name(x)
     return {"dL": "dL", "d": f"d{x}", "df": "df", "dgrad": f"d(∂L/∂{x})",
-            "result": LABELS[command].format(x), "gradient": LABELS["grad"].format(x)}[what]
+            "gradient": LABELS["grad"].format(x)}[what]
 
 
 def _latex_label(label, command) -> str:
@@ -114,13 +116,13 @@ def _note(s: Step, show, name) -> str:
 
 
 def steps_text(d, verbosity: str = "brief") -> str:
-    return align_on_equals([(_text_label(l, d.command), r, w)
+    return align_on_equals([(_text_label(l, d), r, w)
                             for l, r, w in _lines(d, verbosity, to_text, _explainer(to_text, str))])
 
 
 def steps_pretty(d, verbosity: str = "brief") -> str:
     """The text steps in Unicode mathematics, aligned on `=`."""
-    return align_on_equals([(_text_label(l, d.command, pretty_name), r, w)
+    return align_on_equals([(_text_label(l, d, pretty_name), r, w)
                             for l, r, w in _lines(d, verbosity, to_pretty, _explainer(to_pretty, pretty_name))])
 
 
