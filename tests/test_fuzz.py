@@ -48,6 +48,7 @@ from matcalc.check import dimension_sizes, opaque_functions, sample_inputs
 from matcalc.errors import MatcalcError, UnsupportedError
 from matcalc.numeric import run_program, to_user
 from matcalc.printing.latex import to_latex
+from tests.test_roundtrip import assert_well_formed_latex as assert_latex_well_formed
 
 LET = {"alpha": "scalar", "beta": "scalar", "x": "vector(n)", "y": "vector(n)", "z": "vector(m)",
        "A": "matrix(n, n)", "B": "matrix(n, n)", "W": "matrix(m, n)", "S": "symmetric(n)"}
@@ -663,32 +664,6 @@ def _count_tokens(text: str) -> None:
                 else (re.search(rf"(?<![A-Za-z0-9_]){re.escape(tok)}", text) if tok.endswith("(")
                       else tok in text)):
             TOKENS[tok] += 1
-
-
-def assert_latex_well_formed(s: str) -> None:
-    """Balanced {}, and \\left/\\right properly paired and nested with the braces."""
-    stack: list[str] = []
-    i = 0
-    while i < len(s):
-        if s.startswith(r"\left", i) and not s[i + 5:i + 6].isalpha():
-            stack.append("left")
-            i += 5
-            continue
-        if s.startswith(r"\right", i) and not s[i + 6:i + 7].isalpha():
-            assert stack and stack[-1] == "left", f"unmatched \\right at {i}: {s}"
-            stack.pop()
-            i += 6
-            continue
-        if s.startswith("\\{", i) or s.startswith("\\}", i):
-            i += 2
-            continue
-        if s[i] == "{":
-            stack.append("{")
-        elif s[i] == "}":
-            assert stack and stack[-1] == "{", f"unbalanced '}}' at {i}: {s}"
-            stack.pop()
-        i += 1
-    assert not stack, f"unclosed {stack} in {s}"
 
 
 def _point(program, rng):
