@@ -73,7 +73,7 @@ def check_derivation(derivation, seed: int = 0, points: int = 3, run_code: bool 
     generated: dict[str, float] = {}
     done = 0
     for i in range(points):
-        dims = dimension_sizes(program, rng, vary=i > 0)     # the first point distinct sizes, then any from 1
+        dims = dimension_sizes(program, rng, point=i)     # distinct sizes, then 1 and 2, then any
         _within_limits(derivation, dims)
         env = _valid_point(program, rng, dims, functions)
         if env is None:

@@ -171,9 +171,10 @@ def _is_int(v) -> bool:
     return float(v).is_integer()
 
 
-def dimension_sizes(program: E.Program, rng: np.random.Generator, vary: bool = False) -> dict[str, int]:
-    """A size per symbolic dimension: distinct ones from 2 up (so transposition slips
-    show), or with vary=True any from 1 to 5 (so size-1 and size-2 edge cases are met)."""
+def dimension_sizes(program: E.Program, rng: np.random.Generator, point: int = 0) -> dict[str, int]:
+    """A size per symbolic dimension, by the check's point number: at point 0 distinct
+    sizes from 3 up (so transposition slips show), at point 1 sizes 1 and 2 (both, where
+    there are two dimensions or more: size-1 and even-size edge cases), later any from 1 to 5."""
     names = []
     shapes = [sym.shape for sym in program.inputs.values()]
     for root in [b for _, b in program.definitions] + [program.output]:
@@ -183,7 +184,10 @@ def dimension_sizes(program: E.Program, rng: np.random.Generator, vary: bool = F
             for part in str(d).split("*"):
                 if not part.isdigit() and part not in names:
                     names.append(part)
-    if vary:
+    if point == 1:
+        small = rng.permutation([2] + [1 + (i % 2) for i in range(len(names) - 1)])
+        out = {name: int(small[i]) for i, name in enumerate(names)}
+    elif point > 1:
         out = {name: int(rng.integers(1, 6)) for name in names}
     else:
         sizes = rng.permutation(np.arange(2, 2 + max(len(names), 1)) + 1)
