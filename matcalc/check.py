@@ -82,6 +82,8 @@ def check_derivation(derivation, seed: int = 0, points: int = 3, run_code: bool 
             break
         done += 1
         ev = run_program(program, env, functions, dims, derivation.adjoints)
+        value_of = _value(program, functions, dims)
+        terms = _terms(program, env, functions, dims)
         code = _run_module(module, program, env, functions, derivation) if module is not None else None
         if code is not None:
             generated["value"] = max(generated.get("value", 0.0), _value_error(code.pop("value"), ev, program))
@@ -91,12 +93,12 @@ def check_derivation(derivation, seed: int = 0, points: int = 3, run_code: bool 
             sym = program.inputs.get(name)
             symmetric = sym is not None and sym.symmetric
             compare = _COMPARE[derivation.command]
-            err = compare(ev(result), point, name, fixed, symmetric, _value(program, functions, dims), rng)
+            err = compare(ev(result), point, name, fixed, symmetric, value_of, terms, rng)
             worst[name] = max(worst[name], err)
             if code is not None:
                 label = f"{derivation.command}_{name}"
                 got = code.get(name)
-                err = compare(got, point, name, fixed, symmetric, _value(program, functions, dims), rng) \
+                err = compare(got, point, name, fixed, symmetric, value_of, terms, rng) \
                     if got is not None else float("inf")
                 generated[label] = max(generated.get(label, 0.0), err)
     if done == 0:
@@ -123,8 +125,11 @@ def _note(err: float) -> str:
 # ------------------------------------------------------------ comparisons
 # Each takes the result's value at the point (2-D, as the IR sees it) and returns the
 # worst relative error of the entries compared; a result of the wrong shape is inf.
+# `terms` is the largest magnitude the value's evaluation meets: its rounding error
+# (1 - tanh(u)^2 near 1 loses all digits of a tiny derivative) scales with that, not
+# with the value.
 
-def _compare_gradient(analytic, point, name, fixed, symmetric, value_of, rng) -> float:
+def _compare_gradient(analytic, point, name, fixed, symmetric, value_of, terms, rng) -> float:
     x = point[name]
     if analytic.shape != x.shape:
         return float("inf")       # a result of the wrong shape fails, whatever its entries
@@ -132,20 +137,20 @@ def _compare_gradient(analytic, point, name, fixed, symmetric, value_of, rng) ->
     if symmetric:                 # symmetric directions cannot see an asymmetric part: test it directly
         err = _relative(analytic, analytic.T)
     directions = _directions_for(x, symmetric, rng)
-    numeric, noise = _first_differences(value_of, point, name, fixed, directions)
+    numeric, noise = _first_differences(value_of, point, name, fixed, directions, terms)
     return max(err, _discrepancy(analytic.reshape(1, -1, order="F") @ directions, numeric, noise))
 
 
-def _compare_jacobian(analytic, point, name, fixed, symmetric, value_of, rng) -> float:
+def _compare_jacobian(analytic, point, name, fixed, symmetric, value_of, terms, rng) -> float:
     x = point[name]
     directions = _directions_for(x, symmetric, rng)
-    numeric, noise = _first_differences(value_of, point, name, fixed, directions)
+    numeric, noise = _first_differences(value_of, point, name, fixed, directions, terms)
     if analytic.shape != (numeric.shape[0], x.size):
         return float("inf")
     return _discrepancy(analytic @ directions, numeric, noise)
 
 
-def _compare_hessian(analytic, point, name, fixed, symmetric, value_of, rng) -> float:
+def _compare_hessian(analytic, point, name, fixed, symmetric, value_of, terms, rng) -> float:
     x = point[name]
     if analytic.shape != (x.size, x.size):
         return float("inf")
@@ -156,7 +161,7 @@ def _compare_hessian(analytic, point, name, fixed, symmetric, value_of, rng) -> 
         directions = _directions(x, symmetric)
     else:
         directions = _random_directions(x, symmetric, rng, HESSIAN_DIRECTIONS)
-    numeric, noise = _second_differences(value_of, point, name, fixed, directions)
+    numeric, noise = _second_differences(value_of, point, name, fixed, directions, terms)
     return max(err, _discrepancy(directions.T @ analytic @ directions, numeric, noise))
 
 
@@ -183,7 +188,7 @@ def _discrepancy(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray) -
     return float(np.max(excess / np.maximum(np.abs(numeric), NEGLIGIBLE * scale), initial=0.0))
 
 
-def _first_differences(value_of, env, name, fixed, directions):
+def _first_differences(value_of, env, name, fixed, directions, terms=0.0):
     """The derivative of vec(value) along each column of `directions`, Richardson-extrapolated
     from steps h and 2h, and per entry an estimate of its error."""
     x = env[name]
@@ -194,13 +199,13 @@ def _first_differences(value_of, env, name, fixed, directions):
         f = {k: value_of({**env, name: x + k * h * d}, fixed).reshape(-1, order="F") for k in (-2, -1, 1, 2)}
         near = (f[1] - f[-1]) / (2 * h)
         far = (f[2] - f[-2]) / (4 * h)
-        size = np.max(np.abs(np.stack(list(f.values()))), axis=0)
+        size = np.maximum(np.max(np.abs(np.stack(list(f.values()))), axis=0), terms)
         estimates.append((4 * near - far) / 3)
         noises.append(np.abs(near - far) + ROUNDING * size / h)
     return np.stack(estimates, axis=1), np.stack(noises, axis=1)
 
 
-def _second_differences(value_of, env, name, fixed, directions):
+def _second_differences(value_of, env, name, fixed, directions, terms=0.0):
     """uᵢᵀ H uⱼ for every pair of columns, from four-point second differences of the
     value (Richardson from h and 2h), and per entry an estimate of its error."""
     x = env[name]
@@ -214,7 +219,7 @@ def _second_differences(value_of, env, name, fixed, directions):
 
     for i in range(k):
         for j in range(i, k):
-            s, size = {}, 0.0
+            s, size = {}, terms
             for t in (1, 2):
                 values = [f(t * h * (cols[i] + cols[j])), f(t * h * (cols[i] - cols[j])),
                           f(t * h * (cols[j] - cols[i])), f(-t * h * (cols[i] + cols[j]))]
@@ -277,6 +282,14 @@ def _value(program, functions, dims):
     def value_of(point, fixed=frozenset()):
         return run_program(program, point, functions, dims, fixed=fixed)(program.output)
     return value_of
+
+
+def _terms(program, env, functions, dims) -> float:
+    """The largest finite magnitude met in evaluating the value at env."""
+    ev = run_program(program, env, functions, dims)
+    ev(program.output)
+    return max((float(np.max(np.abs(v), initial=0.0)) for v in list(ev.memo.values()) + list(ev.env.values())
+                if np.all(np.isfinite(v))), default=0.0)
 
 
 def _valid_point(program, rng, dims, functions):
