@@ -101,7 +101,8 @@ def _json(d, args, report) -> str:
     }
     if report is not None:
         out["check"] = {"ok": report.ok, "worst_relative_error": report.worst_error,
-                        "per_variable": report.per_variable, "points": report.points}
+                        "per_variable": report.per_variable, "points": report.points,
+                        "generated_code": report.generated}
     return json.dumps(out, indent=2, ensure_ascii=False)
 
 
