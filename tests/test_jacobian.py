@@ -116,12 +116,9 @@ def kind_of(sym) -> str:
     return f"vector({r})" if c == 1 else f"matrix({r}, {c})"
 
 
-def user_opaque(v):            # the same stand-in as matcalc.sampling, in user convention
-    return float(np.sum(np.sin(v)) + 0.5 * np.sum(np.square(v)))
-
-
-def user_opaque_grad(v):
-    return np.cos(v) + v
+# matcalc.sampling's stand-in for `f: function` (any array convention) and its gradient
+_STAND_IN = opaque_functions(matcalc.parse("f(x)", {"f": "function"}))
+user_opaque, user_opaque_grad = _STAND_IN["f"], _STAND_IN["grad_f"]
 
 
 @dataclass
