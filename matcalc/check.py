@@ -86,7 +86,8 @@ def check_derivation(derivation, seed: int = 0, points: int = 3, run_code: bool 
         terms = _terms(program, env, functions, dims)
         code = _run_module(module, program, env, functions, derivation) if module is not None else None
         if code is not None:
-            generated["value"] = max(generated.get("value", 0.0), _value_error(code.pop("value"), ev, program))
+            code_value, code = code
+            generated["value"] = max(generated.get("value", 0.0), _value_error(code_value, ev, program))
         for name, result in derivation.results.items():
             fixed = frozenset() if name in program.inputs else frozenset({name})
             point = {**env, name: ev.env[name]}     # an intermediate is perturbed with its definition held
@@ -246,21 +247,21 @@ def _generated(derivation):
         return None, f"generated code not run: {exc.message}"
 
 
-def _run_module(module, program, env, functions, derivation) -> dict:
-    """'value' and each variable's derivative from the module, as 2-D arrays (None where it raised)."""
+def _run_module(module, program, env, functions, derivation) -> tuple:
+    """The module's value, and each variable's derivative, as 2-D arrays (NaN, or None
+    for a derivative, where the code raised)."""
     args = [to_user(env[n], s.shape) for n, s in program.inputs.items()]
     args += [functions[f] for f in sorted(program.functions)] + [functions["grad_" + f] for f in sorted(program.functions)]
-    out: dict = {}
-    for key, fname, shape in [("value", "value", program.output.shape)] + \
-            [(n, f"{derivation.command}_{n}", r.shape) for n, r in derivation.results.items()]:
+
+    def call(fname, shape):
         try:
             with np.errstate(all="ignore"):
-                out[key] = from_user(getattr(module, fname)(*args), shape)
+                return from_user(getattr(module, fname)(*args), shape)
         except Exception:        # noqa: BLE001 -- whatever the generated code raises is a failed check
-            out[key] = None
-    if out["value"] is None:
-        out["value"] = np.array([[np.nan]])
-    return out
+            return None
+    value = call("value", program.output.shape)
+    return (np.array([[np.nan]]) if value is None else value,
+            {n: call(f"{derivation.command}_{n}", r.shape) for n, r in derivation.results.items()})
 
 
 def _value_error(got, ev: Evaluator, program) -> float:
