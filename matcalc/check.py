@@ -94,14 +94,12 @@ def check_derivation(derivation, seed: int = 0, points: int = 3, run_code: bool 
             sym = program.inputs.get(name)
             symmetric = sym is not None and sym.symmetric
             compare = _COMPARE[derivation.command]
-            err = compare(ev(result), point, name, fixed, symmetric, value_of, terms, rng)
-            worst[name] = max(worst[name], err)
+            candidates = [ev(result)] + ([code.get(name)] if code is not None else [])
+            errors = compare(candidates, point, name, fixed, symmetric, value_of, terms, rng)
+            worst[name] = max(worst[name], errors[0])
             if code is not None:
                 label = f"{derivation.command}_{name}"
-                got = code.get(name)
-                err = compare(got, point, name, fixed, symmetric, value_of, terms, rng) \
-                    if got is not None else float("inf")
-                generated[label] = max(generated.get(label, 0.0), err)
+                generated[label] = max(generated.get(label, 0.0), errors[1])
     if done == 0:
         return CheckReport(False, float("nan"), {}, "check: could not find a point where the expression "
                            f"is finite after {ATTEMPTS} random draws; nothing was verified", 0)
@@ -124,46 +122,59 @@ def _note(err: float) -> str:
 
 
 # ------------------------------------------------------------ comparisons
-# Each takes the result's value at the point (2-D, as the IR sees it) and returns the
-# worst relative error of the entries compared; a result of the wrong shape is inf.
+# Each takes candidate values of one result at the point (2-D, as the IR sees it: the
+# result evaluated, and the generated code's) and returns for each the worst relative
+# error of the entries compared; a result of the wrong shape (or None: the code raised)
+# is inf.  The differences are computed once, for all candidates.
 # `terms` is the largest magnitude the value's evaluation meets: its rounding error
 # (1 - tanh(u)^2 near 1 loses all digits of a tiny derivative) scales with that, not
 # with the value.
 
-def _compare_gradient(analytic, point, name, fixed, symmetric, value_of, terms, rng) -> float:
-    x = point[name]
-    if analytic.shape != x.shape:
-        return float("inf")       # a result of the wrong shape fails, whatever its entries
-    err = 0.0
-    if symmetric:                 # symmetric directions cannot see an asymmetric part: test it directly
-        err = _relative(analytic, analytic.T)
-    directions = _directions_for(x, symmetric, rng)
-    numeric, noise = _first_differences(value_of, point, name, fixed, directions, terms)
-    return max(err, _discrepancy(analytic.reshape(1, -1, order="F") @ directions, numeric, noise))
-
-
-def _compare_jacobian(analytic, point, name, fixed, symmetric, value_of, terms, rng) -> float:
+def _compare_gradient(candidates, point, name, fixed, symmetric, value_of, terms, rng) -> list[float]:
     x = point[name]
     directions = _directions_for(x, symmetric, rng)
-    numeric, noise = _first_differences(value_of, point, name, fixed, directions, terms)
-    if analytic.shape != (numeric.shape[0], x.size):
-        return float("inf")
-    return _discrepancy(analytic @ directions, numeric, noise)
+    numeric = None
+    errors = []
+    for analytic in candidates:
+        if analytic is None or analytic.shape != x.shape:
+            errors.append(float("inf"))       # a result of the wrong shape fails, whatever its entries
+            continue
+        if numeric is None:
+            numeric, noise = _first_differences(value_of, point, name, fixed, directions, terms)
+        # symmetric directions cannot see an asymmetric part: test it directly
+        err = _relative(analytic, analytic.T) if symmetric else 0.0
+        errors.append(max(err, _discrepancy(analytic.reshape(1, -1, order="F") @ directions, numeric, noise)))
+    return errors
 
 
-def _compare_hessian(analytic, point, name, fixed, symmetric, value_of, terms, rng) -> float:
+def _compare_jacobian(candidates, point, name, fixed, symmetric, value_of, terms, rng) -> list[float]:
     x = point[name]
-    if analytic.shape != (x.size, x.size):
-        return float("inf")
-    # a Hessian is a symmetric matrix; tested directly, since by a symmetric S the
-    # (symmetric) directions of the differences see only H + Hᵀ
-    err = _relative(analytic, analytic.T)
+    directions = _directions_for(x, symmetric, rng)
+    numeric, noise = _first_differences(value_of, point, name, fixed, directions, terms)
+    return [_discrepancy(analytic @ directions, numeric, noise)
+            if analytic is not None and analytic.shape == (numeric.shape[0], x.size) else float("inf")
+            for analytic in candidates]
+
+
+def _compare_hessian(candidates, point, name, fixed, symmetric, value_of, terms, rng) -> list[float]:
+    x = point[name]
     if x.size <= HESSIAN_ENTRYWISE_UP_TO:
         directions = _directions(x, symmetric)
     else:
         directions = _random_directions(x, symmetric, rng, HESSIAN_DIRECTIONS)
-    numeric, noise = _second_differences(value_of, point, name, fixed, directions, terms)
-    return max(err, _discrepancy(directions.T @ analytic @ directions, numeric, noise))
+    numeric = None
+    errors = []
+    for analytic in candidates:
+        if analytic is None or analytic.shape != (x.size, x.size):
+            errors.append(float("inf"))
+            continue
+        if numeric is None:
+            numeric, noise = _second_differences(value_of, point, name, fixed, directions, terms)
+        # a Hessian is a symmetric matrix; tested directly, since by a symmetric S the
+        # (symmetric) directions of the differences see only H + Hᵀ
+        errors.append(max(_relative(analytic, analytic.T),
+                          _discrepancy(directions.T @ analytic @ directions, numeric, noise)))
+    return errors
 
 
 _COMPARE = {"grad": _compare_gradient, "jacobian": _compare_jacobian, "hessian": _compare_hessian}
@@ -340,7 +351,7 @@ def _random_directions(x: np.ndarray, symmetric: bool, rng, count: int = DIRECTI
         d = rng.standard_normal(x.shape)
         if symmetric:
             d = d + d.T
-        columns.append((d / np.linalg.norm(d)).reshape(-1, order="F"))
+        columns.append((d / np.sqrt(np.sum(d * d))).reshape(-1, order="F"))
     return np.stack(columns, axis=1)
 
 
