@@ -15,6 +15,7 @@ the survivors, if any, are listed with their expressions.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from fractions import Fraction
 
@@ -34,7 +35,7 @@ from tests.test_cookbook import ROWS, XFAIL
 from tests.test_fuzz import LET, scalar_exprs
 
 FUZZ_SAMPLE = 40          # fuzz gradients mutated (a fixed, derandomised sample)
-TALLY = {"gradients": 0, "mutants": 0, "value-changing": 0, "killed": 0, "survivors": []}
+TALLY = {"gradients": 0, "mutants": 0, "value-changing": 0, "killed": 0, "survivors": [], "equivalent": Counter()}
 
 
 def _first_sum(e: E.Expr) -> E.Expr | None:
@@ -107,6 +108,7 @@ def run_mutants(d, origin: str) -> list[str]:
     for label, mutant in mutants(d):
         TALLY["mutants"] += 1
         if not changes_value(d, mutant):
+            TALLY["equivalent"][label.split(" ")[0] if label.startswith("term") else label] += 1
             continue
         TALLY["value-changing"] += 1
         if mutant.check().ok:
@@ -153,8 +155,9 @@ def test_kill_rate():
     if TALLY["value-changing"] == 0:
         pytest.skip("run with the mutation tests above")
     rate = TALLY["killed"] / TALLY["value-changing"]
-    print(f"\nmutation test: {TALLY['gradients']} gradients, {TALLY['mutants']} mutants, {TALLY['value-changing']} change the value, "
-          f"{TALLY['killed']} killed: kill rate {rate:.1%}")
+    print(f"\nmutation test: {TALLY['gradients']} gradients, {TALLY['mutants']} mutants, "
+          f"{TALLY['value-changing']} change the value, {TALLY['killed']} killed: kill rate {rate:.1%}")
+    print("  equivalent (not counted), by mutation:", dict(TALLY["equivalent"]))
     for s in TALLY["survivors"]:
         print("  survivor:", s)
     assert rate == 1.0
