@@ -1,4 +1,4 @@
-"""The Python API of interface.md §4: parse, grad, jacobian, hessian.
+"""The Python API of docs/reference.md §4: parse, grad, jacobian, hessian.
 
 Layer L5: imports everything below.  `Derivation` adds the output methods
 (latex, pretty, code and its targets numpy/jax/torch/array_api, function, check,
@@ -44,7 +44,7 @@ def parse(text: str, let: dict[str, str] | None = None) -> Program:
 
 @dataclass
 class Derivation(derive.Derivation):
-    """A derivation with its printers: see interface.md §4."""
+    """A derivation with its printers: see docs/reference.md §4."""
     layout: str = DENOMINATOR          # or "numerator": every gradient transposed
 
     @classmethod
@@ -76,7 +76,7 @@ class Derivation(derive.Derivation):
         return derivation_pretty(self)
 
     def code(self, target: str = "numpy") -> str:
-        """The module of interface.md §3 for a target: "numpy", "jax", "torch" or
+        """The module of docs/reference.md §3 for a target: "numpy", "jax", "torch" or
         "array-api".  The forward pass is written in the simplifier's canonical
         form, the form the derivatives are in, so that value_and_grad computes
         each shared subexpression once."""

@@ -325,7 +325,7 @@ def _judge(d, claim: Claim, seed: int, points: int) -> Verdict:
                   shapes=f"your claim is {show_shape(shape)}, and {label} is {show_shape(result.shape)}")
     verdict = lambda agrees, code, err, text, factor=None, n=0: Verdict(
         agrees, code, err, f"claim for {label}: " + ("agrees" if agrees else "DISAGREES: ") + text
-        + ("" if agrees else f"\n  matcalc: {label} = {to_text(result)}"), name, claim.formula.strip(), factor, n)
+        + ("" if agrees else f"\n  matcalc: {label} = {to_text(_spelled_out(d, result))}"), name, claim.formula.strip(), factor, n)
     wrong_shape = lambda: verdict(False, "shape", float("inf"), ctx.shapes + (SCALAR_HINT if shape == (1, 1) else ""))
     if not (ctx.same_shape or ctx.transposed_shape or ctx.same_size):
         return wrong_shape()
@@ -357,13 +357,22 @@ def _judge(d, claim: Claim, seed: int, points: int) -> Verdict:
                        f"your claim agrees only where {names} {'is' if len(assumed) == 1 else 'are'} "
                        f"symmetric; {names} {'is' if len(assumed) == 1 else 'are'} not declared symmetric "
                        f"(if {'it is' if len(assumed) == 1 else 'they are'}, say so: --let '{assumed[0]}: "
-                       f"symmetric(n)')", n=len(pairs))
+                       f"symmetric({d.program.inputs[assumed[0]].shape[0]})')", n=len(pairs))
     if not ctx.same_shape:
         return wrong_shape()
     tried = ", ".join(s.code for s in SLIPS[1:] if s.applies(ctx))
     return verdict(False, "different", worst,
                    f"worst relative difference {worst:.1e} at {len(pairs)} random points; "
                    f"not one of the common slips ({tried})", n=len(pairs))
+
+
+def _spelled_out(d, e: E.Expr) -> E.Expr:
+    """e with the derivation's own names (g_a = ..., t1 = ...) replaced by what they stand for,
+    so that the verdict can be read alone."""
+    meaning: dict = {}
+    for g, body in d.named:            # in evaluation order: a body uses only earlier names
+        meaning[g] = E.map_bottom_up(body, lambda n: meaning.get(n, n), {})
+    return E.map_bottom_up(e, lambda n: meaning.get(n, n), {}) if meaning else e
 
 
 def _is_symmetric(d, name: str) -> bool:

@@ -1,4 +1,4 @@
-"""The command line of interface.md §2.
+"""The command line of docs/reference.md §2.
 
 Layer L6: argparse over the API.  Exit status: 0 success, 1 a --check
 failed or a --claim disagrees, 2 bad input (with line, column and caret), 3 an internal error
