@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from . import expr as E
-from .errors import MatcalcError, NameError_, Span, UsageError
+from .errors import LimitError, MatcalcError, NameError_, Span, UsageError
 from .numeric import run_program
 from .printing.pretty import derivative_text
 from .printing.text import to_text
@@ -36,6 +36,7 @@ POINTS = 5
 ATTEMPTS = 20
 ORIGIN = "--claim"
 SCALAR_HINT = " (a number is a scalar: write ones for all ones, I for the identity, 0*x for zeros)"
+MAX_ENTRIES = 4_000_000    # the largest array a comparison may build, as for --check (32 MB of float64)
 MAX_CHOICES = 1000    # ways to fill a claim's open sizes that are tried
 LABEL = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*=(?!=)")     # "X = formula"
 
@@ -329,6 +330,7 @@ def _judge(d, claim: Claim, seed: int, points: int) -> Verdict:
     wrong_shape = lambda: verdict(False, "shape", float("inf"), ctx.shapes + (SCALAR_HINT if shape == (1, 1) else ""))
     if not (ctx.same_shape or ctx.transposed_shape or ctx.same_size):
         return wrong_shape()
+    _within_limits(d, claim)
     pairs = _evaluate(d, claim, seed, points)
     if not pairs:
         return verdict(False, "no-point", float("nan"), f"no point found where the expression and its "
@@ -445,6 +447,30 @@ def _evaluate(d, claim: Claim, seed: int, points: int,
         else:
             break
     return pairs
+
+
+def _within_limits(d, claim: Claim) -> None:
+    """Refuse sizes whose arrays would not fit, before any is built.  Named dimensions are
+    sampled small; a declared number (vector(100000)) is taken as it is."""
+    program = d.program
+    roots = [b for _, b in program.definitions] + [program.output, d.results[claim.variable]] + \
+        [b for _, b in d.named] + [b for _, b in claim.program.definitions] + [claim.program.output]
+    seen: set = set()
+    for root in roots:
+        for n in E.walk(root):
+            if n in seen:
+                continue
+            seen.add(n)
+            sizes = [_fixed_size(dim) for dim in n.shape]
+            if sizes[0] * sizes[1] > MAX_ENTRIES:
+                raise LimitError(f"--claim would build a {sizes[0]:,}×{sizes[1]:,} array, more than the "
+                                 f"{MAX_ENTRIES:,} entries a comparison may use; compare with smaller sizes, "
+                                 "or with named dimensions such as matrix(m, n), which are sampled small")
+
+
+def _fixed_size(dim) -> int:
+    """The size a dimension has whatever the sampling: its numbers (a name counts as 1)."""
+    return functools.reduce(lambda a, p: a * (int(p) if p.isdigit() else 1), str(dim).split("*"), 1)
 
 
 def _defined(program: E.Program) -> set[str]:

@@ -194,3 +194,16 @@ def test_cli_bad_claim_is_exit_2_with_the_caret_in_the_claim(claim, token, messa
     else:
         caret = next(line for line in p.err.splitlines() if line.strip().startswith("| ") and "^" in line)
         assert caret.index("^") == p.err.splitlines()[p.err.splitlines().index(caret) - 1].index("|") + 2 + len(claim)
+
+
+def test_the_verdict_reads_alone():
+    """The derivative it shows spells out the derivation's own names (g_a = ...)."""
+    d = matcalc.grad("a = W*h + b\nL = norm2(a - y)^2", wrt=["W", "b"])
+    assert d.named, "this derivation should name an adjoint"
+    v = d.compare({"b": "a - y"})
+    assert v.diagnosis == "factor" and "g_a" not in str(v) and "2*(a - y)" in str(v)
+
+
+def test_declared_sizes_past_the_limit_are_refused_not_built():
+    p = run("grad", "x'*A*x", "--wrt", "x", "--let", "x: vector(100000)", "--claim", "(A + A')*x")
+    assert p.returncode == 2 and "limit exceeded" in p.err, p.err
