@@ -54,7 +54,7 @@ def test_program_prints_one_definition_per_line_aligned():
     d = matcalc.grad(MLP, wrt=["W1", "W2"])
     assert d.pretty().splitlines() == [
         "g_a₂   = 2 (a₂ − y)",
-        "∂L/∂W₁ = ((1 − h₁²) ⊙ (W₂ᵀ g_a₂)) xᵀ",
+        "∂L/∂W₁ = ((1 − h₁²) ⊙ W₂ᵀ g_a₂) xᵀ",
         "∂L/∂W₂ = g_a₂ h₁ᵀ",
     ]
 
