@@ -208,12 +208,14 @@ def test_cli_json_carries_pretty():
 from hypothesis import assume, given, note, settings  # noqa: E402
 
 from tests.test_fuzz import LET, scalar_exprs, share  # noqa: E402
+from tests.test_reading import check_derivation_reads_one_way  # noqa: E402
 
 
 @settings(max_examples=share(300))
 @given(scalar_exprs())
 def test_random_expressions_and_gradients_print(text):
-    """Every node the language makes has a pretty form with no ASCII operator left."""
+    """Every node the language makes has a pretty form with no ASCII operator left, and
+    every step line and result reads one way in pretty and LaTeX (tests/test_reading.py)."""
     note(text)
     program = matcalc.parse(text, LET)
     assume(program.inputs)
@@ -225,3 +227,4 @@ def test_random_expressions_and_gradients_print(text):
         out = to_pretty(e)
         assert out and not ASCII_FORMS.search(out), out
     assert len(_equals_columns(d.pretty(steps=True))) == 1
+    check_derivation_reads_one_way(d)

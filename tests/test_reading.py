@@ -24,7 +24,7 @@ import re
 from fractions import Fraction
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import matcalc
@@ -34,7 +34,6 @@ from matcalc.printing.latex import NAMED, latex_name, to_latex
 from matcalc.printing.pretty import FROBENIUS_NORM, FUNCTIONS, pretty_name, to_pretty
 from matcalc.printing.steps import _lines, steps_latex, steps_pretty
 from tests.test_cookbook import ROWS, XFAIL
-from tests.test_fuzz import LET as FUZZ_LET, scalar_exprs, share
 from tests.test_roundtrip import DECLS, _expr
 from tests.test_steps import LATEX_CASES
 
@@ -629,16 +628,3 @@ def test_random_expressions_read_one_way(text):
     assert_reads_as(to_pretty(e), e, "pretty", text)
     assert_reads_as(to_latex(e), e, "latex", text)
 
-
-@settings(max_examples=share(100), deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                          HealthCheck.filter_too_much])
-@given(scalar_exprs())
-def test_random_derivations_read_one_way(text):
-    """The fuzzer's losses: every step line and result of their gradients, both notations."""
-    program = matcalc.parse(text, FUZZ_LET)
-    assume(program.inputs)
-    try:
-        d = matcalc.grad(program, wrt=list(program.inputs)[0])
-    except matcalc.MatcalcError:        # unsupported gradients are test_fuzz.py's business
-        assume(False)
-    check_derivation_reads_one_way(d)
