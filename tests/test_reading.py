@@ -550,15 +550,15 @@ def _where(why: str, notation: str):
     return m.group(2) if m else None
 
 
-def check_derivation_reads_one_way(d):
+def check_derivation_reads_one_way(d, verbosity="brief"):
     """Every --steps line (and the definitions the explanations quote) and every result,
     in pretty and LaTeX, reads back as the tree it was printed from."""
     checked = 0
-    rows = _lines(d, "brief", lambda e: e, lambda s, merged: (s, merged))
+    rows = _lines(d, verbosity, lambda e: e, lambda s, merged: (s, merged))
     # pretty: the very lines the command prints
     from matcalc.printing.steps import _explainer
     explain = _explainer(to_pretty, pretty_name)
-    block = steps_pretty(d).splitlines()
+    block = steps_pretty(d, verbosity).splitlines()
     assert len(block) == len(rows)
     column = block[0].index(" = ") + 3
     for line, (label, e, why) in zip(block, rows):
@@ -575,7 +575,7 @@ def check_derivation_reads_one_way(d):
         checked += 1
     # LaTeX: the align* rows
     from matcalc.printing.steps import _latex_why
-    body = steps_latex(d).split("\n", 1)[1].rsplit("\n", 1)[0].split(" \\\\\n")
+    body = steps_latex(d, verbosity).split("\n", 1)[1].rsplit("\n", 1)[0].split(" \\\\\n")
     assert len(body) == len(rows)
     for line, (label, e, why) in zip(body, rows):
         lhs, rhs = line.split(" &= ", 1)
@@ -604,6 +604,7 @@ def check_derivation_reads_one_way(d):
 def test_every_printed_line_reads_one_way(command, text, wrt, let):
     d = getattr(matcalc, command)(text, wrt=wrt, let=let)
     assert check_derivation_reads_one_way(d) >= 2
+    assert check_derivation_reads_one_way(d, "all") >= 2       # --steps=all
 
 
 def test_the_mlp_steps_read_as_a_textbook_writes_them():

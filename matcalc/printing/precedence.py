@@ -197,7 +197,7 @@ class MathPrinter(Printer):
 
     def _print_Add(self, e):
         # every term binds at least like an infix product; one after a sign
-        # never starts with one (`a + (−b) ⊙ c`, not `a + −b ⊙ c`)
+        # never starts with one (`a + (−b ⊙ c)`, not `a + −b ⊙ c`)
         return print_sum(self, e, self.MINUS, INFIX, INFIX, one_sign=True)
 
     def _print_Hadamard(self, e):
