@@ -77,9 +77,7 @@ def check_derivation(derivation, seed: int = 0, points: int = 3, run_code: bool 
         _within_limits(derivation, dims)
         env = _valid_point(program, rng, dims, functions)
         if env is None:
-            if done == 0 and i + 1 < points:
-                continue          # these sizes may be the obstacle (a Gram product of a wide factor)
-            break
+            continue          # these sizes may be the obstacle (a Gram product of a wide factor)
         done += 1
         ev = run_program(program, env, functions, dims, derivation.adjoints)
         value_of = _value(program, functions, dims)
