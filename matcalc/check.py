@@ -289,8 +289,28 @@ def _value_error(got, ev: Evaluator, program) -> float:
 # ------------------------------------------------------------ points and limits
 
 def _value(program, functions, dims):
+    """point -> the program's value.  The differences evaluate it dozens of times, so
+    the order of its nodes is worked out once (what run_program would walk each time)."""
+    segments, seen = [], set()
+    for sym, body in list(program.definitions) + [(None, program.output)]:
+        segment = [n for n in E.walk(body) if n not in seen]
+        seen.update(segment)
+        segments.append((sym, body, segment))
+
     def value_of(point, fixed=frozenset()):
-        return run_program(program, point, functions, dims, fixed=fixed)(program.output)
+        env = dict(point)
+        ev = Evaluator(env, functions, dims)
+        memo = ev.memo
+        with np.errstate(all="ignore"):
+            for sym, body, segment in segments:
+                for n in segment:
+                    try:
+                        memo[n] = ev._eval(n, [memo[k] for k in n.children()])
+                    except np.linalg.LinAlgError:   # singular: not a point of the domain
+                        memo[n] = np.full((ev.dim(n.shape[0]), ev.dim(n.shape[1])), np.nan)
+                if sym is not None and sym.name not in fixed:
+                    env[sym.name] = memo[body]
+        return memo[program.output]
     return value_of
 
 
