@@ -260,7 +260,8 @@ def _run_module(module, program, env, functions, derivation) -> tuple:
     """The module's value, and each variable's derivative, as 2-D arrays (NaN, or None
     for a derivative, where the code raised)."""
     args = [to_user(env[n], s.shape) for n, s in program.inputs.items()]
-    args += [functions[f] for f in sorted(program.functions)] + [functions["grad_" + f] for f in sorted(program.functions)]
+    opaque = sorted(program.functions)       # the module's parameters: f, g, ..., then grad_f, grad_g, ...
+    args += [functions[f] for f in opaque] + [functions["grad_" + f] for f in opaque]
 
     def call(fname, shape):
         try:
