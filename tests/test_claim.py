@@ -11,7 +11,7 @@ import json
 import pytest
 
 import matcalc
-from matcalc.claim import SLIPS
+from matcalc.slips import SLIPS
 from matcalc.errors import MatcalcError
 from tests.test_cli import assert_points_at, run
 
