@@ -104,7 +104,8 @@ def _json(d, args, report, verdict=None) -> str:
     }
     if report is not None:
         out["check"] = {"ok": report.ok, "worst_relative_error": report.worst_error,
-                        "per_variable": report.per_variable, "points": report.points}
+                        "per_variable": report.per_variable, "points": report.points,
+                        "generated_code": report.generated}
     if verdict is not None:
         out["claim"] = verdict.as_json()
     return json.dumps(out, indent=2, ensure_ascii=False)
