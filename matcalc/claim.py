@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
@@ -147,11 +147,12 @@ def _names(d) -> dict[str, Decl]:
 
 def _decl(sym: E.Symbol) -> Decl:
     rows, cols = sym.shape
-    if sym.symmetric:
-        return Decl("symmetric", (rows,))
+    if sym.symmetric:                       # symmetric(n) or spd(n)
+        return Decl(sym.kind, (rows,), positive=sym.positive)
     if (rows, cols) == (1, 1):
-        return Decl("scalar")
-    return Decl("vector", (rows,)) if cols == 1 else Decl("matrix", (rows, cols))
+        return Decl("scalar", positive=sym.positive)
+    return Decl("vector", (rows,), positive=sym.positive) if cols == 1 else \
+        Decl("matrix", (rows, cols), positive=sym.positive)
 
 
 def _parse(d, argument: str, offset: int) -> E.Program:
@@ -206,14 +207,6 @@ def _substitute(dim, sizes: Mapping[str, Dim]):
 
 def _dims(dim) -> set[str]:
     return {part for part in str(dim).split("*") if not part.isdigit()}
-
-
-def _fresh(stem: str, taken) -> str:
-    name, i = stem, 0
-    while name in taken:
-        i += 1
-        name = f"{stem}{i}"
-    return name
 
 
 # ------------------------------------------------------------------ comparing
@@ -302,19 +295,19 @@ def _is_symmetric(d, name: str) -> bool:
 def _evaluate(d, claim: Claim, seed: int, points: int,
               adjust: Callable[[dict], dict] = lambda env: env) -> list[tuple[np.ndarray, np.ndarray]]:
     """(claim, derivative) at up to `points` random points where both the value and the
-    derivative are finite, sampled from the domains the expression and the claim need;
-    `adjust` changes each point before it is used."""
+    derivative are finite, sampled from the expression's domain (not the claim's: a claim
+    that is not finite there is not the derivative there); `adjust` changes each point."""
     rng = np.random.default_rng(seed)
     program = d.program
-    sampling = _with_claim(program, claim.program)
     functions = opaque_functions(program)
     result = d.results[claim.variable]
     pairs = []
-    for _ in range(points):
-        dims = dimension_sizes(sampling, rng)
+    for point in range(points):       # sizes vary by point as the check's do: distinct, then 1 and 2, then any
+        dims = dimension_sizes(program, rng, point)
         dims |= {free: dims.get(size, size) for free, size in claim.sizes.items()}
+        dims = dimension_sizes(claim.program, rng, point) | dims      # and sizes the claim alone has
         for _ in range(ATTEMPTS):
-            env = adjust(sample_inputs(sampling, rng, dims))
+            env = adjust(sample_inputs(program, rng, dims, functions))
             ev = run_program(program, env, functions, dims, d.named)
             if not (np.all(np.isfinite(ev(program.output))) and np.all(np.isfinite(R := ev(result)))):
                 continue
@@ -352,16 +345,6 @@ def _fixed_size(dim) -> int:
 
 def _defined(program: E.Program) -> set[str]:
     return {s.name for s, _ in program.definitions}
-
-
-def _with_claim(program: E.Program, claim: E.Program) -> E.Program:
-    """The expression with the claim as extra definitions: samples then also meet the
-    claim's domain (a log in the claim needs its argument positive), and its sizes."""
-    extra = list(claim.definitions)
-    if not (extra and claim.output is extra[-1][0]):
-        extra.append((E.Symbol(_fresh("claimed", _defined(program) | set(program.inputs)),
-                               claim.output.shape, "defined"), claim.output))
-    return replace(program, definitions=tuple(program.definitions) + tuple(extra))
 
 
 def _assumes_symmetric(d, claim: Claim, seed: int, points: int) -> list[str]:
