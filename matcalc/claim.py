@@ -1,11 +1,12 @@
 """--claim: a derivative written by hand, compared with matcalc's.
 
-Layer L5 (beside api): imports the elaborator, numeric evaluation and sampling.
+Layer L5 (beside api): imports the elaborator, numeric evaluation, sampling and
+the table of slips (slips.py).
 A claim is parsed in the expression's context: every input and named
 intermediate is declared with the shape matcalc inferred, so the claim may use
 them (an intermediate evaluates as its definition) and cannot bring new ones.
 Claim and derivative are evaluated at random points of the inputs' domains;
-where they differ, the common slips (SLIPS, a table) are tried in turn, and a
+where they differ, the common slips (slips.SLIPS) are tried in turn, and a
 slip is reported only if it explains the difference at every point.
 """
 from __future__ import annotations
@@ -13,8 +14,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from dataclasses import dataclass, field, replace
-from fractions import Fraction
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
@@ -27,11 +27,11 @@ from .printing.text import to_text
 from .sampling import dimension_sizes, opaque_functions, sample_inputs
 from .shapes import Dim, dim_product, show_shape
 from .shapes import transposed as transposed_shape
+from .slips import SLIPS, TOLERANCE, Context, difference, explains, show_factor, sym
 from .syntax.elaborate import Decl, parse_program
 
 __all__ = ["Verdict", "compare", "parse_claims", "SLIPS"]
 
-TOLERANCE = 1e-7      # claim and derivative are both exact: only rounding separates them
 POINTS = 5
 ATTEMPTS = 20
 ORIGIN = "--claim"
@@ -147,11 +147,12 @@ def _names(d) -> dict[str, Decl]:
 
 def _decl(sym: E.Symbol) -> Decl:
     rows, cols = sym.shape
-    if sym.symmetric:
-        return Decl("symmetric", (rows,))
+    if sym.symmetric:                       # symmetric(n) or spd(n)
+        return Decl(sym.kind, (rows,), positive=sym.positive)
     if (rows, cols) == (1, 1):
-        return Decl("scalar")
-    return Decl("vector", (rows,)) if cols == 1 else Decl("matrix", (rows, cols))
+        return Decl("scalar", positive=sym.positive)
+    return Decl("vector", (rows,), positive=sym.positive) if cols == 1 else \
+        Decl("matrix", (rows, cols), positive=sym.positive)
 
 
 def _parse(d, argument: str, offset: int) -> E.Program:
@@ -208,99 +209,6 @@ def _dims(dim) -> set[str]:
     return {part for part in str(dim).split("*") if not part.isdigit()}
 
 
-def _fresh(stem: str, taken) -> str:
-    name, i = stem, 0
-    while name in taken:
-        i += 1
-        name = f"{stem}{i}"
-    return name
-
-
-# ------------------------------------------------------------------ the slips
-
-@dataclass(frozen=True)
-class Context:
-    """What a slip needs to know besides the numbers."""
-    command: str
-    layout: str
-    label: str             # ∂L/∂x, ∂f/∂x, ...
-    variable: str
-    symmetric: bool        # the variable is declared symmetric
-    same_shape: bool       # the claim has the derivative's shape (symbolically)
-    transposed_shape: bool
-    same_size: bool
-    shapes: str            # "your claim is ..., and ∂L/∂x is ..."
-
-
-@dataclass(frozen=True)
-class Slip:
-    """A common way to get a derivative wrong: the claim (through `of_claim`)
-    equals `of_derivative` of the derivative, times a constant where `scaled`."""
-    code: str
-    applies: Callable[[Context], bool]
-    of_claim: Callable[[np.ndarray, np.ndarray], np.ndarray]          # (claim, derivative) -> array
-    of_derivative: Callable[[np.ndarray, np.ndarray], np.ndarray]
-    scaled: bool
-    explain: Callable[[Context, str], str]     # (context, the factor as text, "" when 1)
-
-
-def _sym(a):
-    return (a + a.T) / 2
-
-
-def _as_derivative(claim, derivative):
-    return claim.reshape(derivative.shape, order="F")
-
-
-def _times(factor: str) -> str:
-    return f"{factor} × " if factor else ""
-
-
-def _layout_note(c: Context, f: str) -> str:
-    if c.command == "grad":
-        other = "numerator" if c.layout == "denominator" else "denominator"
-        return (f"the other layout: your claim is {_times(f)}the transpose of {c.label}, which is the gradient "
-                f"in {other} layout; in {c.layout} layout {c.label} is shaped "
-                + ("like " + c.variable if c.layout == "denominator" else f"like {c.variable}ᵀ")
-                + (f" (--layout {other} gives the other one)"))
-    return (f"the other layout: your claim is {_times(f)}the transpose of {c.label}, which is "
-            + ("len(x) × len(f) (the gradient convention); matcalc's Jacobian is len(f) × len(x), df = J dx"
-               if c.command == "jacobian" else "laid out the other way"))
-
-
-TRANSPOSE_MEANS = {"grad": " (for a square variable, the gradient in the other layout)",
-                   "jacobian": " (the len(x) × len(f) layout of the gradient convention; matcalc's Jacobian "
-                               "is len(f) × len(x), df = J dx)"}
-
-SLIPS: list[Slip] = [
-    Slip("agrees", lambda c: c.same_shape, lambda C, R: C, lambda C, R: R, False,
-         lambda c, f: "agrees"),
-    Slip("sign", lambda c: c.same_shape, lambda C, R: C, lambda C, R: -R, False,
-         lambda c, f: f"the sign: your claim is −({c.label})"),
-    Slip("factor", lambda c: c.same_shape, lambda C, R: C, lambda C, R: R, True,
-         lambda c, f: f"a constant factor: your claim is {f} × {c.label}"),
-    Slip("layout", lambda c: c.transposed_shape and not c.same_shape,
-         lambda C, R: C, lambda C, R: R.T, True, _layout_note),
-    Slip("transposed", lambda c: c.transposed_shape and c.same_shape,
-         lambda C, R: C, lambda C, R: R.T, True,
-         lambda c, f: f"transposed: your claim is {_times(f)}({c.label})ᵀ" + TRANSPOSE_MEANS.get(c.command, "")),
-    Slip("unsymmetrised", lambda c: c.command == "grad" and c.symmetric and c.same_shape,
-         lambda C, R: _sym(C), lambda C, R: R, True,
-         lambda c, f: f"the symmetric part is missing: {c.variable} is symmetric, so {c.label} is the "
-         f"symmetric part ½(G + Gᵀ) of a G that only symmetric directions see; your claim G is not "
-         f"symmetric, and {_times(f)}its symmetric part is {c.label}"),
-    Slip("cookbook", lambda c: c.command == "grad" and c.symmetric and c.same_shape,
-         lambda C, R: C, lambda C, R: 2 * R - np.diag(np.diag(R)), True,
-         lambda c, f: f"the Matrix Cookbook's convention: your claim is {_times(f)}G + Gᵀ − diag(G), and "
-         f"{c.label} is the derivative along symmetric directions, sym(G) = ½(G + Gᵀ) (the Cookbook's "
-         "form counts each off-diagonal entry twice: Srinivasan & Panda, arXiv:1911.06491)"),
-    Slip("arrangement", lambda c: c.same_size and not c.same_shape and not c.transposed_shape,
-         _as_derivative, lambda C, R: R, True,
-         lambda c, f: f"the entries are {_times(f)}those of {c.label}, arranged in another shape: "
-                      f"{c.shapes} (vec stacks columns)"),
-]
-
-
 # ------------------------------------------------------------------ comparing
 
 def compare(d, claims, seed: int = 0, points: int = POINTS) -> Verdict:
@@ -338,19 +246,19 @@ def _judge(d, claim: Claim, seed: int, points: int) -> Verdict:
     if any(not np.all(np.isfinite(C)) for C, _ in pairs):
         return verdict(False, "not-finite", float("inf"),
                        "your claim is not finite (NaN or infinity) at a point where the derivative is")
-    worst = max(_difference(C, R) for C, R in pairs)     # inf where the shapes differ
+    worst = max(difference(C, R) for C, R in pairs)     # inf where the shapes differ
     for slip in SLIPS:
         if not slip.applies(ctx):
             continue
-        factor = _explains(slip, pairs)
+        factor = explains(slip, pairs)
         if factor is None:
             continue
         if slip.code == "agrees":
             return verdict(True, "agrees", worst, f" (worst relative difference {worst:.1e} at "
                            f"{len(pairs)} random point{'s' if len(pairs) > 1 else ''})", n=len(pairs))
-        if slip.code == "factor" and _show(factor) in ("", "−1"):
+        if slip.code == "factor" and show_factor(factor) in ("", "−1"):
             continue          # a factor of ±1 is agreement or the sign, tried above
-        return verdict(False, slip.code, worst, slip.explain(ctx, _show(factor)),
+        return verdict(False, slip.code, worst, slip.explain(ctx, show_factor(factor)),
                        factor if slip.code == "factor" else None, len(pairs))
     assumed = _assumes_symmetric(d, claim, seed, points) if ctx.same_shape else []
     if assumed:
@@ -382,62 +290,24 @@ def _is_symmetric(d, name: str) -> bool:
     return sym is not None and sym.symmetric
 
 
-def _difference(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a − b| relative to the larger of the two (0 when both vanish)."""
-    if a.shape != b.shape:
-        return float("inf")
-    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))))
-    return 0.0 if scale == 0 else float(np.max(np.abs(a - b))) / scale
-
-
-def _explains(slip: Slip, pairs) -> float | None:
-    """The factor (1 where none is allowed) with which `slip` explains every point, or None."""
-    factor = None
-    for C, R in pairs:
-        left, right = slip.of_claim(C, R), slip.of_derivative(C, R)
-        if left.shape != right.shape:
-            return None
-        norm = float(np.sum(right * right))
-        if norm == 0:
-            if np.any(left != 0):
-                return None
-            continue         # the derivative vanishes here: any factor fits
-        c = float(np.sum(left * right)) / norm if slip.scaled else 1.0
-        if abs(c) < TOLERANCE or _difference(left, c * right) > TOLERANCE:     # zero times is no factor
-            return None
-        if factor is not None and abs(c - factor) > TOLERANCE * max(1.0, abs(factor)):
-            return None      # the ratio changes from point to point: not a constant
-        factor = c if factor is None else factor
-    return 1.0 if factor is None else factor
-
-
-def _show(factor: float) -> str:
-    """2, 1/2, −1, 0.318...: the constant as it would be written ("" for 1)."""
-    simple = Fraction(factor).limit_denominator(100)
-    if abs(float(simple) - factor) <= TOLERANCE * max(1.0, abs(factor)):
-        text = str(simple).replace("-", "−")
-        return "" if text == "1" else text
-    return f"{factor:.6g}".replace("-", "−")
-
-
 # ------------------------------------------------------------------ evaluating
 
 def _evaluate(d, claim: Claim, seed: int, points: int,
               adjust: Callable[[dict], dict] = lambda env: env) -> list[tuple[np.ndarray, np.ndarray]]:
     """(claim, derivative) at up to `points` random points where both the value and the
-    derivative are finite, sampled from the domains the expression and the claim need;
-    `adjust` changes each point before it is used."""
+    derivative are finite, sampled from the expression's domain (not the claim's: a claim
+    that is not finite there is not the derivative there); `adjust` changes each point."""
     rng = np.random.default_rng(seed)
     program = d.program
-    sampling = _with_claim(program, claim.program)
     functions = opaque_functions(program)
     result = d.results[claim.variable]
     pairs = []
-    for _ in range(points):
-        dims = dimension_sizes(sampling, rng)
+    for point in range(points):       # sizes vary by point as the check's do: distinct, then 1 and 2, then any
+        dims = dimension_sizes(program, rng, point)
         dims |= {free: dims.get(size, size) for free, size in claim.sizes.items()}
+        dims = dimension_sizes(claim.program, rng, point) | dims      # and sizes the claim alone has
         for _ in range(ATTEMPTS):
-            env = adjust(sample_inputs(sampling, rng, dims))
+            env = adjust(sample_inputs(program, rng, dims, functions))
             ev = run_program(program, env, functions, dims, d.named)
             if not (np.all(np.isfinite(ev(program.output))) and np.all(np.isfinite(R := ev(result)))):
                 continue
@@ -477,16 +347,6 @@ def _defined(program: E.Program) -> set[str]:
     return {s.name for s, _ in program.definitions}
 
 
-def _with_claim(program: E.Program, claim: E.Program) -> E.Program:
-    """The expression with the claim as extra definitions: samples then also meet the
-    claim's domain (a log in the claim needs its argument positive), and its sizes."""
-    extra = list(claim.definitions)
-    if not (extra and claim.output is extra[-1][0]):
-        extra.append((E.Symbol(_fresh("claimed", _defined(program) | set(program.inputs)),
-                               claim.output.shape, "defined"), claim.output))
-    return replace(program, definitions=tuple(program.definitions) + tuple(extra))
-
-
 def _assumes_symmetric(d, claim: Claim, seed: int, points: int) -> list[str]:
     """The square inputs, not declared symmetric, whose symmetry would make the claim
     right (x'*A*x has gradient (A + A')*x, which is 2*A*x only for a symmetric A)."""
@@ -495,9 +355,9 @@ def _assumes_symmetric(d, claim: Claim, seed: int, points: int) -> list[str]:
 
     def agrees_with_symmetric(names) -> bool:
         def adjust(env):
-            return {k: _sym(v) if k in names else v for k, v in env.items()}
+            return {k: sym(v) if k in names else v for k, v in env.items()}
         pairs = _evaluate(d, claim, seed + 1, points, adjust)
-        return bool(pairs) and all(np.all(np.isfinite(C)) and _difference(C, R) <= TOLERANCE
+        return bool(pairs) and all(np.all(np.isfinite(C)) and difference(C, R) <= TOLERANCE
                                    for C, R in pairs)
 
     if not candidates or not agrees_with_symmetric(set(candidates)):

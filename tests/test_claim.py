@@ -11,7 +11,7 @@ import json
 import pytest
 
 import matcalc
-from matcalc.claim import SLIPS
+from matcalc.slips import SLIPS
 from matcalc.errors import MatcalcError
 from tests.test_cli import assert_points_at, run
 
@@ -46,6 +46,12 @@ CASES = [
     ("grad", "sum(x)", "x", None, "1", "shape", None),
     ("grad", "1e-6*(x'*A*x)", "x", None, "0*x", "different", None),                  # relative, not absolute
     ("grad", "1e-6*(x'*A*x)", "x", None, "1e-6*(A + A')*x", "agrees", None),
+    ("grad", "X: spd(n); logdet(X) + tr(A*X)", "X", None, "inv(X) + (A + A')/2", "agrees", None),
+    ("grad", "X: spd(n); logdet(X) + tr(A*X)", "X", None, "inv(X) + A'", "unsymmetrised", None),
+    ("grad", "-sum(log(b - A*x))", "x", None, "A'*(1 ./ (b - A*x))", "agrees", None),      # a log barrier
+    ("grad", "-sum(log(b - A*x))", "x", None, "A'*(1 ./ (b + A*x))", "different", None),
+    ("grad", "sum(log(x))", "x", None, "1 ./ x", "agrees", None),
+    ("grad", "sum(log(x))", "x", None, "-log(-x)", "not-finite", None),   # sampled where x > 0
     # jacobian
     ("jacobian", "tanh(W*x)", "x", None, "diag(1 - tanh(W*x).^2)*W", "agrees", None),
     ("jacobian", "tanh(W*x)", "x", None, "W'*diag(1 - tanh(W*x).^2)", "layout", None),
@@ -91,6 +97,7 @@ def test_each_slip_is_named(command, text, wrt, let, claim, diagnosis, factor):
 def test_every_slip_is_tested():
     named = {c[5] for c in CASES}
     assert {s.code for s in SLIPS} - {"arrangement"} <= named     # arrangement: below
+    assert {"assumes-symmetric", "shape", "not-finite", "different"} <= named
 
 
 def test_a_derivative_by_a_scalar_in_another_arrangement():

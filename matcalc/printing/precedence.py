@@ -6,7 +6,7 @@ Two notations, one table of roles.  `role(e)` says what a node is as an
 operator (a sum, a juxtaposed product, an infix product, ...); each notation
 ranks the roles:
 
-* TEXT, the input language's grammar (interface.md §1): `:` loosest, then
+* TEXT, the input language's grammar (docs/reference.md §1): `:` loosest, then
   `+ -`, then `* / .* ./`, then unary minus; `kron(A, B)` is a call.
 * READER, printed mathematics (pretty and LaTeX), as Magnus–Neudecker, the
   Matrix Cookbook and Goodfellow et al. write it: `:` `⊙` `⊘` `⊗` bind like
