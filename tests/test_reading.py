@@ -32,7 +32,7 @@ from matcalc import expr as E
 from matcalc.expr import Fn
 from matcalc.printing.latex import NAMED, latex_name, to_latex
 from matcalc.printing.pretty import FROBENIUS_NORM, FUNCTIONS, pretty_name, to_pretty
-from matcalc.printing.steps import _lines, steps_latex, steps_pretty
+from matcalc.printing.steps import _explainer, _latex_why, _lines, steps_latex, steps_pretty
 from tests.test_cookbook import ROWS, XFAIL
 from tests.test_roundtrip import DECLS, _expr
 from tests.test_steps import LATEX_CASES
@@ -560,7 +560,8 @@ def _strip_why(line: str, why: str) -> str:
 def _where(why: str, notation: str):
     """The definition an explanation quotes: `where a₂ = W₂ h₁ + b₂`."""
     m = re.search(r"where (\S+) = (.*?)(?:; |$)" if notation == "pretty" else r"where \} (\S+) = (.*)$", why)
-    return m.group(2) if m else None
+    assert m, f"no definition quoted in {why!r}"
+    return m.group(2)
 
 
 def check_derivation_reads_one_way(d, verbosity="brief"):
@@ -569,7 +570,6 @@ def check_derivation_reads_one_way(d, verbosity="brief"):
     checked = 0
     rows = _lines(d, verbosity, lambda e: e, lambda s, merged: (s, merged))
     # pretty: the very lines the command prints
-    from matcalc.printing.steps import _explainer
     explain = _explainer(to_pretty, pretty_name)
     block = steps_pretty(d, verbosity).splitlines()
     assert len(block) == len(rows)
@@ -580,14 +580,13 @@ def check_derivation_reads_one_way(d, verbosity="brief"):
             step, merged = why
             said = explain(step, merged)
             text = _strip_why(text, said)
-            if step.definition is not None and (body := _where(said, "pretty")) is not None:
-                assert_reads_as(body, step.definition[1], "pretty", f"where {step.definition[0]} = ...")
+            if step.definition is not None:
+                assert_reads_as(_where(said, "pretty"), step.definition[1], "pretty", said)
         assert_reads_as(text, e, "pretty", line)
         if label is not None and label[0] == "expr":
             assert_reads_as(line[:column - 3].rstrip(), label[1], "pretty", line)
         checked += 1
     # LaTeX: the align* rows
-    from matcalc.printing.steps import _latex_why
     body = steps_latex(d, verbosity).split("\n", 1)[1].rsplit("\n", 1)[0].split(" \\\\\n")
     assert len(body) == len(rows)
     for line, (label, e, why) in zip(body, rows):
@@ -597,8 +596,8 @@ def check_derivation_reads_one_way(d, verbosity="brief"):
             said = _latex_why(step, merged)
             assert rhs.endswith(" && " + said)
             rhs = rhs[: -len(" && " + said)]
-            if step.definition is not None and (quoted := _where(said, "latex")) is not None:
-                assert_reads_as(quoted, step.definition[1], "latex", f"where {step.definition[0]} = ...")
+            if step.definition is not None:
+                assert_reads_as(_where(said, "latex"), step.definition[1], "latex", said)
         assert_reads_as(rhs, e, "latex", line)
         if label is not None and label[0] == "expr":
             assert_reads_as(lhs, label[1], "latex", line)
