@@ -161,6 +161,44 @@ def test_frobenius_and_ones_and_norms():
     assert to_pretty(E.hadamard(X, E.power(Y, E.MINUS_ONE))) == "X ⊘ Y"
 
 
+# (text, let, pretty, LaTeX): the reader's brackets (precedence.READER), the same in both
+BRACKETS = [
+    ("(x - y) : x", {}, "(x − y) : x", r"\left(x - y\right) : x"),
+    ("x : (A*x + y)", {}, "x : (A x + y)", r"x : \left(A x + y\right)"),
+    ("(A : B) + (B : A)", {}, "A : B + B : A", "A : B + B : A"),
+    ("A .* B : B", {}, "(A ⊙ B) : B", r"\left(A \odot B\right) : B"),
+    ("A : B .* B", {}, "A : (B ⊙ B)", r"A : \left(B \odot B\right)"),
+    ("(A .* B)*A", {}, "(A ⊙ B) A", r"\left(A \odot B\right) A"),
+    ("x .* (A*y)", {}, "x ⊙ A y", r"x \odot A y"),
+    ("-x .* y", {}, "−x ⊙ y", r"-x \odot y"),
+    ("x + (-x) .* y", {}, "x + (−x ⊙ y)", r"x + \left(-x \odot y\right)"),
+    ("kron(A, B)*C", {"A": "matrix(2, 2)", "B": "matrix(2, 2)", "C": "matrix(4, 4)"}, "(A ⊗ B) C",
+     r"\left(A \otimes B\right) C"),
+    ("kron(A*B, A)", {}, "A B ⊗ A", r"A B \otimes A"),
+    ("2*(A : B)*A", {}, "2 (A : B) A", r"2 \left(A : B\right) A"),
+    ("(A : B)*ones(n)", {}, "(A : B) 𝟙", r"\left(A : B\right) \mathbb{1}"),
+    ("ones(n, n)", {}, "𝟙𝟙ᵀ", r"\mathbb{1} \mathbb{1}^{T}"),
+]
+
+
+@pytest.mark.parametrize("text, let, pretty, latex", BRACKETS, ids=[b[0] for b in BRACKETS])
+def test_pretty_and_latex_bracket_alike(text, let, pretty, latex):
+    from matcalc.printing.latex import to_latex
+    e = matcalc.parse(text, {"A": "matrix(n, n)", "B": "matrix(n, n)", "x": "vector(n)", "y": "vector(n)",
+                             **let}).value
+    assert (to_pretty(e), to_latex(e)) == (pretty, latex)
+
+
+def test_a_zero_array_is_0():
+    """Its shape is the line's: ∂²L/∂x² = 0, not 0 𝟙𝟙ᵀ (the text keeps 0*ones(n, n) to paste back)."""
+    d = matcalc.hessian("sum(A*x)", wrt="x")
+    assert d.pretty() == "∂²L/∂x² = 0" and d.latex().endswith("= 0") and str(d.result) == "0*ones(m, m)"
+    Z = E.zero(("n", "n"))
+    A = E.Symbol("A", ("n", "n"))
+    assert to_pretty(E.Power(Z, E.const(2), Z.shape)) == "0∘²"          # an atom: no brackets
+    assert (to_pretty(E.Hadamard((A, Z), Z.shape)), to_pretty(E.Mul((A, Z), Z.shape))) == ("A ⊙ 0", "A 0")
+
+
 def test_a_fraction_coefficient_is_bracketed_unless_it_has_a_glyph():
     x = E.Symbol("x", ("n", 1), "vector")
     assert to_pretty(E.mul(E.const(E.Fraction(3, 7)), x)) == "(3/7) x"
