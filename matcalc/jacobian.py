@@ -10,6 +10,7 @@ g_a, and ∂L/∂x as the output.
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 
 from . import expr as E
 from .derive import (Derivation, _active, _differential_step, _fresh, _inline_single_use,
@@ -30,6 +31,18 @@ def _size(shape):
     return dim_product(shape[0], shape[1])
 
 
+def _seed(x: E.Symbol) -> E.Expr:
+    """∂vec(x)/∂vec(x): I, or for a symmetric(n) x the symmetriser P = ½(I + K), since
+    only symmetric dx exist.  So a Jacobian by a symmetric x is J P, which vanishes on
+    antisymmetric directions, and a Hessian (P on the left from sym(G)) is P H P: a
+    symmetric matrix, the one that is the second derivative along symmetric directions."""
+    size = _size(x.shape)
+    if not x.symmetric or x.is_scalar:
+        return identity(size)
+    n = x.shape[0]
+    return E.mul(E.Const(Fraction(1, 2)), E.add(E.Identity((size, size)), E.commutation(n, n)))
+
+
 def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian",
              taken: set[str] | None = None) -> Derivation:
     syms = _wrt_symbols(program, wrt)
@@ -42,7 +55,7 @@ def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian",
     differentials: dict[str, E.Expr] = {}
     for x in syms:
         active = _active(program, {x.name})
-        J: dict[str, E.Expr] = {x.name: identity(_size(x.shape))}
+        J: dict[str, E.Expr] = {x.name: _seed(x)}
 
         def total(body: E.Expr, sym: E.Symbol | None) -> E.Expr:
             used: list[Rule] = []
@@ -95,11 +108,12 @@ def hessian(program: E.Program, wrt: list[str]) -> Derivation:
     for name in wrt:
         g = grad(program, [name], share_products=False)
         steps += g.steps                        # first the gradient, then its Jacobian
-        out = E.Symbol("_gradient", g.result.shape, "defined")
+        flat = vec(g.result)                 # the output: the gradient's vec, so the name has its shape
+        out = E.Symbol("_gradient", flat.shape, "defined")
         gradient_program = E.Program(program.inputs, tuple(program.definitions) + tuple(g.adjoints) +
-                                     ((out, vec(g.result)),), out, program.functions, program.source)
+                                     ((out, flat),), out, program.functions, program.source)
         h = jacobian(gradient_program, [name], command="hessian", taken=taken)
-        back = {out: vec(g.result)}          # the gradient by its value, not its temporary name
+        back = {out: flat}                   # the gradient by its value, not its temporary name
         memo: dict = {}
         unname = lambda e: E.map_bottom_up(e, lambda n: back.get(n, n), memo)
         results[name] = unname(h.results[name])
