@@ -25,6 +25,7 @@ from .shapes import dim_product, show_shape
 from .steps import Rule, Step
 
 JACOBIAN = Rule("Jacobian", "d vec(f) = J d vec(x)  ⇒  ∂f/∂x = J")
+JACOBIAN_SCALAR = Rule("Jacobian", "df = D dα  ⇒  ∂f/∂α = D, shaped like f")
 
 
 def _size(shape):
@@ -43,6 +44,18 @@ def _seed(x: E.Symbol) -> E.Expr:
     return E.mul(E.Const(Fraction(1, 2)), E.add(E.Identity((size, size)), E.commutation(n, n)))
 
 
+def _along_scalar(d: E.Expr, x: E.Symbol, J: dict[str, E.Expr]) -> E.Expr:
+    """∂f/∂α for a scalar α, shaped like f (interface.md §1): df with dα = 1 and each
+    intermediate's differential replaced by its own ∂a/∂α (forward mode, no vec)."""
+    tangents = {E.differential(s): J[name] for name, s in
+                ((n, s) for n, s in _differentiated(d).items()) if name in J}
+    return E.map_bottom_up(d, lambda n: tangents.get(n, n))
+
+
+def _differentiated(d: E.Expr) -> dict[str, E.Symbol]:
+    return {n.target.name: n.target for n in E.walk(d) if isinstance(n, E.Differential)}
+
+
 def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian",
              taken: set[str] | None = None) -> Derivation:
     syms = _wrt_symbols(program, wrt)
@@ -55,22 +68,24 @@ def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian",
     differentials: dict[str, E.Expr] = {}
     for x in syms:
         active = _active(program, {x.name})
-        J: dict[str, E.Expr] = {x.name: _seed(x)}
+        J: dict[str, E.Expr] = {x.name: E.ONE if x.is_scalar else _seed(x)}
 
         def total(body: E.Expr, sym: E.Symbol | None) -> E.Expr:
             used: list[Rule] = []
             d = differential(body, active, used)
-            out_size = _size(body.shape)
+            none = E.zero(body.shape if x.is_scalar else (_size(body.shape), _size(x.shape)))
             if d is None:
-                return E.zero((out_size, _size(x.shape)))
+                return none
             d = simplify(d)
             if E.is_zero(d):                 # e.g. d sign(x) = 0
-                return E.zero((out_size, _size(x.shape)))
+                return none
             differentials[sym.name if sym is not None else ""] = d
             # a forward step: d(definition) in the differentials it depends on
             steps.append(replace(_differential_step(E.ONE, body, sym, d, used), kind="forward"))
+            if x.is_scalar:
+                return simplify(_along_scalar(d, x, J))
             parts = [E.mul(p, J[s]) for s, ps in forward_linear(d, simplify).items() for p in ps]
-            return simplify(E.add(*parts)) if parts else E.zero((out_size, _size(x.shape)))
+            return simplify(E.add(*parts)) if parts else none
 
         for sym, body in program.definitions:
             if sym.name not in active or sym.name == x.name:
@@ -93,7 +108,9 @@ def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian",
     _within_size(list(results.values()) + [b for _, b in named])
     for x in syms:
         J = results[x.name]
-        steps.append(Step(JACOBIAN, E.mul(J, vec(E.differential(x))), J, x.name, "identify"))
+        dx = E.differential(x)
+        steps.append(Step(JACOBIAN_SCALAR, E.mul(J, dx), J, x.name, "identify") if x.is_scalar else
+                     Step(JACOBIAN, E.mul(J, vec(dx)), J, x.name, "identify"))
     return Derivation(program, list(wrt), results, named, steps, differentials, command)
 
 

@@ -19,7 +19,7 @@ from matcalc import expr as E
 from matcalc.check import dimension_sizes, opaque_functions, sample_inputs
 from matcalc.engine.differential import differential
 from matcalc.engine.simplify import simplify
-from matcalc.errors import ShapeError, UnsupportedError
+from matcalc.errors import UnsupportedError
 from matcalc.expr import Fn
 from matcalc.numeric import Evaluator
 from matcalc.rules import adjoints as ADJ
@@ -284,9 +284,6 @@ def test_vec_and_kron_not_of_the_variable_are_fine():
     assert d.check().ok
 
 
-@pytest.mark.xfail(strict=True, raises=ShapeError,
-                   reason="BUG: a vector to the right of kron(A, B) gets a fresh dimension name instead "
-                          "of the product, 'dimension r cannot equal m*q'")
 def test_kron_times_undeclared_vector_infers_the_product_dimension():
     program = matcalc.parse("sum(kron(A, B)*y)")
     A, B, y = (program.inputs[n] for n in "ABy")

@@ -322,3 +322,140 @@ def test_softmax_and_logsumexp_of_one_entry(text, expected):
         got = evaluate(d, {"x": np.array([[v]])}, {}).item()
         assert abs(got - want) < 1e-6
     assert matcalc.jacobian("softmax(x)", "x", let={"x": "vector(1)"}).result is not None
+
+
+# ------------------------------------------------------------ 4. products of dimensions
+
+@pytest.mark.parametrize("text, let, shapes", [
+    ("x'*kron(A, B)*x", {}, None),                     # "dimension n*p cannot equal m*q"
+    ("kron(q, u)'*kron(q, u)", {}, None),
+    ("vec(X)'*kron(u, v)", {}, None),                  # kron(u, v) = vec(v u'): u has X's columns
+    ("(kron(y', x')*vec(X))*inv(R)", {}, None),        # kron of rows is a row: 1*1 = 1
+    ("x'*kron(A, B)*x", {"x": "vector(6)", "A": "matrix(2, 2)"}, {"B": (3, 3)}),
+    ("x'*kron(A, B)*x", {"A": "matrix(m, n)", "B": "matrix(n, m)"}, {"x": ("m*n", 1)}),
+    ("vec(X) + kron(u, v)", {"X": "matrix(m, n)"}, {"u": ("n", 1), "v": ("m", 1)}),
+    ("commutation(m, n)*kron(u, v)", {"u": "vector(m)", "v": "vector(n)"}, None),
+    ("kron(x', y')*kron(x, y) + alpha", {}, None),
+])
+def test_products_of_dimensions_type(text, let, shapes):
+    program = matcalc.parse(text, let)
+    for name, shape in (shapes or {}).items():
+        assert program.inputs[name].shape == shape
+    value = program.value
+    assert str(matcalc.parse(str(value), redeclared(program)).value) == str(value)
+
+
+def redeclared(program) -> dict:
+    """Declarations of the inputs with their inferred shapes (a product such as m*n
+    cannot be declared: that input is left to inference)."""
+    return {n: _kind(s) for n, s in program.inputs.items() if not any("*" in str(d) for d in s.shape)}
+
+
+def _kind(sym) -> str:
+    r, c = sym.shape
+    if sym.symmetric:
+        return f"symmetric({r})"
+    return "scalar" if (r, c) == (1, 1) else f"vector({r})" if c == 1 else f"matrix({r}, {c})"
+
+
+@pytest.mark.parametrize("text, wrt", [
+    ("x'*kron(A, B)*x", "x"),
+    ("sum((kron(y', x')*vec(X))*inv(R))", "R"),
+    ("alpha*kron(q, u)'*kron(q, u)", "alpha"),
+    ("(vec(X)'*kron(u, v))^2 + alpha*sum(u)", "alpha"),
+])
+def test_gradients_through_products_of_dimensions(text, wrt):
+    d = matcalc.grad(text, wrt)
+    program = d.program
+    for dims, env, G in points(d, range(2)):
+        f = lambda X: value_at(program, {**env, wrt: X}, dims)
+        x = env[wrt]
+        for idx in np.ndindex(x.shape):
+            D = np.zeros_like(x)
+            D[idx] = 1.0
+            assert abs(G[idx] - directional(f, x, D)) <= 1e-6 * max(1.0, abs(G[idx]))
+    # the printed result reads back, with the inputs' shapes
+    again = matcalc.parse(str(d.result), redeclared(program)).value
+    assert again.shape == d.result.shape
+
+
+@pytest.mark.parametrize("text, let, message", [
+    ("x'*kron(A, B)*x", {"x": "vector(6)"}, "kron(A, B): its size m*n cannot equal 6"),
+    ("x'*kron(A, B)*x", {"x": "vector(7)", "A": "matrix(2, 2)"}, "kron(A, B): its size, 2 times another, cannot equal 7"),
+    ("kron(x, y) + x", {}, "kron(x, y)"),
+])
+def test_products_that_cannot_hold_point_at_the_kron(text, let, message):
+    with pytest.raises(matcalc.errors.ShapeError) as info:
+        matcalc.parse(text, let)
+    assert message in info.value.message
+    assert info.value.span.start == text.index("kron")
+
+
+# ------------------------------------------------------------ 6. messages
+
+BAD_INPUTS = ["x'*A*x + y'*y*sum(softmax(A))", "x'*A*y + sum(y*A)", "diag(A*x*y')*z + sum(softmax(A))",
+              "softmax(A)", "logsumexp(x')", "A*B*x + x'*W", "x + A*y*y'", "tr(x*x'*x)", "det(W*x)",
+              "inv(x*y' + W)", "A .* W + W*A", "x : A", "kron(x, y) + x", "vec(A)'*x*A", "x^2"]
+
+
+@pytest.mark.parametrize("text", BAD_INPUTS)
+def test_messages_never_show_internal_dimension_names(text):
+    import re
+    with pytest.raises(matcalc.errors.MatcalcError) as info:
+        matcalc.grad(text, "x")
+    rendered = info.value.render(text)
+    assert not re.search(r"\?\d", rendered), rendered
+
+
+def test_multiply_message_names_sizes_by_their_inputs():
+    with pytest.raises(matcalc.errors.ShapeError) as info:
+        matcalc.parse("x'*A*y + sum(y*A)")
+    assert "1 column against as many rows as the length of x" in info.value.message
+
+
+@pytest.mark.parametrize("name, hint", [
+    ("expm", "expm (the matrix exponential) is not supported yet"),
+    ("logm", "not supported yet"),
+    ("sinm", "sin is elementwise"),
+    ("max", "max (the maximum) is not supported yet"),
+    ("tarce", "did you mean tr?"),
+    ("sigmod", "did you mean sigmoid?"),
+    ("foo", "--let 'foo: function'"),
+])
+def test_unknown_function_hints(name, hint):
+    from matcalc.syntax.elaborate import FUNCTIONS
+    if name in FUNCTIONS:
+        pytest.skip(f"{name} is a function now")
+    with pytest.raises(matcalc.errors.NameError_) as info:
+        matcalc.parse(f"sum({name}(X))")
+    assert hint in info.value.hint
+    assert "did you mean exp" not in info.value.hint and "softmax" not in info.value.hint
+
+
+# ------------------------------------------------------------ 7. ∂Y/∂α has Y's shape
+
+@pytest.mark.parametrize("text, let", [
+    ("alpha*X + alpha^2*A", {"X": "matrix(m, n)", "A": "matrix(m, n)"}),
+    ("exp(alpha*X) .* A", {"X": "matrix(m, n)", "A": "matrix(m, n)"}),
+    ("inv(A + alpha*B)", {}),
+    ("a = alpha*X\nb = exp(a)\nF = b*b' + a", {"X": "matrix(n, n)"}),
+    ("sin(alpha)*x + alpha*y", {}),
+    ("alpha*x'", {}),
+])
+def test_derivative_by_a_scalar_has_the_shape_of_the_expression(text, let):
+    d = matcalc.jacobian(text, "alpha", let=let)
+    program = d.program
+    assert d.result.shape == program.output.shape
+    module = d.function()
+    for dims, env, D in points(d, range(2)):
+        F = lambda a: run_program(program, {**env, "alpha": np.array([[a]])}, {}, dims)(program.output)
+        a = env["alpha"].item()
+        want = (F(a + 1e-6) - F(a - 1e-6)) / 2e-6
+        np.testing.assert_allclose(D, want, rtol=1e-6, atol=1e-8)
+        # the generated module returns that shape too
+        args = {n: (v.item() if v.shape == (1, 1) else v.reshape(-1) if 1 in v.shape else v)
+                for n, v in env.items()}
+        got = np.asarray(module.jacobian_alpha(**args))
+        np.testing.assert_allclose(got, want.reshape(got.shape), rtol=1e-6, atol=1e-8)
+        assert got.shape == (want.shape if 1 not in want.shape else (want.size,))
+    assert "vec(" not in str(d.result) and "vec" not in d.pretty().split("=")[0]
