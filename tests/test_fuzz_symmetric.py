@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 import matcalc
 from matcalc.errors import UnsupportedError
-from tests.test_fuzz import LET, scalar_exprs, share
+from matcalc.numeric import run_program
+from tests.test_fuzz import LET, expr, scalar_exprs, share
 from tests.test_wrong_answers import (directional, dims_of, draw, evaluate, relative, symmetric_basis,
                                       value_at)
 
@@ -81,3 +82,29 @@ def test_the_symmetric_fuzzer_ran():
         import pytest
         pytest.skip("run together with test_random_gradients_by_a_symmetric_variable")
     assert COUNT["cases"] >= share(300) // 3
+
+
+PROVED = {"symmetric": 0, "not proved": 0}
+
+
+@settings(max_examples=share(600))
+@given(st.one_of(expr(("n", "n"), 2), expr(("n", "n"), 3),
+                 st.sampled_from(["A + A'", "B'*S*B", "A*A'", "inv(S + A*A')", "exp(S) .* S",
+                                  "A .* A'", "x*x' + S^3", "diag(x) + W'*W", "(A + A')*(A + A')"])
+                 .map(lambda t: type("G", (), {"text": t})())))
+def test_a_proved_symmetry_holds_at_general_points(g):
+    """is_symmetric is a proof: wherever it says yes, the matrix is symmetric at a point
+    where A, B, W are general (not symmetric) matrices and S a symmetric one."""
+    from matcalc.rules.symmetry import is_symmetric
+    note(g.text)
+    program = matcalc.parse(g.text, LET)
+    e = program.value
+    if not is_symmetric(e):
+        PROVED["not proved"] += 1
+        return
+    PROVED["symmetric"] += 1
+    for seed in range(2):
+        dims, env = symmetric_point(program, seed)
+        M = run_program(program, env, {}, dims)(e)
+        assume(np.all(np.isfinite(M)))
+        assert relative(M, M.T) < 1e-9, f"{g.text} was proved symmetric but is not: {M}"
