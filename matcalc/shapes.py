@@ -223,10 +223,10 @@ class Unifier:
     def match_products(self) -> None:
         """Equal products of unknown factors match factor by factor (in order), where
         that is consistent; a product equal to a known product of two names takes them."""
-        by_class: dict[int, list] = {}
+        by_class: dict[object, list] = {}
         for entry in self.products:
             root = self.find(entry[0])
-            by_class.setdefault(id(root), []).append(entry)
+            by_class.setdefault(root.id if isinstance(root, DimVar) else ("size", root), []).append(entry)
         for entries in by_class.values():
             first = entries[0]
             for other in entries[1:]:

@@ -28,6 +28,10 @@ MAX_PAIRED = 200
 
 # Scalar-valued functions whose value does not change when the argument is transposed.
 TRANSPOSE_INVARIANT = {Fn.TRACE, Fn.DET, Fn.LOGDET, Fn.SUM, Fn.NORM1, Fn.NORM2}
+# Matrix functions that commute with transposition, f(Xᵀ) = f(X)ᵀ (so f(S) is symmetric):
+# the inverse, and the primary matrix functions and others where matcalc has them.
+TRANSPOSE_COMMUTING = {Fn.INV} | {getattr(Fn, name) for name in ("EXPM", "LOGM", "SQRTM", "PINV", "ADJ")
+                                  if hasattr(Fn, name)}
 
 
 class _Prover:
@@ -125,7 +129,7 @@ def _terms(p, a, b):                     # (A + B)ᵀ = Aᵀ + Bᵀ, (A⊙B)ᵀ 
 def _apply(p, a, b):
     if a.fn is not b.fn:
         return False
-    if a.fn.elementwise or a.fn is Fn.INV:   # f(X)ᵀ = f(Xᵀ), (X⁻¹)ᵀ = (Xᵀ)⁻¹
+    if a.fn.elementwise or a.fn in TRANSPOSE_COMMUTING:   # f(X)ᵀ = f(Xᵀ), (X⁻¹)ᵀ = (Xᵀ)⁻¹
         return p.transpose_of(a.arg, b.arg)
     if a.fn is Fn.DIAG:                      # diag(v)ᵀ = diag(v)
         return p.equal(a.arg, b.arg)
