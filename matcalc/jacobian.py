@@ -25,6 +25,8 @@ from .shapes import dim_product, show_shape
 from .steps import Rule, Step
 
 JACOBIAN = Rule("Jacobian", "d vec(f) = J d vec(x)  ⇒  ∂f/∂x = J")
+JACOBIAN_SYMMETRIC = Rule("Jacobian", "only symmetric dS exist: d vec(S) = P d vec(S), P = ½(I + K)  ⇒  "
+                                       "∂f/∂S = J P (a Hessian P H P: symmetric, zero on antisymmetric directions)")
 JACOBIAN_SCALAR = Rule("Jacobian", "df = D dα  ⇒  ∂f/∂α = D, shaped like f")
 
 
@@ -110,7 +112,7 @@ def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian",
         J = results[x.name]
         dx = E.differential(x)
         steps.append(Step(JACOBIAN_SCALAR, E.mul(J, dx), J, x.name, "identify") if x.is_scalar else
-                     Step(JACOBIAN, E.mul(J, vec(dx)), J, x.name, "identify"))
+                     Step(JACOBIAN_SYMMETRIC if x.symmetric else JACOBIAN, E.mul(J, vec(dx)), J, x.name, "identify"))
     return Derivation(program, list(wrt), results, named, steps, differentials, command)
 
 
