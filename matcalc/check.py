@@ -149,9 +149,16 @@ def _compare_jacobian(candidates, point, name, fixed, symmetric, value_of, terms
     x = point[name]
     directions = _directions_for(x, symmetric, rng)
     numeric, noise = _first_differences(value_of, point, name, fixed, directions, terms)
-    return [_discrepancy(analytic @ directions, numeric, noise)
-            if analytic is not None and analytic.shape == (numeric.shape[0], x.size) else float("inf")
-            for analytic in candidates]
+    shape = value_of(point, fixed).shape if x.size == 1 else None
+
+    def as_jacobian(analytic):
+        # ∂F/∂α has F's shape (a scalar variable): its vec is the Jacobian
+        if analytic is not None and shape is not None and analytic.shape == shape:
+            return analytic.reshape(-1, 1, order="F")
+        return analytic
+    return [_discrepancy(a @ directions, numeric, noise)
+            if a is not None and a.shape == (numeric.shape[0], x.size) else float("inf")
+            for a in map(as_jacobian, candidates)]
 
 
 def _compare_hessian(candidates, point, name, fixed, symmetric, value_of, terms, rng) -> list[float]:

@@ -299,6 +299,12 @@ def _column(fn: Fn, s: Shape) -> Shape:
     return s
 
 
+def _column_or_one(fn: Fn, s: Shape) -> Shape:
+    if s[1] != 1:
+        raise ShapeError(f"{fn.text}() needs a vector, got {show_shape(s)}")
+    return s
+
+
 # Shape rule of every non-elementwise function: argument shape -> result shape.
 FN_SHAPES: dict[Fn, Callable[[Shape], Shape]] = {
     Fn.TRACE: lambda s: (_square(Fn.TRACE, s), SCALAR)[1],
@@ -311,8 +317,8 @@ FN_SHAPES: dict[Fn, Callable[[Shape], Shape]] = {
     Fn.SUM: lambda s: SCALAR,
     Fn.NORM1: lambda s: SCALAR,
     Fn.NORM2: lambda s: SCALAR,
-    Fn.SOFTMAX: lambda s: _column(Fn.SOFTMAX, s),
-    Fn.LOGSUMEXP: lambda s: (_column(Fn.LOGSUMEXP, s), SCALAR)[1],
+    Fn.SOFTMAX: lambda s: _column_or_one(Fn.SOFTMAX, s),        # a vector(1) is 1x1 and valid
+    Fn.LOGSUMEXP: lambda s: (_column_or_one(Fn.LOGSUMEXP, s), SCALAR)[1],
 }
 
 

@@ -10,6 +10,7 @@ g_a, and ∂L/∂x as the output.
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 
 from . import expr as E
 from .derive import (Derivation, _active, _differential_step, _fresh, _inline_single_use,
@@ -24,10 +25,37 @@ from .shapes import dim_product, show_shape
 from .steps import Rule, Step
 
 JACOBIAN = Rule("Jacobian", "d vec(f) = J d vec(x)  ⇒  ∂f/∂x = J")
+JACOBIAN_SYMMETRIC = Rule("Jacobian", "only symmetric dS exist: d vec(S) = P d vec(S), P = ½(I + K)  ⇒  "
+                                       "∂f/∂S = J P (a Hessian P H P: symmetric, zero on antisymmetric directions)")
+JACOBIAN_SCALAR = Rule("Jacobian", "df = D dα  ⇒  ∂f/∂α = D, shaped like f")
 
 
 def _size(shape):
     return dim_product(shape[0], shape[1])
+
+
+def _seed(x: E.Symbol) -> E.Expr:
+    """∂vec(x)/∂vec(x): I, or for a symmetric(n) x the symmetriser P = ½(I + K), since
+    only symmetric dx exist.  So a Jacobian by a symmetric x is J P, which vanishes on
+    antisymmetric directions, and a Hessian (P on the left from sym(G)) is P H P: a
+    symmetric matrix, the one that is the second derivative along symmetric directions."""
+    size = _size(x.shape)
+    if not x.symmetric or x.is_scalar:
+        return identity(size)
+    n = x.shape[0]
+    return E.mul(E.Const(Fraction(1, 2)), E.add(E.Identity((size, size)), E.commutation(n, n)))
+
+
+def _along_scalar(d: E.Expr, x: E.Symbol, J: dict[str, E.Expr]) -> E.Expr:
+    """∂f/∂α for a scalar α, shaped like f (interface.md §1): df with dα = 1 and each
+    intermediate's differential replaced by its own ∂a/∂α (forward mode, no vec)."""
+    tangents = {E.differential(s): J[name] for name, s in
+                ((n, s) for n, s in _differentiated(d).items()) if name in J}
+    return E.map_bottom_up(d, lambda n: tangents.get(n, n))
+
+
+def _differentiated(d: E.Expr) -> dict[str, E.Symbol]:
+    return {n.target.name: n.target for n in E.walk(d) if isinstance(n, E.Differential)}
 
 
 def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian",
@@ -42,22 +70,24 @@ def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian",
     differentials: dict[str, E.Expr] = {}
     for x in syms:
         active = _active(program, {x.name})
-        J: dict[str, E.Expr] = {x.name: identity(_size(x.shape))}
+        J: dict[str, E.Expr] = {x.name: E.ONE if x.is_scalar else _seed(x)}
 
         def total(body: E.Expr, sym: E.Symbol | None) -> E.Expr:
             used: list[Rule] = []
             d = differential(body, active, used)
-            out_size = _size(body.shape)
+            none = E.zero(body.shape if x.is_scalar else (_size(body.shape), _size(x.shape)))
             if d is None:
-                return E.zero((out_size, _size(x.shape)))
+                return none
             d = simplify(d)
             if E.is_zero(d):                 # e.g. d sign(x) = 0
-                return E.zero((out_size, _size(x.shape)))
+                return none
             differentials[sym.name if sym is not None else ""] = d
             # a forward step: d(definition) in the differentials it depends on
             steps.append(replace(_differential_step(E.ONE, body, sym, d, used), kind="forward"))
+            if x.is_scalar:
+                return simplify(_along_scalar(d, x, J))
             parts = [E.mul(p, J[s]) for s, ps in forward_linear(d, simplify).items() for p in ps]
-            return simplify(E.add(*parts)) if parts else E.zero((out_size, _size(x.shape)))
+            return simplify(E.add(*parts)) if parts else none
 
         for sym, body in program.definitions:
             if sym.name not in active or sym.name == x.name:
@@ -80,7 +110,9 @@ def jacobian(program: E.Program, wrt: list[str], command: str = "jacobian",
     _within_size(list(results.values()) + [b for _, b in named])
     for x in syms:
         J = results[x.name]
-        steps.append(Step(JACOBIAN, E.mul(J, vec(E.differential(x))), J, x.name, "identify"))
+        dx = E.differential(x)
+        steps.append(Step(JACOBIAN_SCALAR, E.mul(J, dx), J, x.name, "identify") if x.is_scalar else
+                     Step(JACOBIAN_SYMMETRIC if x.symmetric else JACOBIAN, E.mul(J, vec(dx)), J, x.name, "identify"))
     return Derivation(program, list(wrt), results, named, steps, differentials, command)
 
 
@@ -95,11 +127,12 @@ def hessian(program: E.Program, wrt: list[str]) -> Derivation:
     for name in wrt:
         g = grad(program, [name], share_products=False)
         steps += g.steps                        # first the gradient, then its Jacobian
-        out = E.Symbol("_gradient", g.result.shape, "defined")
+        flat = vec(g.result)                 # the output: the gradient's vec, so the name has its shape
+        out = E.Symbol("_gradient", flat.shape, "defined")
         gradient_program = E.Program(program.inputs, tuple(program.definitions) + tuple(g.adjoints) +
-                                     ((out, vec(g.result)),), out, program.functions, program.source)
+                                     ((out, flat),), out, program.functions, program.source)
         h = jacobian(gradient_program, [name], command="hessian", taken=taken)
-        back = {out: vec(g.result)}          # the gradient by its value, not its temporary name
+        back = {out: flat}                   # the gradient by its value, not its temporary name
         memo: dict = {}
         unname = lambda e: E.map_bottom_up(e, lambda n: back.get(n, n), memo)
         results[name] = unname(h.results[name])

@@ -78,12 +78,61 @@ class DimVar:
         return f"?{self.id}"
 
 
+def dim_factors(d: Dim) -> list[Dim]:
+    """The factors of a known dimension as a multiset (sorted): 'm*n' -> ['m', 'n'], 1 -> []."""
+    if isinstance(d, int):
+        return [] if d == 1 else [d]
+    parts = [int(p) if p.isdigit() else p for p in str(d).split("*")]
+    return sorted((p for p in parts if p != 1), key=lambda p: (isinstance(p, str), str(p)))
+
+
+def dim_quotient(whole: Dim, part: Dim) -> Dim | None:
+    """whole / part for products of names and numbers, or None where part does not divide."""
+    rest = dim_factors(whole)
+    number = 1
+    for f in list(rest):
+        if isinstance(f, int):
+            rest.remove(f)
+            number *= f
+    for f in dim_factors(part):
+        if isinstance(f, int):
+            if number % f:
+                return None
+            number //= f
+        elif f in rest:
+            rest.remove(f)
+        else:
+            return None
+    out: Dim = number
+    for f in rest:
+        out = dim_product(out, f)
+    return out
+
+
+class ProductConflict(Exception):
+    """A product of dimensions (vec, kron) that cannot equal the size it must have.
+    `origin` is what the caller passed to Unifier.product (the text to point at)."""
+
+    def __init__(self, origin, reason: str):
+        super().__init__(reason)
+        self.origin, self.reason = origin, reason
+
+
 class Unifier:
-    """Union-find over dimensions; a class binds to at most one known Dim."""
+    """Union-find over dimensions; a class binds to at most one known Dim.
+
+    Products (the sizes of vec(X) and kron(A, B)) are constraints v = slow*fast,
+    kept in order (slow index first: kron(a, b) is (a, b), vec(X) is (columns, rows)):
+    1*n is n at once, known factors multiply at once, and the rest is settled as
+    factors become known (`settle`), a known product dividing out a known factor.
+    Two products that must be equal and whose factors are unknown are matched factor
+    by factor (`match_products`), the simplest sizes that type: x'*kron(A, B)*x makes
+    A and B square."""
 
     def __init__(self):
         self._parent: dict[int, object] = {}
         self._count = 0
+        self.products: list[tuple[DimVar, object, object, object]] = []   # (v, slow, fast, origin)
 
     def fresh(self, nonunit: bool = True) -> DimVar:
         self._count += 1
@@ -116,3 +165,88 @@ class Unifier:
             return False
         self._parent[var.id] = value
         return True
+
+    def product(self, slow, fast, origin=None):
+        """The dimension slow*fast: known now where it can be, else a constrained variable."""
+        a, b = self.find(slow), self.find(fast)
+        if a == 1 and not isinstance(a, DimVar):
+            return fast
+        if b == 1 and not isinstance(b, DimVar):
+            return slow
+        v = self.fresh(nonunit=False)          # a product may be 1 (vec of a 1x1)
+        if not isinstance(a, DimVar) and not isinstance(b, DimVar):
+            self.unify(v, dim_product(a, b))   # known now; the factors' order is kept for matching
+        self.products.append((v, slow, fast, origin))
+        return v
+
+    def product_roots(self) -> set[int]:
+        """Ids of the unbound classes some product constrains (not to be named freely)."""
+        return {r.id for r in (self.find(v) for v, _, _, _ in self.products) if isinstance(r, DimVar)}
+
+    def _force(self, a, b, origin, reason) -> bool:
+        """unify(a, b) or ProductConflict; True if it bound anything new."""
+        ra, rb = self.find(a), self.find(b)
+        if ra is rb or (not isinstance(ra, DimVar) and not isinstance(rb, DimVar) and ra == rb):
+            return False
+        if not self.unify(a, b):
+            raise ProductConflict(origin, reason)
+        return True
+
+    def settle(self) -> None:
+        """Propagate every product constraint until nothing changes; ProductConflict where
+        one cannot hold."""
+        changed = True
+        while changed:
+            changed = False
+            for v, slow, fast, origin in self.products:
+                rv, a, b = self.find(v), self.find(slow), self.find(fast)
+                known = [not isinstance(x, DimVar) for x in (rv, a, b)]
+                if known == [True, True, True]:
+                    if dim_factors(rv) != dim_factors(dim_product(a, b)):
+                        raise ProductConflict(origin, f"its size {dim_product(a, b)} cannot equal {rv}")
+                    continue
+                if known[1] and known[2]:
+                    changed |= self._force(v, dim_product(a, b), origin, "its size cannot be 1")
+                elif a is rv or b is rv:                # v = v*w: w is 1
+                    other = fast if a is rv else slow
+                    changed |= self._force(other, 1, origin, "its size would equal one of its factors' sizes, "
+                                           "so that the other is 1")
+                elif known[0] and (known[1] or known[2]):
+                    part, unknown = (a, fast) if known[1] else (b, slow)
+                    q = dim_quotient(rv, part)
+                    if q is None or (q == 1 and isinstance(self.find(unknown), DimVar) and self.find(unknown).nonunit):
+                        raise ProductConflict(origin, f"its size, {part} times another, cannot equal {rv}")
+                    changed |= self._force(unknown, q, origin, f"its size, {part} times another, cannot equal {rv}")
+                elif (known[1] and a == 1) or (known[2] and b == 1):
+                    changed |= self._force(v, fast if known[1] else slow, origin, "its size cannot equal its factor's")
+
+    def match_products(self) -> None:
+        """Equal products of unknown factors match factor by factor (in order), where
+        that is consistent; a product equal to a known product of two names takes them."""
+        by_class: dict[object, list] = {}
+        for entry in self.products:
+            root = self.find(entry[0])
+            by_class.setdefault(root.id if isinstance(root, DimVar) else ("size", root), []).append(entry)
+        for entries in by_class.values():
+            first = entries[0]
+            for other in entries[1:]:
+                pairs = [(first[1], other[1]), (first[2], other[2])]
+                if all(self._compatible(x, y) for x, y in pairs):
+                    for x, y in pairs:
+                        self.unify(x, y)
+            root = self.find(first[0])
+            factors = [] if isinstance(root, DimVar) else dim_factors(root)
+            for _, slow, fast, _ in entries:
+                a, b = self.find(slow), self.find(fast)
+                if len(factors) == 2 and isinstance(a, DimVar) and isinstance(b, DimVar) and a is not b:
+                    self.unify(a, factors[0])
+                    self.unify(b, factors[1])
+
+    def _compatible(self, x, y) -> bool:
+        a, b = self.find(x), self.find(y)
+        if a is b:
+            return True
+        if isinstance(a, DimVar) or isinstance(b, DimVar):
+            var, value = (a, b) if isinstance(a, DimVar) else (b, a)
+            return not (value == 1 and not isinstance(value, DimVar) and var.nonunit)
+        return dim_factors(a) == dim_factors(b)

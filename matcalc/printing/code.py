@@ -478,6 +478,11 @@ def _needed(definitions, roots) -> list[tuple[E.Symbol, E.Expr]]:
     return list(reversed(keep))
 
 
+def _is_scalar_variable(d, name: str) -> bool:
+    variable = d.program.inputs.get(name) or next((s for s, _ in d.program.definitions if s.name == name), None)
+    return variable is not None and variable.is_scalar
+
+
 def module_source(d, target: Target) -> str:
     """The generated module's source for one target."""
     m = _Module(d, target)
@@ -488,10 +493,11 @@ def module_source(d, target: Target) -> str:
     for i, (name, g) in enumerate(d.results.items()):
         text = to_text(g)
         comment = f"{d.command}_{name} = {text}" if len(text) < 200 else "see the derivation"
+        label = "∂f/∂{}" if d.command == "jacobian" and _is_scalar_variable(d, name) else what
         if delegate:
-            sections.append(m.delegate(f"{d.command}_{name}", f"{what.format(name)}: {comment}", i + 1))
+            sections.append(m.delegate(f"{d.command}_{name}", f"{label.format(name)}: {comment}", i + 1))
         else:
-            sections.append(m.function(f"{d.command}_{name}", f"{what.format(name)}: {comment}", [g]))
+            sections.append(m.function(f"{d.command}_{name}", f"{label.format(name)}: {comment}", [g]))
     sections.append(m.function("value_and_grad", "The value and every gradient (" +
                                ", ".join(d.results) + "), sharing the forward pass.",
                                [value] + list(d.results.values())))

@@ -131,14 +131,22 @@ def derivative_label(command: str, name: str) -> str:
     x = latex_name(name)
     return {"grad": rf"\frac{{\partial L}}{{\partial {x}}}",
             "jacobian": rf"\frac{{\partial \operatorname{{vec}} f}}{{\partial \operatorname{{vec}} {x}}}",
+            "jacobian by a scalar": rf"\frac{{\partial f}}{{\partial {x}}}",      # shaped like f
             "hessian": rf"\frac{{\partial^2 L}}{{\partial \operatorname{{vec}} {x}^2}}"}[command]
+
+
+def label_command(d, name: str) -> str:
+    """The derivative_label key for d's result by `name`."""
+    variable = d.program.inputs.get(name) or next((s for s, _ in d.program.definitions if s.name == name), None)
+    scalar = variable is not None and variable.is_scalar
+    return "jacobian by a scalar" if d.command == "jacobian" and scalar else d.command
 
 
 def derivation_latex(d) -> str:
     """The results (and shared adjoints) as LaTeX."""
     lines = [f"{latex_name(g.name)} &= {to_latex(body)}" for g, body in d.named]
     for name, g in d.results.items():
-        lines.append(f"{derivative_label(d.command, name)} &= {to_latex(g)}")
+        lines.append(f"{derivative_label(label_command(d, name), name)} &= {to_latex(g)}")
     if len(lines) == 1:
         return lines[0].replace(" &= ", " = ")
     return align(lines)

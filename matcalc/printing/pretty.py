@@ -68,7 +68,8 @@ def derivative_text(d, name: str, spell=str) -> str:
     shape = next((s.shape for s in [d.program.inputs.get(name)] + [s for s, _ in d.program.definitions
                                                                      if s.name == name] if s is not None), None)
     matrix = lambda sh: sh is not None and sh[0] != 1 and sh[1] != 1
-    vec = d.command in VEC_LABELS and (matrix(shape) or (d.command == "jacobian" and matrix(d.program.output.shape)))
+    vec = d.command in VEC_LABELS and (matrix(shape) or (d.command == "jacobian" and matrix(d.program.output.shape)
+                                                          and shape != (1, 1)))      # ∂F/∂α is shaped like F
     return (VEC_LABELS if vec else LABELS)[d.command].format(spell(name))
 
 

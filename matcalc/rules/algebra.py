@@ -17,6 +17,7 @@ from .. import expr as E
 from ..expr import Fn
 from ..steps import Rule
 from .elementwise import ELEMENTWISE
+from .symmetry import is_symmetric
 
 
 @dataclass(frozen=True)
@@ -32,33 +33,6 @@ class Context:
 
 
 # ------------------------------------------------------------ predicates
-
-def is_symmetric(e: E.Expr) -> bool:
-    """Structural: true only where symmetry is certain."""
-    if e.shape[0] != e.shape[1]:
-        return False
-    if e.is_scalar or isinstance(e, (E.Identity, E.Zero, E.Broadcast)):
-        return True
-    if isinstance(e, E.Symbol):
-        return e.symmetric
-    if isinstance(e, E.Differential):
-        return e.target.symmetric
-    if isinstance(e, E.Apply):
-        if e.fn is Fn.DIAG:
-            return True
-        if e.fn is Fn.INV or e.fn.elementwise:
-            return is_symmetric(e.arg)
-    if isinstance(e, E.MatPow):
-        return is_symmetric(e.base)
-    if isinstance(e, E.Power):
-        return is_symmetric(e.base)
-    if isinstance(e, (E.Add, E.Hadamard)):
-        return all(is_symmetric(c) for c in e.children())
-    if isinstance(e, E.Mul):
-        chain = [f for f in e.factors if not f.is_scalar]
-        return all(a == transposed(b) for a, b in zip(chain, reversed(chain)))
-    return False
-
 
 # Functions whose every value is >= 0, and those whose values lie in [0, 1].
 NONNEGATIVE_FNS = {Fn.EXP, Fn.SIGMOID, Fn.SOFTPLUS, Fn.RELU, Fn.ABS, Fn.SQRT, Fn.STEP, Fn.SOFTMAX}
@@ -140,6 +114,8 @@ def _t_push(e, ctx):
         return E.hadamard(*(transposed(f) for f in a.factors))
     if isinstance(a, E.Apply) and a.fn.elementwise:
         return E.apply(a.fn, transposed(a.arg))
+    if isinstance(a, E.Apply) and a.fn is Fn.INV and isinstance(a.arg, E.Transpose):   # inv(Xᵀ)ᵀ = inv(X)
+        return E.apply(Fn.INV, a.arg.arg)
     if isinstance(a, E.Power):
         return E.power(transposed(a.base), a.exponent)
     if isinstance(a, E.Kron):
@@ -258,8 +234,11 @@ def _logistic(bases: dict, order: list) -> None:
         sigmoid = E.apply(Fn.SIGMOID, exps_[0].arg)
         del bases[base], bases[exps_[0]]
         order.remove(base)
-        order[order.index(exps_[0])] = sigmoid
-        bases[sigmoid] = [E.ONE]
+        if sigmoid in bases:          # sigmoid(z)^k already a factor: the exponents add up
+            order.remove(exps_[0])
+        else:
+            order[order.index(exps_[0])] = sigmoid
+        bases[sigmoid].append(E.ONE)
 
 
 def _powers_table(factors) -> tuple[dict, list]:
@@ -423,11 +402,13 @@ def _fn_trace(e, ctx):
 
 
 def _fn_of_scalar(e, ctx):
-    """A 1x1 argument: det(s) = s, logdet(s) = log(s), inv(s) = 1/s."""
+    """A 1x1 argument: det(s) = s, logdet(s) = log(s), inv(s) = 1/s; a vector(1) is 1x1:
+    softmax(s) = 1, logsumexp(s) = s."""
     if not e.arg.is_scalar:
         return None
     return {Fn.DET: lambda s: s, Fn.LOGDET: lambda s: E.apply(Fn.LOG, s),
-            Fn.INV: lambda s: E.power(s, E.MINUS_ONE), Fn.DIAGV: lambda s: s}[e.fn](e.arg)
+            Fn.INV: lambda s: E.power(s, E.MINUS_ONE), Fn.DIAGV: lambda s: s,
+            Fn.SOFTMAX: lambda s: E.ONE, Fn.LOGSUMEXP: lambda s: s}[e.fn](e.arg)
 
 
 def _elementwise_of_constant(e, ctx):
@@ -574,6 +555,8 @@ RULES: dict[object, list[AlgebraRule]] = {
     Fn.LOG: [AlgebraRule(Rule("softplus", "log(1 + exp(z)) = softplus(z)"), _fn_log)],
 
     Fn.LOGDET: [AlgebraRule(Rule("log det of a scalar", "logdet(s) = log(s)"), _fn_of_scalar)],
+    Fn.SOFTMAX: [AlgebraRule(Rule("softmax of one entry", "softmax(s) = 1"), _fn_of_scalar)],
+    Fn.LOGSUMEXP: [AlgebraRule(Rule("logsumexp of one entry", "logsumexp(s) = s"), _fn_of_scalar)],
     Fn.DIAGV: [AlgebraRule(Rule("diag", "diag(diag(v)) = v, diag(a bᵀ) = a ⊙ b"), _fn_diag)],
     Fn.DIAG: [AlgebraRule(Rule("diag of a constant", "diag(s 1) = s I"), _fn_diag)],
     Fn.SUM: [AlgebraRule(Rule("sum of a scalar", "sum(s) = s"), _fn_sum)],

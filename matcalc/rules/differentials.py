@@ -104,7 +104,8 @@ def _norm1(e, x, dx):
 
 
 def _softmax(e, x, dx):
-    return E.add(E.hadamard(e, dx), E.neg(E.mul(e, E.transpose(e), dx)))
+    own = E.mul(e, dx) if x.is_scalar else E.hadamard(e, dx)     # a vector(1) is 1x1
+    return E.add(own, E.neg(E.mul(e, E.transpose(e), dx)))
 
 
 def _logsumexp(e, x, dx):

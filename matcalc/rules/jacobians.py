@@ -82,6 +82,8 @@ def _transpose(e: E.Transpose, i: int) -> E.Expr:
 
 def _hadamard(e: E.Hadamard, i: int) -> E.Expr:
     others = e.factors[:i] + e.factors[i + 1:]
+    if e.is_scalar:                        # 1x1 factors (a vector(1)): the product is the scalar's
+        return E.mul(*others)
     return E.apply(Fn.DIAG, vec(E.hadamard(*others)))
 
 

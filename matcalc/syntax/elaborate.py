@@ -17,7 +17,7 @@ from lark import Token, Tree
 
 from .. import expr as E
 from ..errors import LimitError, NameError_, ParseError, ShapeError, Span
-from ..shapes import SCALAR, DimVar, Unifier, dim_product
+from ..shapes import SCALAR, DimVar, ProductConflict, Unifier, dim_product
 from .parser import parse_tree
 
 GREEK = frozenset("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
@@ -71,19 +71,21 @@ def _infer_diag(inf, t, shapes):
 def _infer_vector_to(result):
     def rule(inf, t, shapes):
         (r, c), = shapes
-        inf.unify(c, 1, t, "needs a vector")
+        if not inf.u.unify(c, 1):
+            arg = t.children[1] if len(t.children) > 1 else t
+            inf.fail(t, f"{inf.src(t)} needs a vector, but {inf.src(arg)} is {inf.show((r, c))}")
         return SCALAR if result == "scalar" else (r, 1)
     return rule
 
 
 def _infer_vec(inf, t, shapes):
     (r, c), = shapes
-    return (inf.product(r, c), 1)
+    return (inf.product(c, r, t), 1)          # columns stacked: the column index varies slowest
 
 
 def _infer_kron(inf, t, shapes):
     (a, b), (c, d) = shapes
-    return (inf.product(a, c), inf.product(b, d))
+    return (inf.product(a, c, t), inf.product(b, d, t))
 
 
 def _build_diag(args):
@@ -114,6 +116,17 @@ FUNCTIONS = {
 ALIASES = {"trace": "tr", "inverse": "inv", "determinant": "det", "log_det": "logdet",
            "norm": "norm2", "frobenius": "norm2", "transpose": "A'", "logistic": "sigmoid",
            "heaviside": "step", "ln": "log", "expm": "exp", "diagonal": "diag", "kronecker": "kron"}
+# Functions people ask for that are not here yet: name -> what it is, for the hint.
+# A name that FUNCTIONS gains never reaches this table, so adding a function ends its hint.
+NOT_YET = {"expm": "the matrix exponential", "logm": "the matrix logarithm",
+           "sqrtm": "the matrix square root", "max": "the maximum", "min": "the minimum",
+           "eig": "eigenvalues", "eigvals": "eigenvalues", "eigmax": "the largest eigenvalue",
+           "eigmin": "the smallest eigenvalue", "svd": "the singular value decomposition",
+           "solve": "a linear solve; inv(A)*B is the same", "pinv": "the pseudo-inverse",
+           "chol": "the Cholesky factor", "adj": "the adjugate", "norm_nuc": "the nuclear norm",
+           "norm_spec": "the spectral norm", "mean": "the mean; sum(x)/n is the same"}
+ELEMENTWISE_NAMES = frozenset(fn.text for fn in E.Fn if fn.elementwise)
+CLOSE_NAME = 0.75        # difflib ratio for "did you mean": max vs softmax (0.6) is not a typo
 # Constants that take their dimensions as arguments: name -> (argument counts, example).
 SIZED = {"commutation": ((2,), "commutation(m, n)"), "ones": ((1, 2), "ones(n) or ones(m, n)"),
          "I": ((1,), "I(n)")}
@@ -171,7 +184,6 @@ class _Infer:
         self.free: dict[str, Span] = {}          # free symbols in order of first use
         self.defined: dict[str, tuple] = {}
         self.leaf_shape: dict[int, tuple] = {}   # id(tree) of I / ones -> shape
-        self.products: list[tuple] = []          # (var, a, b): var = a*b
         self.power_of: dict[int, int] = {}       # id(tree) of a matrix power -> its total |k|, nesting included
 
     # -- helpers
@@ -194,9 +206,29 @@ class _Infer:
             return f"a row vector{known(c)}"
         return f"a matrix{known(r, c)}"
 
+    def size(self, d) -> str:
+        """A dimension in the user's terms: its name or number, or where it is not known
+        yet, the input it comes from (never an inference variable's internal name)."""
+        root = self.u.find(d)
+        if not isinstance(root, DimVar):
+            return str(root)
+        for name, (r, c) in self.names.items():
+            if self.u.find(r) is root:
+                return f"the length of {name}" if self.u.find(c) == 1 else f"the number of rows of {name}"
+            if self.u.find(c) is root:
+                return f"the number of columns of {name}"
+        return "a size not known yet"
+
+    def count(self, d, noun: str) -> str:
+        """'3 rows', 'n rows', or 'as many rows as the length of x'."""
+        size = self.size(d)
+        if size.isdigit():
+            return f"{size} {noun}{'s' if size != '1' else ''}"
+        return f"as many {noun}s as {size}" if size.startswith(("the ", "a ")) else f"{size} {noun}s"
+
     def unify(self, a, b, t, why):
         if not self.u.unify(a, b):
-            self.fail(t, f"{self.src(t)}: {why} (dimension {self.u.find(a)} against {self.u.find(b)})")
+            self.fail(t, f"{self.src(t)}: {why} ({self.size(a)} against {self.size(b)})")
 
     def require_matrix(self, t, shape, what: str):
         """A function of matrices must not quietly turn a vector into a 1x1 matrix
@@ -208,10 +240,8 @@ class _Infer:
     def is_scalar(self, shape) -> bool:
         return self.u.find(shape[0]) == 1 and self.u.find(shape[1]) == 1
 
-    def product(self, a, b):
-        v = self.u.fresh(nonunit=False)      # vec(x) of a vector, kron(x, y): a product may be 1
-        self.products.append((v, a, b))
-        return v
+    def product(self, slow, fast, t=None):
+        return self.u.product(slow, fast, t)
 
     def dim(self, d):
         return d if isinstance(d, int) else str(d)
@@ -320,7 +350,7 @@ class _Infer:
             return a
         if not self.u.unify(a[1], b[0]):
             self.fail(t, f"cannot multiply {self.src(l)} ({self.show(a)}) by {self.src(r)} ({self.show(b)}): "
-                      f"{self.u.find(a[1])} columns against {self.u.find(b[0])} rows",
+                      f"{self.count(a[1], 'column')} against {self.count(b[0], 'row')}",
                       hint="use .* for the elementwise product" if a == b else None)
         return (a[0], b[1])
 
@@ -403,44 +433,50 @@ class _Infer:
                 self.fail(t, f"{name} takes one argument, got {len(args)}", NameError_)
             return SCALAR if not name.startswith("grad_") or name in self.decls else shapes[0]
         if name not in FUNCTIONS:
-            known = sorted(set(FUNCTIONS) | set(ALIASES) | {n for n, d in self.decls.items() if d.kind == "function"})
-            close = [ALIASES.get(c, c) for c in difflib.get_close_matches(name.lower(), known, n=1)]
-            hint = (f"did you mean {close[0]}?" if close else
-                    f"an unknown scalar function must be declared: --let '{name}: function'")
-            self.fail(name_tok, f"unknown function {name}", NameError_, hint)
+            self.fail(name_tok, f"unknown function {name}", NameError_, self.unknown_function_hint(name))
         arity, rule, _ = FUNCTIONS[name]
         if len(args) != arity:
             self.fail(t, f"{name} takes {arity} argument{'s' if arity > 1 else ''}, got {len(args)}",
                       NameError_)
         return rule(self, t, shapes)
 
+    def unknown_function_hint(self, name: str) -> str:
+        """A function that is not supported yet says so; a typo gets the one close name;
+        a matrix function (expm) is never pointed to its elementwise namesake (exp)."""
+        lower = name.lower()
+        if lower in NOT_YET:
+            return f"{lower} ({NOT_YET[lower]}) is not supported yet"
+        if lower.endswith("m") and lower[:-1] in ELEMENTWISE_NAMES:
+            return (f"{lower} (a matrix function) is not supported yet; {lower[:-1]} is elementwise: "
+                    f"{lower[:-1]}(X) applies it to every entry")
+        known = sorted(set(FUNCTIONS) | set(ALIASES) | {n for n, d in self.decls.items() if d.kind == "function"})
+        close = [ALIASES.get(c, c) for c in difflib.get_close_matches(lower, known, n=1, cutoff=CLOSE_NAME)]
+        if close:
+            return f"did you mean {close[0]}?"
+        return f"an unknown scalar function must be declared: --let '{name}: function'"
+
     # -- resolving dimensions
     def resolve(self) -> None:
         used = {d for decl in self.decls.values() for d in decl.dims if isinstance(d, str)}
         names = (n for n in itertools.chain(DIM_NAMES, (f"n{i}" for i in itertools.count(1)))
                  if n not in used)
-        targets = {v.id for v, _, _ in self.products}
-
-        def settle_products():
-            changed = True
-            while changed:
-                changed = False
-                for v, a, b in self.products:
-                    fa, fb = self.u.find(a), self.u.find(b)
-                    if not isinstance(fa, DimVar) and not isinstance(fb, DimVar):
-                        if isinstance(self.u.find(v), DimVar):
-                            changed = True
-                        if not self.u.unify(v, dim_product(fa, fb)):
-                            raise ShapeError(f"dimension {self.u.find(v)} cannot equal {dim_product(fa, fb)}")
-
-        settle_products()
-        for shape in list(self.names.values()) + list(self.leaf_shape.values()) + \
-                [(a, b) for _, a, b in self.products]:
-            for d in shape:
-                root = self.u.find(d)
-                if isinstance(root, DimVar) and root.id not in targets:
-                    self.u.unify(root, next(names))
-        settle_products()
+        try:
+            self.u.settle()
+            self.u.match_products()
+            self.u.settle()
+            # name the free dimensions, those that a product fixes last (from their factors)
+            for only_free in (True, False):
+                products = self.u.product_roots() if only_free else set()
+                for shape in list(self.names.values()) + list(self.leaf_shape.values()):
+                    for d in shape:
+                        root = self.u.find(d)
+                        if isinstance(root, DimVar) and root.id not in products:
+                            self.u.unify(root, next(names))
+                self.u.settle()
+        except ProductConflict as exc:
+            raise ShapeError(f"{self.src(exc.origin)}: {exc.reason}",
+                             _span(self.text, exc.origin),
+                             "declare the inputs' sizes, e.g. --let 'A: matrix(2, 3)'") from None
 
     def concrete(self, shape):
         out = []
@@ -635,7 +671,7 @@ def parse_program(text: str, let: dict[str, Decl] | None = None) -> E.Program:
     try:
         inf.resolve()
     except ShapeError as exc:
-        raise ShapeError(exc.message, Span.at(text, 0, len(text))) from None
+        raise ShapeError(exc.message, exc.span or Span.at(text, 0, len(text)), exc.hint) from None
     build = _Build(inf)
     definitions = []
     output = None
