@@ -1,0 +1,172 @@
+"""One request of the web page to one answer: the command line's options as
+JSON in, the `--format json` object (api.as_json) or an error out.
+
+Imports only matcalc.api, so that the same code answers in the server's worker
+processes and in the browser under Pyodide (the static site).  Nothing from a
+request is executed: its text is parsed and differentiated, and the check runs
+the code matcalc generated on random arrays.
+"""
+from __future__ import annotations
+
+import json
+
+from .. import api
+
+COMMANDS = tuple(c for c in ("grad", "jacobian", "hessian", "differential") if callable(getattr(api, c, None)))
+# Every kind the language may have; capabilities() keeps those this matcalc parses.
+KIND_CANDIDATES = ("scalar", "vector(n)", "matrix(m, n)", "symmetric(n)", "spd(n)", "positive scalar",
+                   "positive vector(n)", "positive matrix(m, n)", "function")
+MAX_LIST = 64                  # --wrt and --let entries a request may carry
+MAX_FIELD_CHARS = 100_000      # any one text field (the parser's own limit is the same)
+# field -> (accepted types, default)
+FIELDS = {"command": (str, "grad"), "expr": (str, None), "wrt": ((list, str), []), "let": ((list, str), []),
+          "layout": (str, "denominator"), "steps": ((bool, str, type(None)), False),
+          "check": (bool, False), "claim": ((str, type(None)), None)}
+
+
+class RequestError(Exception):
+    """A request that does not have the shape of the command line's options."""
+
+
+def capabilities() -> dict:
+    """What this matcalc can do, for the page to offer: commands, kinds, --claim, layouts."""
+    kinds = []
+    for kind in KIND_CANDIDATES:
+        try:
+            api.parse_kind("x", kind)
+            kinds.append(kind.split("(")[0])
+        except api.MatcalcError:
+            pass
+    return {"commands": list(COMMANDS), "kinds": kinds, "layouts": list(api.LAYOUTS),
+            "claim": callable(getattr(api.Derivation, "compare", None))}
+
+
+def answer(body) -> tuple[int, dict]:
+    """(HTTP status, JSON object) for one request body (already decoded JSON)."""
+    try:
+        request = _validated(body)
+    except RequestError as exc:
+        return 400, error_body("error", str(exc), origin="request")
+    return _derive(**request)
+
+
+def answer_text(text: str) -> str:
+    """answer() from JSON text to JSON text {"status", "body"}: the Pyodide worker's entry."""
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        status, out = 400, error_body("error", f"the request is not JSON: {exc}", origin="request")
+    else:
+        status, out = answer(body)
+    return json.dumps({"status": status, "body": out}, ensure_ascii=False)
+
+
+def _validated(body) -> dict:
+    if not isinstance(body, dict):
+        raise RequestError("the request must be a JSON object such as "
+                           '{"command": "grad", "expr": "x\'*A*x", "wrt": ["x"]}')
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise RequestError(f"unknown field {unknown[0]!r}: the fields are {', '.join(FIELDS)}")
+    out = {}
+    for name, (types, default) in FIELDS.items():
+        value = body.get(name, default)
+        if not isinstance(value, types):
+            raise RequestError(f"field {name!r} has the wrong type")
+        out[name] = value
+    if out["expr"] is None:
+        raise RequestError("field 'expr' is missing: the expression or program to differentiate")
+    for name in ("wrt", "let"):
+        items = [out[name]] if isinstance(out[name], str) else out[name]
+        if len(items) > MAX_LIST or not all(isinstance(i, str) for i in items):
+            raise RequestError(f"field {name!r} must be a list of at most {MAX_LIST} strings")
+        out[name] = items
+    texts = [out["expr"], out["claim"] or "", *out["wrt"], *out["let"]]
+    if any(len(t) > MAX_FIELD_CHARS for t in texts):
+        raise RequestError(f"a field is longer than {MAX_FIELD_CHARS:,} characters")
+    if out["command"] not in COMMANDS:
+        raise RequestError(f"unknown command {out['command'][:40]!r}: choose {', '.join(COMMANDS)}")
+    if out["layout"] not in api.LAYOUTS:
+        raise RequestError(f"unknown layout {out['layout'][:40]!r}: choose {', '.join(api.LAYOUTS)}")
+    steps = out["steps"]
+    if isinstance(steps, str) and steps not in ("brief", "all"):
+        raise RequestError("field 'steps' is true, false, \"brief\" or \"all\"")
+    out["steps"] = "brief" if steps is True else (steps or None)
+    return out
+
+
+def _derive(command, expr, wrt, let, layout, steps, check, claim) -> tuple[int, dict]:
+    text, origin, program = "", "--let", None       # what an error points into
+    try:
+        declarations = {}
+        for decl in let:
+            text = decl
+            name, parsed = api.parse_declaration(decl)
+            declarations[name] = parsed
+        text, origin = expr, "<expression>"
+        program = api.parse_program(expr, declarations)
+        d = getattr(api, command)(program, wrt, layout=layout)
+        out = api.as_json(d, _check(d) if check else None, steps, declarations)
+        if claim:
+            text, origin = claim, "--claim"
+            out["claim"] = _claim(d, claim)
+        return 200, out
+    except api.MatcalcError as exc:
+        return 400, _matcalc_error_body(exc, text, origin, program)
+    except (RecursionError, MemoryError):
+        return 400, error_body("limit exceeded", "the expression is too large or too deeply nested to process",
+                           origin=origin)
+    except Exception as exc:  # a bug: one paragraph, as the command line says it
+        return 500, error_body("internal error",
+                           f"internal error (a bug in matcalc, please report it): {type(exc).__name__}: {exc}")
+
+
+def _check(d):
+    try:
+        return d.check()
+    except ImportError as exc:            # the static site without Pyodide's NumPy
+        return _Unavailable(f"the check needs NumPy, which is not available here ({exc.name})")
+
+
+class _Unavailable:
+    """A check that could not run: as_json shows ok = None and the reason."""
+    ok = None
+    worst_error = None
+    per_variable: dict = {}
+    points = 0
+
+    def __init__(self, message: str):
+        self.message = message
+
+
+def _claim(d, formula: str) -> dict:
+    compare = getattr(d, "compare", None)
+    if compare is None:
+        return {"supported": False, "ok": None,
+                "message": "this version of matcalc cannot check a claim yet (--claim)"}
+    verdict = compare(formula)
+    if isinstance(verdict, dict):
+        return {"supported": True, **verdict}
+    return {"supported": True, "ok": getattr(verdict, "ok", None),
+            "message": getattr(verdict, "message", str(verdict))}
+
+
+def _matcalc_error_body(exc, text: str, origin: str, program) -> dict:
+    source = exc.source if exc.source is not None else text
+    out = error_body(exc.kind, exc.message, hint=exc.hint, origin=exc.origin or origin,
+                 rendered=exc.render(text, origin))
+    if exc.span is not None:
+        out["error"].update(line=exc.span.line, column=exc.span.column,
+                            end_column=exc.span.column + max(1, exc.span.end - exc.span.start),
+                            source=source)
+    if program is not None:      # the page offers the inputs even when --wrt is wrong
+        out["inputs"] = {n: {"kind": s.kind, "shape": list(s.shape)} for n, s in program.inputs.items()}
+    return out
+
+
+def error_body(kind: str, message: str, hint: str | None = None, origin: str | None = None,
+           rendered: str | None = None) -> dict:
+    if rendered is None:
+        rendered = message if kind == "internal error" else f"{kind}: {message}"
+    return {"error": {"kind": kind, "message": message, "hint": hint, "origin": origin, "line": None,
+                      "column": None, "rendered": rendered}}
