@@ -27,6 +27,9 @@ def _work(conn, memory_limit: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     except (ImportError, ValueError, OSError):       # not on this platform: the time limit still holds
         pass
+    # warm up (imports, the grammar, NumPy for the check) before the first request's clock starts
+    service.answer({"expr": "x'*A*x", "wrt": ["x"], "check": True})
+    conn.send("ready")
     while True:
         try:
             request = conn.recv()
@@ -62,21 +65,38 @@ class Pool:
         self._idle: asyncio.Queue[_Worker] | None = None
         self._all: set[_Worker] = set()
         self._waiting = 0
+        self._replacing: set[asyncio.Future] = set()
+        self._closed = False
 
     async def start(self) -> None:
         self._idle = asyncio.Queue()
-        for _ in range(self.size):
-            self._idle.put_nowait(self._spawn())
+        await asyncio.gather(*(self._spawn() for _ in range(self.size)))
 
-    def _spawn(self) -> _Worker:
+    async def _spawn(self) -> None:
+        """A new worker joins the idle queue once it says it is ready."""
         worker = _Worker(self._context, self.memory_limit)
         self._all.add(worker)
-        return worker
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        fd = worker.conn.fileno()
+        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+        try:
+            await ready
+            worker.conn.recv()
+        except (EOFError, OSError):
+            self._all.discard(worker)
+            raise RuntimeError("a derivation worker could not start") from None
+        finally:
+            loop.remove_reader(fd)
+        self._idle.put_nowait(worker)
 
     def _retire(self, worker: _Worker) -> None:
         worker.kill()
         self._all.discard(worker)
-        self._idle.put_nowait(self._spawn())
+        if self._closed:
+            return
+        self._replacing.add(asyncio.ensure_future(self._spawn()))
+        self._replacing = {t for t in self._replacing if not t.done()}   # keep references until done
 
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._all]
@@ -121,6 +141,7 @@ class Pool:
         return reply
 
     def close(self) -> None:
+        self._closed = True
         for worker in list(self._all):
             worker.kill()
         self._all.clear()

@@ -68,14 +68,14 @@ def _validated(body) -> dict:
     unknown = sorted(set(body) - set(FIELDS))
     if unknown:
         raise RequestError(f"unknown field {unknown[0]!r}: the fields are {', '.join(FIELDS)}")
+    if "expr" not in body:
+        raise RequestError("field 'expr' is missing: the expression or program to differentiate")
     out = {}
     for name, (types, default) in FIELDS.items():
         value = body.get(name, default)
         if not isinstance(value, types):
             raise RequestError(f"field {name!r} has the wrong type")
         out[name] = value
-    if out["expr"] is None:
-        raise RequestError("field 'expr' is missing: the expression or program to differentiate")
     for name in ("wrt", "let"):
         items = [out[name]] if isinstance(out[name], str) else out[name]
         if len(items) > MAX_LIST or not all(isinstance(i, str) for i in items):

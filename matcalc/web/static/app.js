@@ -1,7 +1,7 @@
 // The matcalc page: one state (what the command line's options say), sent as
 // JSON to a backend that answers with the `--format json` object or an error.
 // Backends: "server" (POST api/derive, `matcalc serve`) or "pyodide" (matcalc
-// running in a Web Worker, `matcalc site`).  No other code runs: the answer's
+// running in a module Web Worker, `matcalc site`).  No other code runs: the answer's
 // text goes into the page as text, its LaTeX through KaTeX (trust: false).
 "use strict";
 
@@ -41,7 +41,7 @@ function pyodideBackend() {
   let worker = null, ready = null, next = 0;
   const pending = new Map();
   function start() {
-    worker = new Worker("static/worker.js");
+    worker = new Worker("static/worker.js", { type: "module" });
     worker.onmessage = (e) => {
       const { id, reply } = e.data;
       if (id === "status") { setStatus(reply); return; }
