@@ -15,7 +15,7 @@ const SIZED = { vector: 1, matrix: 2, symmetric: 1, spd: 1 };   // kind -> how m
 const TIME_LIMIT_MS = 30000;  // the Pyodide backend's per-derivation limit (the server has its own)
 
 const state = {
-  expr: "a = W*h + b\nL = f(a)", command: "grad", wrt: ["W"], let: { f: "function" },
+  expr: "f: function\na = W*h + b\nL = f(a)", command: "grad", wrt: ["W"], let: {},
   layout: "denominator", steps: false, check: false, claim: "", tab: "text",
 };
 let answer = null;            // the last successful answer
