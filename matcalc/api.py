@@ -1,7 +1,8 @@
-"""The Python API of interface.md §4: parse, grad, jacobian, hessian.
+"""The Python API of docs/reference.md §4: parse, grad, jacobian, hessian.
 
 Layer L5: imports everything below.  `Derivation` adds the output methods
-(latex, pretty, code and its targets numpy/jax/torch/array_api, function, check)
+(latex, pretty, code and its targets numpy/jax/torch/array_api, function, check,
+compare)
 and the layout to the derivation record.
 """
 from __future__ import annotations
@@ -50,7 +51,7 @@ def parse(text: str, let: dict[str, str] | None = None) -> Program:
 
 @dataclass
 class Derivation(derive.Derivation):
-    """A derivation with its printers: see interface.md §4."""
+    """A derivation with its printers: see docs/reference.md §4."""
     layout: str = DENOMINATOR          # or "numerator": every gradient transposed
 
     @classmethod
@@ -82,7 +83,7 @@ class Derivation(derive.Derivation):
         return derivation_pretty(self)
 
     def code(self, target: str = "numpy") -> str:
-        """The module of interface.md §3 for a target: "numpy", "jax", "torch" or
+        """The module of docs/reference.md §3 for a target: "numpy", "jax", "torch" or
         "array-api".  The forward pass is written in the simplifier's canonical
         form, the form the derivatives are in, so that value_and_grad computes
         each shared subexpression once."""
@@ -127,6 +128,14 @@ class Derivation(derive.Derivation):
         if wrong:
             return CheckReport(False, math.inf, {name: math.inf for name in self.results}, wrong)
         return check_derivation(as_denominator(self, self.layout), seed)
+
+    def compare(self, claim, seed: int = 0) -> "Verdict":  # noqa: F821
+        """The verdict of --claim on a derivative of your own, in the input language and the
+        expression's names: d.compare("2*A*x").  Several variables: {"W": ..., "b": ...}, or
+        a list of formulas ("b = ..." labels one).  The verdict has .agrees, .diagnosis
+        (how it differs: transposed, factor, sign, ...), .worst_error and str()."""
+        from .claim import compare       # NumPy is imported by the comparison, not by the package
+        return compare(self, claim, seed)
 
     def to_sympy(self, symbols: dict | None = None):
         """The result as a SymPy matrix expression ({name: expression} for several wrt);
@@ -183,11 +192,11 @@ def formatted(d: Derivation, fmt: str, steps: str | None = None) -> str:
     return steps_text(d, steps) if steps else d.text()
 
 
-def as_json(d: Derivation, report=None, steps: str | None = None, let: Iterable[str] = ()) -> dict:
+def as_json(d: Derivation, report=None, steps: str | None = None, let: Iterable[str] = (), verdict=None) -> dict:
     """The object `--format json` prints, which the web page reads: inputs (kind,
     shape, whether declared), definitions, results as text/latex/pretty, steps,
-    every other --format's output, and the check's report when there is one.
-    `let` names the inputs declared by --let."""
+    every other --format's output, the check's report and the --claim verdict
+    when there are.  `let` names the inputs declared by --let."""
     program = d.program
     declared = declared_names(program.source) | set(let)
     out = {
@@ -209,7 +218,9 @@ def as_json(d: Derivation, report=None, steps: str | None = None, let: Iterable[
     if report is not None:
         out["check"] = {"ok": report.ok, "worst_relative_error": report.worst_error,
                         "per_variable": report.per_variable, "points": report.points,
-                        "message": report.message}
+                        "generated_code": report.generated, "message": report.message}
+    if verdict is not None:
+        out["claim"] = {**verdict.as_json(), "message": verdict.message}
     return out
 
 

@@ -101,20 +101,28 @@ def test_errors_in_a_let_or_a_wrt_point_into_that_text_and_carry_the_inputs():
     assert list(out["inputs"]) == ["x", "A"]        # the page offers these instead
 
 
-def test_a_claim_is_answered_or_said_to_be_unsupported():
+def test_a_claim_is_answered_as_the_command_line_answers_it():
     status, out = service.answer({"expr": "x'*A*x", "wrt": ["x"], "claim": "2*A*x"})
-    assert status == 200
-    if service.capabilities()["claim"]:
-        assert out["claim"]["supported"] is True and out["claim"]["ok"] is False
-    else:
-        assert out["claim"] == {"supported": False, "ok": None, "message": out["claim"]["message"]}
+    assert status == 200 and out["claim"]["supported"] is True and out["claim"]["agrees"] is False
+    cli = subprocess.run([sys.executable, "-m", "matcalc", "grad", "x'*A*x", "--wrt", "x", "--claim", "2*A*x",
+                          "--format", "json"], capture_output=True, text=True, cwd=ROOT)
+    assert cli.returncode == 1
+    assert {k: v for k, v in out["claim"].items() if k != "supported"} == json.loads(cli.stdout)["claim"]
+    assert "symmetric" in out["claim"]["message"]
+    status, out = service.answer({"expr": "x'*A*x", "wrt": ["x"], "claim": ["(A + A')*x"]})
+    assert status == 200 and out["claim"]["agrees"] is True
+    # a claim that does not parse points into the claim
+    status, out = service.answer({"expr": "x'*A*x", "wrt": ["x"], "claim": "2*A*"})
+    assert status == 400 and out["error"]["origin"] == "--claim" and "^" in out["error"]["rendered"]
 
 
-def test_the_check_says_unavailable_where_numpy_cannot_be_imported(monkeypatch):
+def test_the_check_and_claim_say_unavailable_where_numpy_cannot_be_imported(monkeypatch):
     monkeypatch.setitem(sys.modules, "numpy", None)          # as under Pyodide without its NumPy
-    monkeypatch.delitem(sys.modules, "matcalc.check", raising=False)
-    status, out = service.answer({"expr": "x'*A*x", "wrt": ["x"], "check": True})
+    for module in ("matcalc.check", "matcalc.claim"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    status, out = service.answer({"expr": "x'*A*x", "wrt": ["x"], "check": True, "claim": "2*A*x"})
     assert status == 200 and out["check"]["ok"] is None and "NumPy" in out["check"]["message"]
+    assert out["claim"]["supported"] is False and "NumPy" in out["claim"]["message"]
 
 
 def test_capabilities_list_what_this_matcalc_parses():

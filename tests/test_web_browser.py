@@ -198,11 +198,13 @@ def test_the_check_and_the_claim_box(page):
     fresh(base, d)
     el(d, "check").click()
     wait(d, lambda: el(d, "check-verdict").text.startswith("✓ check: passed"))
-    el(d, "claim").send_keys("g*h'")
+    el(d, "claim").send_keys("h*grad_f(a)'")             # the transposed slip
     el(d, "claim-go").click()
-    wait(d, lambda: el(d, "claim-verdict").text != "")
-    if not service.capabilities()["claim"]:
-        assert "not supported" in el(d, "claim-verdict").text
+    wait(d, lambda: el(d, "claim-verdict").text.startswith("✗"))
+    assert "the other layout" in el(d, "claim-verdict").text
+    el(d, "claim").send_keys(Keys.CONTROL, "a")
+    el(d, "claim").send_keys("grad_f(a)*h'", Keys.ENTER)
+    wait(d, lambda: el(d, "claim-verdict").text.startswith("✓"))
 
 
 def test_the_gallery_and_a_phone_sized_window(page):
@@ -254,3 +256,6 @@ def test_the_static_site_derives_in_the_browser(browser, tmp_path):
         el(d, "check").click()                # no NumPy in Pyodide's npm package: said, not failed
         wait(d, lambda: el(d, "check-verdict").text != "", 60)
         assert el(d, "check-verdict").text.startswith("check unavailable") or "passed" in el(d, "check-verdict").text
+        el(d, "claim").send_keys("2*A*x", Keys.ENTER)
+        wait(d, lambda: el(d, "claim-verdict").text != "", 60)
+        assert "cannot be checked here" in el(d, "claim-verdict").text or "✗" in el(d, "claim-verdict").text

@@ -1,4 +1,4 @@
-"""The generated module of interface.md §3 (value, grad_X, value_and_grad), for any target.
+"""The generated module of docs/reference.md §3 (value, grad_X, value_and_grad), for any target.
 
 Layer L2: imports expr, the target tables and the text printer.  What a
 target spells differently (NumPy, JAX, PyTorch, the array API) is data in

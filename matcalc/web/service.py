@@ -21,7 +21,7 @@ MAX_FIELD_CHARS = 100_000      # any one text field (the parser's own limit is t
 # field -> (accepted types, default)
 FIELDS = {"command": (str, "grad"), "expr": (str, None), "wrt": ((list, str), []), "let": ((list, str), []),
           "layout": (str, "denominator"), "steps": ((bool, str, type(None)), False),
-          "check": (bool, False), "claim": ((str, type(None)), None)}
+          "check": (bool, False), "claim": ((str, list, type(None)), None)}
 
 
 class RequestError(Exception):
@@ -76,12 +76,17 @@ def _validated(body) -> dict:
         if not isinstance(value, types):
             raise RequestError(f"field {name!r} has the wrong type")
         out[name] = value
+    if isinstance(out["claim"], list) and not all(isinstance(c, str) for c in out["claim"][:MAX_LIST + 1]):
+        raise RequestError("field 'claim' is a formula, or a list of formulas (one per --wrt)")
     for name in ("wrt", "let"):
         items = [out[name]] if isinstance(out[name], str) else out[name]
         if len(items) > MAX_LIST or not all(isinstance(i, str) for i in items):
             raise RequestError(f"field {name!r} must be a list of at most {MAX_LIST} strings")
         out[name] = items
-    texts = [out["expr"], out["claim"] or "", *out["wrt"], *out["let"]]
+    claims = [out["claim"]] if isinstance(out["claim"], str) else (out["claim"] or [])
+    if len(claims) > MAX_LIST:
+        raise RequestError(f"field 'claim' must be a list of at most {MAX_LIST} strings")
+    texts = [out["expr"], *claims, *out["wrt"], *out["let"]]
     if any(len(t) > MAX_FIELD_CHARS for t in texts):
         raise RequestError(f"a field is longer than {MAX_FIELD_CHARS:,} characters")
     if out["command"] not in COMMANDS:
@@ -106,10 +111,18 @@ def _derive(command, expr, wrt, let, layout, steps, check, claim) -> tuple[int, 
         text, origin = expr, "<expression>"
         program = api.parse_program(expr, declarations)
         d = getattr(api, command)(program, wrt, layout=layout)
-        out = api.as_json(d, _check(d) if check else None, steps, declarations)
+        report, no_check = _check(d) if check else (None, None)
+        verdict, unavailable = None, None
         if claim:
-            text, origin = claim, "--claim"
-            out["claim"] = _claim(d, claim)
+            text, origin = (claim if isinstance(claim, str) else "\n".join(claim)), "--claim"
+            verdict, unavailable = _claim(d, claim)
+        out = api.as_json(d, report, steps, declarations, verdict)
+        if no_check:
+            out["check"] = no_check
+        if unavailable:
+            out["claim"] = unavailable
+        elif verdict is not None:
+            out["claim"]["supported"] = True
         return 200, out
     except api.MatcalcError as exc:
         return 400, _matcalc_error_body(exc, text, origin, program)
@@ -122,33 +135,23 @@ def _derive(command, expr, wrt, let, layout, steps, check, claim) -> tuple[int, 
 
 
 def _check(d):
+    """(the check's report, None), or (None, why it cannot run here)."""
     try:
-        return d.check()
+        return d.check(), None
     except ImportError as exc:            # the static site without Pyodide's NumPy
-        return _Unavailable(f"the check needs NumPy, which is not available here ({exc.name})")
+        return None, {"ok": None, "message": f"the check needs NumPy, which is not available here ({exc.name})"}
 
 
-class _Unavailable:
-    """A check that could not run: as_json shows ok = None and the reason."""
-    ok = None
-    worst_error = None
-    per_variable: dict = {}
-    points = 0
-
-    def __init__(self, message: str):
-        self.message = message
-
-
-def _claim(d, formula: str) -> dict:
-    compare = getattr(d, "compare", None)
-    if compare is None:
-        return {"supported": False, "ok": None,
-                "message": "this version of matcalc cannot check a claim yet (--claim)"}
-    verdict = compare(formula)
-    if isinstance(verdict, dict):
-        return {"supported": True, **verdict}
-    return {"supported": True, "ok": getattr(verdict, "ok", None),
-            "message": getattr(verdict, "message", str(verdict))}
+def _claim(d, claim):
+    """(the --claim verdict, None), or (None, why it cannot be given here)."""
+    if not callable(getattr(d, "compare", None)):
+        return None, {"supported": False, "agrees": None,
+                      "message": "this version of matcalc cannot check a claim (--claim)"}
+    try:
+        return d.compare(claim), None
+    except ImportError as exc:          # the static site without Pyodide's NumPy
+        return None, {"supported": False, "agrees": None,
+                      "message": f"comparing a claim needs NumPy, which is not available here ({exc.name})"}
 
 
 def _matcalc_error_body(exc, text: str, origin: str, program) -> dict:

@@ -192,11 +192,11 @@ function showClaim(claim) {
   if (!claim) { box.textContent = ""; return; }
   if (claim.supported === false) {
     box.className = "muted";
-    box.textContent = "Checking your own answer is not supported by this matcalc yet (" + claim.message + ").";
+    box.textContent = "Your answer cannot be checked here: " + claim.message + ".";
     return;
   }
-  box.className = claim.ok === true ? "ok" : claim.ok === false ? "bad" : "muted";
-  box.textContent = (claim.ok === true ? "✓ " : claim.ok === false ? "✗ " : "") + (claim.message || "");
+  box.className = claim.agrees === true ? "ok" : claim.agrees === false ? "bad" : "muted";
+  box.textContent = (claim.agrees === true ? "✓ " : claim.agrees === false ? "✗ " : "") + (claim.message || "");
 }
 
 function showError(error) {
