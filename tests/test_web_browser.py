@@ -205,6 +205,11 @@ def test_the_check_and_the_claim_box(page):
     el(d, "claim").send_keys(Keys.CONTROL, "a")
     el(d, "claim").send_keys("grad_f(a)*h'", Keys.ENTER)
     wait(d, lambda: el(d, "claim-verdict").text.startswith("✓"))
+    # a claim that does not parse: the derivation still shows, the caret is under the claim
+    el(d, "claim").send_keys(Keys.CONTROL, "a")
+    el(d, "claim").send_keys("grad_f(a)*", Keys.ENTER)
+    wait(d, lambda: "--> --claim" in el(d, "claim-verdict").text)
+    assert "^" in el(d, "claim-verdict").text and output(d) == "grad_f(a)*h'"
 
 
 def test_the_gallery_and_a_phone_sized_window(page):

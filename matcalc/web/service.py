@@ -128,10 +128,10 @@ def _derive(command, expr, wrt, let, layout, steps, check, claim) -> tuple[int, 
         return 400, _matcalc_error_body(exc, text, origin, program)
     except (RecursionError, MemoryError):
         return 400, error_body("limit exceeded", "the expression is too large or too deeply nested to process",
-                           origin=origin)
+                               origin=origin)
     except Exception as exc:  # a bug: one paragraph, as the command line says it
         return 500, error_body("internal error",
-                           f"internal error (a bug in matcalc, please report it): {type(exc).__name__}: {exc}")
+                               f"internal error (a bug in matcalc, please report it): {type(exc).__name__}: {exc}")
 
 
 def _check(d):

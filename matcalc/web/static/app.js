@@ -149,6 +149,18 @@ async function derive(retried = false) {
     showAnswer(body);
     return;
   }
+  // a claim that does not parse (or no longer fits the expression): derive without it, say why beside it
+  if (body.error && body.error.origin === "--claim") {
+    const plain = requestBody();
+    delete plain.claim;
+    const again = await backend.derive(plain);
+    if (mine !== sequence) return;
+    if (again.status === 200) {
+      showAnswer(again.body);
+      showClaimError(body.error);
+      return;
+    }
+  }
   // --wrt names that the expression no longer has: keep those it has, or take its first input
   if (body.inputs && !retried) {
     const names = Object.keys(body.inputs);
@@ -199,13 +211,13 @@ function showClaim(claim) {
   box.textContent = (claim.agrees === true ? "✓ " : claim.agrees === false ? "✗ " : "") + (claim.message || "");
 }
 
+function showClaimError(error) {
+  const box = $("claim-verdict");
+  box.className = "bad";
+  box.textContent = error.rendered;
+}
+
 function showError(error) {
-  if (error.origin === "--claim" && answer) {          // the answer stands; the claim box says what is wrong
-    const box = $("claim-verdict");
-    box.className = "bad";
-    box.textContent = error.rendered;
-    return;
-  }
   $("error").textContent = error.rendered;
   $("error-box").hidden = false;
   document.body.classList.add("has-error");

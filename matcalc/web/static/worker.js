@@ -38,7 +38,7 @@ onmessage = async (event) => {
       caps.version = py.runPython("import matcalc; matcalc.__version__");
       reply = { status: 200, body: caps };
     } else {
-      if (body.check) await loadNumpy(py);   // without it the check answers "unavailable"
+      if (body.check || body.claim) await loadNumpy(py);   // without it they answer "unavailable"
       py.globals.set("request_text", JSON.stringify(body));
       reply = JSON.parse(py.runPython("service.answer_text(request_text)"));
     }
