@@ -262,3 +262,43 @@ def test_a_runaway_derivation_is_stopped_while_others_are_answered(server):
     assert quick_seconds < 3.0          # answered by the other worker, not after the runaway
     # the killed worker was replaced: the pool still answers
     assert post(server, {"expr": "logdet(X)", "wrt": ["X"]})[0] == 200
+
+
+# ---- matcalc site, without a browser (test_web_browser.py runs it in one) -----------
+
+def test_the_static_site_holds_the_page_and_a_python_payload_that_runs_alone(tmp_path):
+    from matcalc.web import site
+    fake = tmp_path / "pyodide-package" / "package"         # stands in for the npm package's files
+    fake.mkdir(parents=True)
+    for name in site.PYODIDE_FILES:
+        (fake / name).write_text("{}" if name.endswith(".json") else "stand-in")
+    run = subprocess.run([sys.executable, "-m", "matcalc", "site", str(tmp_path / "out"), "--pyodide",
+                          str(fake.parent)], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "out"
+    page = (out / "index.html").read_text()
+    assert '<meta name="matcalc-backend" content="pyodide">' in page and (out / "static/worker.js").exists()
+    assert sorted(p.name for p in (out / "pyodide").iterdir()) == sorted([*site.PYODIDE_FILES, "NOTICE"])
+    manifest = json.loads((out / "python/manifest.json").read_text())
+    # the zips alone (no installed matcalc, no NumPy, no SymPy) answer a request, as the worker does
+    unpacked = tmp_path / "site-packages"
+    import zipfile
+    for name in manifest["archives"]:
+        zipfile.ZipFile(out / "python" / name).extractall(unpacked)
+    assert (unpacked / "lark/LICENSE").exists() and (unpacked / "matcalc/grammar/matcalc.lark").exists()
+    probe = ("import sys; sys.path[:0] = [sys.argv[1]]; sys.modules['numpy'] = sys.modules['sympy'] = None\n"
+             "import matcalc; assert matcalc.__file__.startswith(sys.argv[1]), matcalc.__file__\n"
+             "from matcalc.web import service\n"
+             "print(service.answer_text('{\"expr\": \"logdet(X)\", \"wrt\": [\"X\"], \"check\": true}'))")
+    reply = subprocess.run([sys.executable, "-S", "-c", probe, str(unpacked)], capture_output=True, text=True,
+                           cwd=tmp_path)
+    assert reply.returncode == 0, reply.stderr
+    body = json.loads(reply.stdout)["body"]
+    assert body["results"]["X"]["text"] == "inv(X)'" and body["check"]["ok"] is None
+
+
+def test_the_static_site_says_what_is_missing_from_pyodide(tmp_path):
+    (tmp_path / "empty").mkdir()
+    run = subprocess.run([sys.executable, "-m", "matcalc", "site", str(tmp_path / "out"), "--pyodide",
+                          str(tmp_path / "empty")], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2 and run.stderr.startswith("error: Pyodide's package lacks pyodide.mjs")
