@@ -346,6 +346,7 @@ function selectTab(format, focus) {
     tab.tabIndex = on ? 0 : -1;
     if (on && focus) tab.focus();
   }
+  $("tab-panel").setAttribute("aria-labelledby", "tab-" + state.tab);
   showFormat();
 }
 
