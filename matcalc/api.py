@@ -19,10 +19,8 @@ from .engine.simplify import Simplifier
 from .expr import Program, Symbol
 from .layout import DENOMINATOR, LAYOUTS, as_denominator, check_layout, in_layout, misshapen
 from .printing.code import module_source
-from .printing.latex import derivation_latex, display_math
-from .printing.pretty import derivation_pretty
-from .printing.latex import to_latex
-from .printing.pretty import to_pretty
+from .printing.latex import derivation_latex, display_math, to_latex
+from .printing.pretty import derivation_pretty, to_pretty
 from .printing.steps import Steps, steps_json, steps_latex, steps_pretty, steps_text
 from .printing.targets import TARGETS
 from .printing.text import derivation_text, to_text
