@@ -24,7 +24,7 @@ from .printing.pretty import derivation_pretty, to_pretty
 from .printing.steps import Steps, steps_json, steps_latex, steps_pretty, steps_text
 from .printing.targets import TARGETS
 from .printing.text import derivation_text, to_text
-from .syntax.elaborate import (Decl, declared_names, parse_declaration,  # noqa: F401 (used by the CLI and web)
+from .syntax.elaborate import (Decl, parse_declaration,  # noqa: F401 (used by the CLI and web)
                                parse_kind, parse_program)
 
 __all__ = ["parse", "grad", "jacobian", "hessian", "Derivation", "from_sympy", "to_sympy", "LAYOUTS", "as_json"]
@@ -190,16 +190,15 @@ def formatted(d: Derivation, fmt: str, steps: str | None = None) -> str:
     return steps_text(d, steps) if steps else d.text()
 
 
-def as_json(d: Derivation, report=None, steps: str | None = None, let: Iterable[str] = (), verdict=None) -> dict:
+def as_json(d: Derivation, report=None, steps: str | None = None, verdict=None) -> dict:
     """The object `--format json` prints, which the web page reads: inputs (kind,
     shape, whether declared), definitions, results as text/latex/pretty, steps,
     every other --format's output, the check's report and the --claim verdict
-    when there are.  `let` names the inputs declared by --let."""
+    when there are."""
     program = d.program
-    declared = declared_names(program.source) | set(let)
     out = {
         "command": d.command,
-        "inputs": {n: {"kind": s.kind, "shape": list(s.shape), "declared": n in declared}
+        "inputs": {n: {"kind": s.kind, "shape": list(s.shape), "declared": n in program.declared}
                    for n, s in program.inputs.items()},
         "functions": sorted(program.functions),
         "definitions": [{"name": s.name, "text": to_text(b), "shape": list(s.shape)}

@@ -120,8 +120,8 @@ def _decode(data: bytes, origin: str) -> str:
                            source=text, origin=origin) from None
 
 
-def _json(d, args, report, let, verdict=None) -> str:
-    return json.dumps(api.as_json(d, report, args.steps, let, verdict), indent=2, ensure_ascii=False)
+def _json(d, args, report, verdict=None) -> str:
+    return json.dumps(api.as_json(d, report, args.steps, verdict), indent=2, ensure_ascii=False)
 
 
 def _attach(argv: list[str]) -> list[str]:
@@ -162,7 +162,7 @@ def run(argv: list[str] | None = None) -> int:
         report = d.check() if args.check else None
         verdict = d.compare(args.claim) if args.claim else None
         if args.format == "json":
-            output = _json(d, args, report, let, verdict)
+            output = _json(d, args, report, verdict)
         else:
             output = api.formatted(d, args.format, args.steps)
         for outcome in (report, verdict):

@@ -97,7 +97,8 @@ def hessian(program: E.Program, wrt: list[str]) -> Derivation:
         steps += g.steps                        # first the gradient, then its Jacobian
         out = E.Symbol("_gradient", g.result.shape, "defined")
         gradient_program = E.Program(program.inputs, tuple(program.definitions) + tuple(g.adjoints) +
-                                     ((out, vec(g.result)),), out, program.functions, program.source)
+                                     ((out, vec(g.result)),), out, program.functions, program.source,
+                                     declared=program.declared)
         h = jacobian(gradient_program, [name], command="hessian", taken=taken)
         back = {out: vec(g.result)}          # the gradient by its value, not its temporary name
         memo: dict = {}

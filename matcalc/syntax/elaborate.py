@@ -648,9 +648,4 @@ def parse_program(text: str, let: dict[str, Decl] | None = None) -> E.Program:
             output = build.build(stmt)
     inputs = {name: build.symbol(name) for name in inf.free if name != "<output>"}
     functions = frozenset(n for n, d in decls.items() if d.kind == "function")
-    return E.Program(inputs, tuple(definitions), output, functions, text, dict(inf.free))
-
-
-def declared_names(text: str) -> set[str]:
-    """The names a program's text declares (`A: matrix(n, n)`): the rest took a kind by default."""
-    return set(_declarations(text, parse_tree(text))) if text else set()
+    return E.Program(inputs, tuple(definitions), output, functions, text, dict(inf.free), frozenset(decls))

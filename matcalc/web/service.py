@@ -116,7 +116,7 @@ def _derive(command, expr, wrt, let, layout, steps, check, claim) -> tuple[int, 
         if claim:
             text, origin = (claim if isinstance(claim, str) else "\n".join(claim)), "--claim"
             verdict, unavailable = _claim(d, claim)
-        out = api.as_json(d, report, steps, declarations, verdict)
+        out = api.as_json(d, report, steps, verdict)
         if no_check:
             out["check"] = no_check
         if unavailable:
