@@ -196,6 +196,7 @@ def as_json(d: Derivation, report=None, steps: str | None = None, verdict=None) 
     every other --format's output, the check's report and the --claim verdict
     when there are."""
     program = d.program
+    formats = {fmt: formatted(d, fmt, steps) for fmt in FORMATS}
     out = {
         "command": d.command,
         "inputs": {n: {"kind": s.kind, "shape": list(s.shape), "declared": n in program.declared}
@@ -209,8 +210,8 @@ def as_json(d: Derivation, report=None, steps: str | None = None, verdict=None) 
                     for n, g in d.results.items()},
         "adjoints": [{"name": g.name, "text": to_text(b), "latex": to_latex(b)} for g, b in d.named],
         "steps": steps_json(d),
-        "code": d.numpy(),
-        "formats": {fmt: formatted(d, fmt, steps) for fmt in FORMATS},
+        "code": formats["numpy"],
+        "formats": formats,
     }
     if report is not None:
         out["check"] = {"ok": report.ok, "worst_relative_error": report.worst_error,
