@@ -27,6 +27,7 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 if not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"):
     pytest.skip("needs Debian's chromium and chromium-driver", allow_module_level=True)
 webdriver = need("selenium.webdriver")
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
@@ -66,7 +67,10 @@ def el(driver, id_):
 
 
 def wait(driver, condition, seconds: float = 20):
-    return WebDriverWait(driver, seconds, poll_frequency=0.1).until(lambda d: condition())
+    """Until condition() holds; the page may redraw the table or the result meanwhile."""
+    return WebDriverWait(driver, seconds, poll_frequency=0.1,
+                         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+                         ).until(lambda d: condition())
 
 
 def output(driver) -> str:
