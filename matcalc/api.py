@@ -14,19 +14,24 @@ from typing import Iterable
 
 from . import derive
 from . import jacobian as jacobians
-from .errors import UsageError
+from .errors import MatcalcError, UsageError  # noqa: F401 (MatcalcError: for the web layer)
 from .engine.simplify import Simplifier
 from .expr import Program, Symbol
 from .layout import DENOMINATOR, LAYOUTS, as_denominator, check_layout, in_layout, misshapen
 from .printing.code import module_source
-from .printing.latex import derivation_latex, display_math
-from .printing.pretty import derivation_pretty
-from .printing.steps import Steps, steps_latex, steps_pretty
+from .printing.latex import derivation_latex, display_math, to_latex
+from .printing.pretty import derivation_pretty, to_pretty
+from .printing.steps import Steps, steps_json, steps_latex, steps_pretty, steps_text
 from .printing.targets import TARGETS
-from .printing.text import derivation_text
-from .syntax.elaborate import Decl, parse_kind, parse_program  # noqa: F401 (parse_program used by the CLI)
+from .printing.text import derivation_text, to_text
+from .syntax.elaborate import (Decl, parse_declaration,  # noqa: F401 (used by the CLI and web)
+                               parse_kind, parse_program)
 
-__all__ = ["parse", "grad", "jacobian", "hessian", "Derivation", "from_sympy", "to_sympy", "LAYOUTS"]
+__all__ = ["parse", "grad", "jacobian", "hessian", "Derivation", "from_sympy", "to_sympy", "LAYOUTS", "as_json"]
+
+# What `--format F` prints, for every F but json: as_json carries them all.
+CODE_FORMATS = {"numpy": "numpy", "jax": "jax", "torch": "torch", "array-api": "array-api"}   # --format -> target
+FORMATS = ("text", "pretty", "latex", *CODE_FORMATS)
 
 
 def _declarations(let) -> dict[str, Decl]:
@@ -172,6 +177,49 @@ def hessian(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] |
     symmetric, so the same in either layout."""
     check_layout(layout)
     return Derivation.of(jacobians.hessian(_program(expr, let), _names(wrt)), layout)
+
+
+def formatted(d: Derivation, fmt: str, steps: str | None = None) -> str:
+    """What `--format fmt [--steps[=steps]]` prints (without the check's comment lines)."""
+    if fmt == "latex":
+        return d.latex(steps=steps or False)
+    if fmt == "pretty":
+        return d.pretty(steps=steps or False)
+    if fmt in CODE_FORMATS:
+        return d.code(CODE_FORMATS[fmt])
+    return steps_text(d, steps) if steps else d.text()
+
+
+def as_json(d: Derivation, report=None, steps: str | None = None, verdict=None) -> dict:
+    """The object `--format json` prints, which the web page reads: inputs (kind,
+    shape, whether declared), definitions, results as text/latex/pretty, steps,
+    every other --format's output, the check's report and the --claim verdict
+    when there are."""
+    program = d.program
+    formats = {fmt: formatted(d, fmt, steps) for fmt in FORMATS}
+    out = {
+        "command": d.command,
+        "inputs": {n: {"kind": s.kind, "shape": list(s.shape), "declared": n in program.declared}
+                   for n, s in program.inputs.items()},
+        "functions": sorted(program.functions),
+        "definitions": [{"name": s.name, "text": to_text(b), "shape": list(s.shape)}
+                        for s, b in program.definitions],
+        "wrt": d.wrt,
+        "layout": d.layout,
+        "results": {n: {"text": to_text(g), "latex": to_latex(g), "pretty": to_pretty(g), "shape": list(g.shape)}
+                    for n, g in d.results.items()},
+        "adjoints": [{"name": g.name, "text": to_text(b), "latex": to_latex(b)} for g, b in d.named],
+        "steps": steps_json(d),
+        "code": formats["numpy"],
+        "formats": formats,
+    }
+    if report is not None:
+        out["check"] = {"ok": report.ok, "worst_relative_error": report.worst_error,
+                        "per_variable": report.per_variable, "points": report.points,
+                        "generated_code": report.generated, "message": report.message}
+    if verdict is not None:
+        out["claim"] = {**verdict.as_json(), "message": verdict.message}
+    return out
 
 
 # SymPy interop.  The bridge imports SymPy, which takes longer than the rest of

@@ -14,14 +14,10 @@ import sys
 
 from . import api
 from .errors import MatcalcError, Span, UsageError
-from .printing.latex import to_latex
-from .printing.pretty import to_pretty
-from .printing.steps import steps_json, steps_text
-from .printing.text import to_text
 from .syntax.elaborate import parse_declaration
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
-CODE_FORMATS = {"numpy": "numpy", "jax": "jax", "torch": "torch", "array-api": "array-api"}   # --format -> target
+CODE_FORMATS = api.CODE_FORMATS
 COMMENT = {"text": "# ", "pretty": "# ", "latex": "% ", **{fmt: "# " for fmt in CODE_FORMATS}}
 
 
@@ -58,7 +54,44 @@ def build_parser() -> argparse.ArgumentParser:
                        help="compare a derivative of your own with matcalc's: exit 0 if it agrees, 1 if "
                             "not; with several --wrt repeat it in --wrt order or write 'X = FORMULA'")
         p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE")
+    _add_web_commands(commands)
     return parser
+
+
+def _add_web_commands(commands) -> None:
+    """`serve` and `site`: the web page (docs/web.md); their modules load only when run."""
+    p = commands.add_parser("serve", help="the web page and its JSON API, on 127.0.0.1",
+                            description="Serve the web page (needs the extra: pip install 'matcalc-symbolic[web]').")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--open", action="store_true", help="open the page in a browser")
+    p.add_argument("--workers", type=int, default=None, help="derivations run at once (default: CPU count, at least 2)")
+    p.add_argument("--time-limit", type=float, default=10.0, metavar="SECONDS",
+                   help="a derivation running longer is stopped and answered with an error")
+    p = commands.add_parser("site", help="write the page as a static site that runs matcalc in the browser",
+                            description="Write DIR: the web page with matcalc running in the browser (Pyodide).")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--pyodide", metavar="PATH",
+                   help="Pyodide's npm package (a .tgz or its unpacked folder); default: `npm pack pyodide`")
+
+
+def _web(args) -> int:
+    try:
+        if args.command == "serve":
+            from .web.server import serve           # Starlette and uvicorn: only for this command
+            serve(args.host, args.port, args.open, args.workers, args.time_limit)
+        else:
+            from .web.site import SiteError, build
+            try:
+                print(build(args.dir, args.pyodide))
+            except SiteError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+        return EXIT_OK
+    except ImportError as exc:
+        print(f"error: matcalc {args.command} needs {exc.name}: pip install 'matcalc-symbolic[web]'",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 def _read_source(args) -> tuple[str, str]:
@@ -88,27 +121,7 @@ def _decode(data: bytes, origin: str) -> str:
 
 
 def _json(d, args, report, verdict=None) -> str:
-    program = d.program
-    out = {
-        "command": args.command,
-        "inputs": {n: {"kind": s.kind, "shape": list(s.shape)} for n, s in program.inputs.items()},
-        "definitions": [{"name": s.name, "text": to_text(b), "shape": list(s.shape)}
-                        for s, b in program.definitions],
-        "wrt": d.wrt,
-        "layout": d.layout,
-        "results": {n: {"text": to_text(g), "latex": to_latex(g), "pretty": to_pretty(g), "shape": list(g.shape)}
-                    for n, g in d.results.items()},
-        "adjoints": [{"name": g.name, "text": to_text(b), "latex": to_latex(b)} for g, b in d.named],
-        "steps": steps_json(d),
-        "code": d.numpy(),
-    }
-    if report is not None:
-        out["check"] = {"ok": report.ok, "worst_relative_error": report.worst_error,
-                        "per_variable": report.per_variable, "points": report.points,
-                        "generated_code": report.generated}
-    if verdict is not None:
-        out["claim"] = verdict.as_json()
-    return json.dumps(out, indent=2, ensure_ascii=False)
+    return json.dumps(api.as_json(d, report, args.steps, verdict), indent=2, ensure_ascii=False)
 
 
 def _attach(argv: list[str]) -> list[str]:
@@ -125,6 +138,10 @@ def _attach(argv: list[str]) -> list[str]:
 def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(_attach(sys.argv[1:] if argv is None else list(argv)))
+    if args.command in ("serve", "site"):
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return _web(args)
     # an expression that starts with '-' ("-x'*x") looks like an option to argparse
     if len(extra) == 1 and args.expr is None and not re.fullmatch(r"--?[A-Za-z][\w-]*(=.*)?", extra[0]):
         args.expr = extra[0]
@@ -146,14 +163,8 @@ def run(argv: list[str] | None = None) -> int:
         verdict = d.compare(args.claim) if args.claim else None
         if args.format == "json":
             output = _json(d, args, report, verdict)
-        elif args.format == "latex":
-            output = d.latex(steps=args.steps or False)
-        elif args.format == "pretty":
-            output = d.pretty(steps=args.steps or False)
-        elif args.format in CODE_FORMATS:
-            output = d.code(CODE_FORMATS[args.format])
         else:
-            output = steps_text(d, args.steps) if args.steps else d.text()
+            output = api.formatted(d, args.format, args.steps)
         for outcome in (report, verdict):
             if outcome is not None and args.format != "json":
                 output += "\n" + "\n".join(COMMENT[args.format] + line for line in outcome.message.splitlines())

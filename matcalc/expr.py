@@ -671,6 +671,7 @@ class Program:
     functions: frozenset[str] = frozenset()    # declared opaque functions
     source: str = ""
     spans: dict = field(default_factory=dict, compare=False)   # name -> Span of first use
+    declared: frozenset[str] = field(default=frozenset(), compare=False)   # kinds given by the text or --let
 
     def _repr_latex_(self) -> str | None:  # Jupyter: the definitions, and the inputs' shapes
         return _LATEX_HOOK[0](self)

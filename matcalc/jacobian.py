@@ -130,7 +130,8 @@ def hessian(program: E.Program, wrt: list[str]) -> Derivation:
         flat = vec(g.result)                 # the output: the gradient's vec, so the name has its shape
         out = E.Symbol("_gradient", flat.shape, "defined")
         gradient_program = E.Program(program.inputs, tuple(program.definitions) + tuple(g.adjoints) +
-                                     ((out, flat),), out, program.functions, program.source)
+                                     ((out, flat),), out, program.functions, program.source,
+                                     declared=program.declared)
         h = jacobian(gradient_program, [name], command="hessian", taken=taken)
         back = {out: flat}                   # the gradient by its value, not its temporary name
         memo: dict = {}

@@ -684,4 +684,4 @@ def parse_program(text: str, let: dict[str, Decl] | None = None) -> E.Program:
             output = build.build(stmt)
     inputs = {name: build.symbol(name) for name in inf.free if name != "<output>"}
     functions = frozenset(n for n, d in decls.items() if d.kind == "function")
-    return E.Program(inputs, tuple(definitions), output, functions, text, dict(inf.free))
+    return E.Program(inputs, tuple(definitions), output, functions, text, dict(inf.free), frozenset(decls))
