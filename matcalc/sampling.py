@@ -14,7 +14,7 @@ from .expr import Fn
 from .numeric import Evaluator
 from .rules.elementwise import ELEMENTWISE
 
-SPD_ARGS = {Fn.LOGDET, Fn.DET, Fn.INV}
+SPD_ARGS = {Fn.LOGDET, Fn.DET, Fn.INV, Fn.LOGM, Fn.SQRTM, Fn.CHOL}
 
 
 def _domain_requirements(program: E.Program, tall: list | None = None) -> dict[str, str]:
@@ -46,6 +46,9 @@ def _domain_requirements(program: E.Program, tall: list | None = None) -> dict[s
         elif isinstance(e, E.Mul) and domain == "spd" and isinstance(e.factors[0], E.Const):
             for k in e.factors[1:]:
                 mark(k, domain, seen)
+        elif isinstance(e, E.Mul) and domain == "spd" and sum(not k.is_scalar for k in e.factors) == 1:
+            for k in e.factors:                 # alpha*S: alpha > 0, S SPD
+                mark(k, "spd" if not k.is_scalar else "positive", seen)
         elif isinstance(e, E.Mul) and domain == "spd" and len(e.factors) == 2 and tall is not None:
             left, right = e.factors
             if isinstance(left, E.Transpose) and left.arg == right:        # Yᵀ Y
@@ -58,6 +61,8 @@ def _domain_requirements(program: E.Program, tall: list | None = None) -> dict[s
         for n in E.walk(root):
             if isinstance(n, E.Apply) and n.fn in SPD_ARGS:
                 mark(n.arg, "spd", set())
+            elif isinstance(n, (E.FrechetAdj, E.FrechetJac)) and n.fn in SPD_ARGS:   # logm_adj, sqrtm_adj
+                mark(n.x, "spd", set())
             elif isinstance(n, E.MatPow):
                 pass
             elif isinstance(n, E.Apply) and n.fn in ELEMENTWISE and ELEMENTWISE[n.fn].domain != "real":

@@ -46,7 +46,7 @@ def is_symmetric(e: E.Expr) -> bool:
     if isinstance(e, E.Apply):
         if e.fn is Fn.DIAG:
             return True
-        if e.fn is Fn.INV or e.fn.elementwise:
+        if e.fn is Fn.INV or e.fn.elementwise or e.fn in SYMMETRY_PRESERVING:
             return is_symmetric(e.arg)
     if isinstance(e, E.MatPow):
         return is_symmetric(e.base)
@@ -59,6 +59,9 @@ def is_symmetric(e: E.Expr) -> bool:
         return all(a == transposed(b) for a, b in zip(chain, reversed(chain)))
     return False
 
+
+# Matrix functions that map a symmetric matrix to a symmetric one.
+SYMMETRY_PRESERVING = {Fn.EXPM, Fn.LOGM, Fn.SQRTM, Fn.PINV, Fn.ADJ}
 
 # Functions whose every value is >= 0, and those whose values lie in [0, 1].
 NONNEGATIVE_FNS = {Fn.EXP, Fn.SIGMOID, Fn.SOFTPLUS, Fn.RELU, Fn.ABS, Fn.SQRT, Fn.STEP, Fn.SOFTMAX}
@@ -538,6 +541,24 @@ def _broadcast(e, ctx):
     return E.Zero(e.shape) if E.is_zero(e.value) else None
 
 
+# f'(A) for L_f(A, I) = f'(A): the Fréchet derivative along the identity.
+FRECHET_ALONG_I = {
+    Fn.EXPM: lambda a: E.apply(Fn.EXPM, a),
+    Fn.LOGM: lambda a: E.apply(Fn.INV, a),
+    Fn.SQRTM: lambda a: E.mul(E.Const(Fraction(1, 2)), E.apply(Fn.INV, E.apply(Fn.SQRTM, a))),
+}
+
+
+def frechet_along_identity(e: E.FrechetAdj, ctx=None) -> E.Expr | None:
+    """f_adj(Y, cI) = c L_f(Yᵀ, I) = c f'(Y)ᵀ (I commutes with everything); c any scalar."""
+    g = e.g
+    factors = g.factors if isinstance(g, E.Mul) else (g,)
+    matrices = [f for f in factors if not f.is_scalar]
+    if len(matrices) != 1 or not isinstance(matrices[0], E.Identity):
+        return None
+    return E.mul(*(f for f in factors if f.is_scalar), E.transpose(FRECHET_ALONG_I[e.fn](e.x)))
+
+
 RULES: dict[object, list[AlgebraRule]] = {
     E.Transpose: [AlgebraRule(Rule("transpose of a scalar", "sᵀ = s"), _t_scalar),
                   AlgebraRule(Rule("transpose pushed to the leaves", "(AB)ᵀ = BᵀAᵀ, (Aᵀ)ᵀ = A, Sᵀ = S"), _t_push)],
@@ -567,6 +588,9 @@ RULES: dict[object, list[AlgebraRule]] = {
     Fn.SUM: [AlgebraRule(Rule("sum of a scalar", "sum(s) = s"), _fn_sum)],
     Fn.NORM1: [AlgebraRule(Rule("norm of a scalar", "‖s‖ = |s|"), _fn_norm_of_scalar)],
     Fn.NORM2: [AlgebraRule(Rule("norm of a scalar", "‖s‖ = |s|"), _fn_norm_of_scalar)],
+    E.FrechetAdj: [AlgebraRule(Rule("Fréchet derivative along I", "expm_adj(Y, I) = expm(Y)ᵀ, "
+                                    "logm_adj(Y, I) = (Y⁻¹)ᵀ, sqrtm_adj(Y, I) = ½ (sqrtm(Y)⁻¹)ᵀ"),
+                               frechet_along_identity)],
 }
 for _fn in ELEMENTWISE:     # every elementwise function folds on constants first
     RULES.setdefault(_fn, []).insert(0, AlgebraRule(Rule("function of a constant", "f(c1) = f(c)1"),
