@@ -95,11 +95,36 @@ def _frechet_jac(xp, f, y):
     return xp.stack(columns, axis=1)
 
 
+def _spectral(xp, name, s):
+    """f(S) = V f(Λ) Vᵀ for a symmetric S = V Λ Vᵀ; name is exp, log or sqrt."""
+    w, v = xp.linalg.eigh(s)
+    fw = {"exp": xp.exp, "log": xp.log, "sqrt": xp.sqrt}[name](w)
+    return (v * fw[None, :]) @ v.T
+
+
+def _loewner_adj(xp, name, s, g):
+    """L_f(S, G) = V (F ⊙ (Vᵀ G V)) Vᵀ for a symmetric S = V Λ Vᵀ (Daleckii–Krein), F the
+    Loewner matrix of divided differences (f(λᵢ) − f(λⱼ))/(λᵢ − λⱼ), f'(λᵢ) where they meet,
+    in forms without cancellation for close eigenvalues.  Here f_adj(S, G) = L_f(S, G)."""
+    w, v = xp.linalg.eigh(s)
+    a, b = w[:, None], w[None, :]
+    d = a - b
+    same = d == 0
+    step = xp.where(same, xp.ones_like(d), d)
+    if name == "sqrt":
+        f = 1.0 / (xp.sqrt(a) + xp.sqrt(b))
+    elif name == "exp":
+        f = xp.exp(b) * xp.where(same, xp.ones_like(d), xp.expm1(d) / step)
+    else:
+        f = xp.where(same, 1.0 / (b + 0.0 * a), xp.log1p(d / b) / step)
+    return v @ (f * (v.T @ g @ v)) @ v.T
+
+
 def _polar(xp, x):
     """U Vᵀ of the thin SVD X = U Σ Vᵀ: the gradient of the nuclear norm (full rank)."""
     u, _, vh = xp.linalg.svd(x, full_matrices=False)
     return u @ vh
 
 
-KERNELS = {"_polar": _polar, "_expm": _expm, "_sqrtm": _sqrtm, "_logm": _logm,
+KERNELS = {"_polar": _polar, "_spectral": _spectral, "_loewner_adj": _loewner_adj, "_expm": _expm, "_sqrtm": _sqrtm, "_logm": _logm,
            "_frechet_adj": _frechet_adj, "_frechet_jac": _frechet_jac}

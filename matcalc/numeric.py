@@ -14,7 +14,7 @@ import numpy as np
 
 from . import expr as E
 from .expr import Fn
-from .matfun_kernels import _expm, _frechet_adj, _frechet_jac, _logm, _polar, _sqrtm
+from .matfun_kernels import _expm, _frechet_adj, _frechet_jac, _loewner_adj, _logm, _polar, _sqrtm
 from .rules.elementwise import ELEMENTWISE
 
 
@@ -44,11 +44,15 @@ def _eigvec(x, column: int) -> np.ndarray:
     return -u if u.sum() < 0 else u
 
 
+def _is_symmetric(x) -> bool:
+    return np.allclose(x, x.T, rtol=1e-13, atol=0)
+
+
 def _symmetric_or(kernel, spectral):
     """A symmetric argument through its eigendecomposition (exact, and defined for a
     singular PSD matrix), any other through the general kernel."""
     def f(x):
-        if np.allclose(x, x.T, rtol=1e-13, atol=0):
+        if _is_symmetric(x):
             w, v = np.linalg.eigh(_sym(x))
             return (v * spectral(w)) @ v.T
         return kernel(np, x)
@@ -191,6 +195,8 @@ class Evaluator:
             return FUNCTIONS[n.fn](v[0])
         if isinstance(n, E.Solve):
             return np.linalg.solve(v[0], v[1])
+        if isinstance(n, E.FrechetAdj) and _is_symmetric(v[0]):      # Daleckii–Krein
+            return _loewner_adj(np, n.fn.text[:-1], _sym(v[0]), v[1])
         if isinstance(n, E.FrechetAdj):
             return _frechet_adj(np, KERNELS[n.fn], v[0], v[1])
         if isinstance(n, E.FrechetJac):

@@ -434,6 +434,8 @@ class _Module:
             if SCALAR_FORMS[e.fn] is None:
                 return self.call(f, self.t.functions[Fn.LOG], e.arg, POW)[0], SCALAR_FORMS_PREC[e.fn]
             return SCALAR_FORMS[e.fn].format(x=f.wrap(e.arg, POW)), SCALAR_FORMS_PREC[e.fn]
+        if e.fn in E.FRECHET_ADJ and is_symmetric(e.arg):       # expm, logm, sqrtm of a symmetric matrix
+            return self.op("spectral", f=(repr(e.fn.text[:-1]), ATOM), x=f.code(e.arg))
         if e.fn in SYMMETRIC_PART and not is_symmetric(e.arg):
             half = E.mul(E.Const(Fraction(1, 2)), E.add(e.arg, E.transpose(e.arg)))
             return self.call(f, self.t.functions[e.fn], half)
@@ -459,6 +461,8 @@ class _Module:
         return self.op("solve", a=f.code(e.a), b=f.code(e.b))
 
     def _emit_FrechetAdj(self, f, e):
+        if is_symmetric(e.x):
+            return self.op("loewner_adj", f=(repr(e.fn.text[:-1]), ATOM), x=f.code(e.x), g=f.code(e.g))
         return self.op("frechet_adj", f=(f"_{e.fn.text}", ATOM), x=f.code(e.x), g=f.code(e.g))
 
     def _emit_FrechetJac(self, f, e):

@@ -123,7 +123,10 @@ def _matfun(ns: str, linalg: str = "") -> dict[Fn, str]:
 def _matfun_ops(ns: str) -> dict[str, str]:
     return {"solve": f"{ns}.linalg.solve({{a}}, {{b}})",
             "frechet_adj": f"_frechet_adj({ns}, {{f}}, {{x}}, {{g}})",
-            "frechet_jac": f"_frechet_jac({ns}, {{f}}, {{x}})"}
+            "frechet_jac": f"_frechet_jac({ns}, {{f}}, {{x}})",
+            # a symmetric argument: its eigendecomposition (Daleckii–Krein for the derivative)
+            "spectral": f"_spectral({ns}, {{f}}, {{x}})",
+            "loewner_adj": f"_loewner_adj({ns}, {{f}}, {{x}}, {{g}})"}
 
 
 # ------------------------------------------------------------------ NumPy
