@@ -22,7 +22,7 @@ answer is classified as
 A `symmetric(n)` variable S is a plain MatrixSymbol to SymPy, so SymPy's
 answer is compared with the unconstrained finite differences G, and matcalc's
 with sym(G) = (G + Gᵀ)/2, the gradient along symmetric directions
-(interface.md).  Before comparing, the SymPy expression's value is checked
+(docs/reference.md).  Before comparing, the SymPy expression's value is checked
 against matcalc's at the same point, so a conversion slip cannot pass for a
 SymPy bug.
 """

@@ -1,7 +1,8 @@
-"""The Python API of interface.md §4: parse, grad, jacobian, hessian.
+"""The Python API of docs/reference.md §4: parse, grad, jacobian, hessian.
 
 Layer L5: imports everything below.  `Derivation` adds the output methods
-(latex, pretty, code and its targets numpy/jax/torch/array_api, function, check)
+(latex, pretty, code and its targets numpy/jax/torch/array_api, function, check,
+compare)
 and the layout to the derivation record.
 """
 from __future__ import annotations
@@ -43,7 +44,7 @@ def parse(text: str, let: dict[str, str] | None = None) -> Program:
 
 @dataclass
 class Derivation(derive.Derivation):
-    """A derivation with its printers: see interface.md §4."""
+    """A derivation with its printers: see docs/reference.md §4."""
     layout: str = DENOMINATOR          # or "numerator": every gradient transposed
 
     @classmethod
@@ -75,7 +76,7 @@ class Derivation(derive.Derivation):
         return derivation_pretty(self)
 
     def code(self, target: str = "numpy") -> str:
-        """The module of interface.md §3 for a target: "numpy", "jax", "torch" or
+        """The module of docs/reference.md §3 for a target: "numpy", "jax", "torch" or
         "array-api".  The forward pass is written in the simplifier's canonical
         form, the form the derivatives are in, so that value_and_grad computes
         each shared subexpression once."""
@@ -120,6 +121,14 @@ class Derivation(derive.Derivation):
         if wrong:
             return CheckReport(False, math.inf, {name: math.inf for name in self.results}, wrong)
         return check_derivation(as_denominator(self, self.layout), seed)
+
+    def compare(self, claim, seed: int = 0) -> "Verdict":  # noqa: F821
+        """The verdict of --claim on a derivative of your own, in the input language and the
+        expression's names: d.compare("2*A*x").  Several variables: {"W": ..., "b": ...}, or
+        a list of formulas ("b = ..." labels one).  The verdict has .agrees, .diagnosis
+        (how it differs: transposed, factor, sign, ...), .worst_error and str()."""
+        from .claim import compare       # NumPy is imported by the comparison, not by the package
+        return compare(self, claim, seed)
 
     def to_sympy(self, symbols: dict | None = None):
         """The result as a SymPy matrix expression ({name: expression} for several wrt);

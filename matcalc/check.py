@@ -1,8 +1,17 @@
-"""Numerical verification: derivatives against central finite differences.
+"""Numerical verification, independent of the derivation it checks.
 
-Layer L4: imports numeric and sampling.  Inputs come from each symbol's
-domain (sampling.py).  A point where the value is not finite is redrawn; if
-none is found, the check says so instead of passing or failing.
+Layer L4: imports numeric and sampling (and, lazily, the code printer).  At each
+of a few random points (sizes varied from 1 up, inputs from each symbol's
+domain: sampling.py) every result is compared with finite differences of the
+input's own value, never with another of matcalc's results:
+  * a gradient or Jacobian with central differences, Richardson-extrapolated
+    from two steps, whose disagreement estimates their error;
+  * a Hessian with second differences of the value along pairs of directions;
+  * the generated NumPy module's value and derivatives the same way.
+Errors are relative per entry, beyond the estimated error of the differences,
+so a derivative of size 1e-6 is judged against 1e-6, not against 1.
+A point where the value is not finite is redrawn; if none is found, the check
+says so instead of passing or failing.
 """
 from __future__ import annotations
 
@@ -11,21 +20,25 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import expr as E
-from .derive import grad
-from .errors import LimitError
-from .numeric import run_program
+from .errors import LimitError, UnsupportedError
+from .numeric import Evaluator, from_user, run_program, to_user
 from .printing.text import to_text
 from .sampling import dimension_sizes, opaque_functions, sample_inputs
 
 __all__ = ["check_derivation", "check_gradient", "CheckReport", "dimension_sizes", "sample_inputs", "opaque_functions"]
 
-TOLERANCE = 1e-5
-STEP = 1e-6
+TOLERANCE = 1e-5        # relative error per entry, beyond the differences' own error estimate
+STEP = 1e-4             # first differences: Richardson from h and 2h
+STEP2 = 1e-3            # second differences (Hessians)
+ROUNDING = 64 * np.finfo(float).eps    # rounding of one evaluation, relative to its magnitude
+NEGLIGIBLE = 1e-8       # entries below this fraction of the largest are judged against that fraction
 ATTEMPTS = 20
 # A variable with more entries is checked along random directions rather than
 # entry by entry, so the work of a check does not grow with the declared sizes.
 ENTRYWISE_UP_TO = 100
 DIRECTIONS = 12
+HESSIAN_ENTRYWISE_UP_TO = 6      # Hessians: pairs of directions cost the square
+HESSIAN_DIRECTIONS = 5
 # The largest array a check may build (32 MB of float64): declared sizes past it
 # are a limit error, not an out-of-memory crash.
 MAX_ENTRIES = 4_000_000
@@ -38,6 +51,7 @@ class CheckReport:
     per_variable: dict[str, float] = field(default_factory=dict)
     message: str = ""
     points: int = 0
+    generated: dict[str, float] = field(default_factory=dict)    # the generated module's value and derivatives
 
     def __str__(self) -> str:
         return self.message
@@ -46,65 +60,223 @@ class CheckReport:
         printer.text(self.message)
 
 
-def check_derivation(derivation, seed: int = 0, points: int = 3) -> CheckReport:
-    """Compare every result with central differences at `points` random points:
-    a gradient against the value, a Jacobian against vec(value), a Hessian
-    against the gradient (its own derivation, evaluated numerically)."""
+def check_derivation(derivation, seed: int = 0, points: int = 3, run_code: bool = True) -> CheckReport:
+    """Compare every result with finite differences of the value at `points` random
+    points: a gradient and a Jacobian with first differences, a Hessian with second
+    differences.  With run_code (and a derivation that generates code) the
+    generated NumPy module's value and derivatives are compared too."""
     program = derivation.program
     rng = np.random.default_rng(seed)
     worst: dict[str, float] = {name: 0.0 for name in derivation.results}
-    functions = opaque_functions(program)
-    gradients = {name: grad(program, [name], keep_steps=False) for name in derivation.results} \
-        if derivation.command == "hessian" else {}
+    functions = opaque_functions(program, salt=seed)
+    module, code_note = _generated(derivation) if run_code else (None, "")
+    generated: dict[str, float] = {}
     done = 0
-    for _ in range(points):
-        dims = dimension_sizes(program, rng)
+    for i in range(points):
+        dims = dimension_sizes(program, rng, point=i)     # distinct sizes, then 1 and 2, then any
         _within_limits(derivation, dims)
         env = _valid_point(program, rng, dims, functions)
         if env is None:
+            if done == 0 and i + 1 < points:
+                continue          # these sizes may be the obstacle (a Gram product of a wide factor)
             break
         done += 1
         ev = run_program(program, env, functions, dims, derivation.adjoints)
+        value_of = _value(program, functions, dims)
+        terms = _terms(program, env, functions, dims)
+        code = _run_module(module, program, env, functions, derivation) if module is not None else None
+        if code is not None:
+            generated["value"] = max(generated.get("value", 0.0), _value_error(code.pop("value"), ev, program))
         for name, result in derivation.results.items():
-            analytic = ev(result)
             fixed = frozenset() if name in program.inputs else frozenset({name})
             point = {**env, name: ev.env[name]}     # an intermediate is perturbed with its definition held
             sym = program.inputs.get(name)
             symmetric = sym is not None and sym.symmetric
-            x = point[name]
-            if derivation.command == "grad" and analytic.shape != x.shape:
-                worst[name] = float("inf")       # a result of the wrong shape fails, whatever its entries
-                continue
-            target = _gradient(gradients[name], functions, dims) if derivation.command == "hessian" \
-                else _value(program, functions, dims)
-            directions = _directions(x, symmetric) if x.size <= ENTRYWISE_UP_TO \
-                else _random_directions(x, symmetric, rng)
-            numeric = _jacobian_by_differences(target, point, name, fixed, directions)
-            if derivation.command == "grad":
-                if symmetric:     # symmetric directions cannot see an asymmetric part: test it directly
-                    asymmetry = np.max(np.abs(analytic - analytic.T)) / max(1.0, np.max(np.abs(analytic)))
-                    worst[name] = max(worst[name], float(asymmetry))
-                analytic = analytic.reshape(1, -1, order="F")     # a gradient is a 1-row Jacobian
-            analytic = analytic @ directions    # J d vec(X), along the directions taken
-            if not (np.all(np.isfinite(analytic)) and np.all(np.isfinite(numeric))):
-                err = float("inf")     # a NaN must fail the check, not vanish in max()
-            else:
-                err = np.max(np.abs(analytic - numeric)) / max(1.0, float(np.max(np.abs(numeric))))
-            worst[name] = max(worst[name], float(err))
+            compare = _COMPARE[derivation.command]
+            err = compare(ev(result), point, name, fixed, symmetric, value_of, terms, rng)
+            worst[name] = max(worst[name], err)
+            if code is not None:
+                label = f"{derivation.command}_{name}"
+                got = code.get(name)
+                err = compare(got, point, name, fixed, symmetric, value_of, terms, rng) \
+                    if got is not None else float("inf")
+                generated[label] = max(generated.get(label, 0.0), err)
     if done == 0:
         return CheckReport(False, float("nan"), {}, "check: could not find a point where the expression "
                            f"is finite after {ATTEMPTS} random draws; nothing was verified", 0)
-    top = max(worst.values()) if worst else 0.0
+    top = max(list(worst.values()) + list(generated.values())) if worst else 0.0
     ok = top <= TOLERANCE
     lines = [f"check: {'passed' if ok else 'FAILED'}: worst relative error {top:.2e} "
              f"(tolerance {TOLERANCE:.0e}) at {done} random point{'s' if done > 1 else ''}"]
-    lines += [f"  d/d{name}: {err:.2e}" + ("  (not finite: NaN or infinity at a sampled point)"
-                                           if err == float("inf") else "") for name, err in worst.items()]
-    return CheckReport(ok, top, worst, "\n".join(lines), done)
+    lines += [f"  d/d{name}: {err:.2e}" + _note(err) for name, err in worst.items()]
+    lines += [f"  generated {label}: {err:.2e}" + _note(err) for label, err in generated.items()]
+    if code_note:
+        lines.append(f"  ({code_note})")
+    return CheckReport(ok, top, worst, "\n".join(lines), done, generated)
 
 
 check_gradient = check_derivation
 
+
+def _note(err: float) -> str:
+    return "  (not finite: NaN or infinity at a sampled point)" if err == float("inf") else ""
+
+
+# ------------------------------------------------------------ comparisons
+# Each takes the result's value at the point (2-D, as the IR sees it) and returns the
+# worst relative error of the entries compared; a result of the wrong shape is inf.
+# `terms` is the largest magnitude the value's evaluation meets: its rounding error
+# (1 - tanh(u)^2 near 1 loses all digits of a tiny derivative) scales with that, not
+# with the value.
+
+def _compare_gradient(analytic, point, name, fixed, symmetric, value_of, terms, rng) -> float:
+    x = point[name]
+    if analytic.shape != x.shape:
+        return float("inf")       # a result of the wrong shape fails, whatever its entries
+    err = 0.0
+    if symmetric:                 # symmetric directions cannot see an asymmetric part: test it directly
+        err = _relative(analytic, analytic.T)
+    directions = _directions_for(x, symmetric, rng)
+    numeric, noise = _first_differences(value_of, point, name, fixed, directions, terms)
+    return max(err, _discrepancy(analytic.reshape(1, -1, order="F") @ directions, numeric, noise))
+
+
+def _compare_jacobian(analytic, point, name, fixed, symmetric, value_of, terms, rng) -> float:
+    x = point[name]
+    directions = _directions_for(x, symmetric, rng)
+    numeric, noise = _first_differences(value_of, point, name, fixed, directions, terms)
+    if analytic.shape != (numeric.shape[0], x.size):
+        return float("inf")
+    return _discrepancy(analytic @ directions, numeric, noise)
+
+
+def _compare_hessian(analytic, point, name, fixed, symmetric, value_of, terms, rng) -> float:
+    x = point[name]
+    if analytic.shape != (x.size, x.size):
+        return float("inf")
+    # a Hessian is a symmetric matrix; tested directly, since by a symmetric S the
+    # (symmetric) directions of the differences see only H + Hᵀ
+    err = _relative(analytic, analytic.T)
+    if x.size <= HESSIAN_ENTRYWISE_UP_TO:
+        directions = _directions(x, symmetric)
+    else:
+        directions = _random_directions(x, symmetric, rng, HESSIAN_DIRECTIONS)
+    numeric, noise = _second_differences(value_of, point, name, fixed, directions, terms)
+    return max(err, _discrepancy(directions.T @ analytic @ directions, numeric, noise))
+
+
+_COMPARE = {"grad": _compare_gradient, "jacobian": _compare_jacobian, "hessian": _compare_hessian}
+
+
+def _relative(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| relative to the larger of the two."""
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return float("inf")
+    scale = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b), initial=0.0)))
+    return float(np.max(np.abs(a - b), initial=0.0)) / scale if scale > 0 else 0.0
+
+
+def _discrepancy(analytic: np.ndarray, numeric: np.ndarray, noise: np.ndarray) -> float:
+    """The worst entry's error beyond the differences' error estimate, relative to that
+    entry (or to NEGLIGIBLE of the largest entry, for entries near zero)."""
+    if not (np.all(np.isfinite(analytic)) and np.all(np.isfinite(numeric))):
+        return float("inf")     # a NaN must fail the check, not vanish in max()
+    scale = max(float(np.max(np.abs(numeric), initial=0.0)), float(np.max(np.abs(analytic), initial=0.0)))
+    if scale == 0.0:
+        return 0.0
+    excess = np.maximum(np.abs(analytic - numeric) - noise, 0.0)
+    return float(np.max(excess / np.maximum(np.abs(numeric), NEGLIGIBLE * scale), initial=0.0))
+
+
+def _first_differences(value_of, env, name, fixed, directions, terms=0.0):
+    """The derivative of vec(value) along each column of `directions`, Richardson-extrapolated
+    from steps h and 2h, and per entry an estimate of its error."""
+    x = env[name]
+    h = STEP * max(1.0, float(np.max(np.abs(x), initial=0.0)))
+    estimates, noises = [], []
+    for column in directions.T:
+        d = column.reshape(x.shape, order="F")
+        f = {k: value_of({**env, name: x + k * h * d}, fixed).reshape(-1, order="F") for k in (-2, -1, 1, 2)}
+        near = (f[1] - f[-1]) / (2 * h)
+        far = (f[2] - f[-2]) / (4 * h)
+        size = np.maximum(np.max(np.abs(np.stack(list(f.values()))), axis=0), terms)
+        estimates.append((4 * near - far) / 3)
+        noises.append(np.abs(near - far) + ROUNDING * size / h)
+    return np.stack(estimates, axis=1), np.stack(noises, axis=1)
+
+
+def _second_differences(value_of, env, name, fixed, directions, terms=0.0):
+    """uᵢᵀ H uⱼ for every pair of columns, from four-point second differences of the
+    value (Richardson from h and 2h), and per entry an estimate of its error."""
+    x = env[name]
+    h = STEP2 * max(1.0, float(np.max(np.abs(x), initial=0.0)))
+    k = directions.shape[1]
+    cols = [c.reshape(x.shape, order="F") for c in directions.T]
+    estimate, noise = np.zeros((k, k)), np.zeros((k, k))
+
+    def f(step):
+        return float(value_of({**env, name: x + step}, fixed).item())
+
+    for i in range(k):
+        for j in range(i, k):
+            s, size = {}, terms
+            for t in (1, 2):
+                values = [f(t * h * (cols[i] + cols[j])), f(t * h * (cols[i] - cols[j])),
+                          f(t * h * (cols[j] - cols[i])), f(-t * h * (cols[i] + cols[j]))]
+                s[t] = (values[0] - values[1] - values[2] + values[3]) / (4 * (t * h) ** 2)
+                size = max(size, max(abs(v) for v in values))
+            estimate[i, j] = estimate[j, i] = (4 * s[1] - s[2]) / 3
+            noise[i, j] = noise[j, i] = abs(s[1] - s[2]) + ROUNDING * size / h ** 2
+    return estimate, noise
+
+
+def _directions_for(x, symmetric, rng):
+    return _directions(x, symmetric) if x.size <= ENTRYWISE_UP_TO else _random_directions(x, symmetric, rng)
+
+
+# ------------------------------------------------------------ the generated module
+
+def _generated(derivation):
+    """The derivation's generated NumPy module, or None and why not."""
+    if not hasattr(derivation, "function"):
+        return None, ""
+    try:
+        return derivation.function(), ""
+    except UnsupportedError as exc:
+        return None, f"generated code not run: {exc.message}"
+
+
+def _run_module(module, program, env, functions, derivation) -> dict:
+    """'value' and each variable's derivative from the module, as 2-D arrays (None where it raised)."""
+    args = [to_user(env[n], s.shape) for n, s in program.inputs.items()]
+    args += [functions[f] for f in sorted(program.functions)] + [functions["grad_" + f] for f in sorted(program.functions)]
+    out: dict = {}
+    for key, fname, shape in [("value", "value", program.output.shape)] + \
+            [(n, f"{derivation.command}_{n}", r.shape) for n, r in derivation.results.items()]:
+        try:
+            with np.errstate(all="ignore"):
+                out[key] = from_user(getattr(module, fname)(*args), shape)
+        except Exception:        # noqa: BLE001 -- whatever the generated code raises is a failed check
+            out[key] = None
+    if out["value"] is None:
+        out["value"] = np.array([[np.nan]])
+    return out
+
+
+def _value_error(got, ev: Evaluator, program) -> float:
+    """The generated value against the input's own (unsimplified) value, relative to it
+    or, where terms cancel, to the largest intermediate the evaluation met."""
+    want = ev(program.output)
+    if got.shape != want.shape or not np.all(np.isfinite(got)):
+        return float("inf")
+    terms = max((float(np.max(np.abs(v), initial=0.0)) for v in ev.memo.values() if np.all(np.isfinite(v))),
+                default=0.0)
+    excess = np.maximum(np.abs(got - want) - 1e3 * ROUNDING * terms, 0.0)
+    scale = np.maximum(np.abs(want), NEGLIGIBLE * max(terms, 1e-300))
+    return float(np.max(excess / scale, initial=0.0))
+
+
+# ------------------------------------------------------------ points and limits
 
 def _value(program, functions, dims):
     def value_of(point, fixed=frozenset()):
@@ -112,16 +284,18 @@ def _value(program, functions, dims):
     return value_of
 
 
-def _gradient(g, functions, dims):
-    def gradient_of(point, fixed=frozenset()):
-        return run_program(g.program, point, functions, dims, g.adjoints, fixed=fixed)(g.result)
-    return gradient_of
+def _terms(program, env, functions, dims) -> float:
+    """The largest finite magnitude met in evaluating the value at env."""
+    ev = run_program(program, env, functions, dims)
+    ev(program.output)
+    return max((float(np.max(np.abs(v), initial=0.0)) for v in list(ev.memo.values()) + list(ev.env.values())
+                if np.all(np.isfinite(v))), default=0.0)
 
 
 def _valid_point(program, rng, dims, functions):
     value_of = _value(program, functions, dims)
     for _ in range(ATTEMPTS):
-        env = sample_inputs(program, rng, dims)
+        env = sample_inputs(program, rng, dims, functions)
         if np.all(np.isfinite(value_of(env))):
             return env
     return None
@@ -158,10 +332,10 @@ def _short(e) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _random_directions(x: np.ndarray, symmetric: bool, rng) -> np.ndarray:
-    """Columns vec(D) of DIRECTIONS random unit directions (symmetric ones for a symmetric X)."""
+def _random_directions(x: np.ndarray, symmetric: bool, rng, count: int = DIRECTIONS) -> np.ndarray:
+    """Columns vec(D) of `count` random unit directions (symmetric ones for a symmetric X)."""
     columns = []
-    for _ in range(DIRECTIONS):
+    for _ in range(count):
         d = rng.standard_normal(x.shape)
         if symmetric:
             d = d + d.T
@@ -180,17 +354,4 @@ def _directions(x: np.ndarray, symmetric: bool) -> np.ndarray:
         if symmetric:
             d[idx[::-1]] = 1.0
         columns.append(d.reshape(-1, order="F"))
-    return np.stack(columns, axis=1)
-
-
-def _jacobian_by_differences(target, env, name, fixed, directions) -> np.ndarray:
-    """The derivative of vec(target) along each column of `directions` (vec is column-major)."""
-    x = env[name]
-    columns = []
-    for column in directions.T:
-        direction = column.reshape(x.shape, order="F")
-        h = STEP * max(1.0, float(np.max(np.abs(x))))
-        plus = target({**env, name: x + h * direction}, fixed)
-        minus = target({**env, name: x - h * direction}, fixed)
-        columns.append(((plus - minus) / (2 * h)).reshape(-1, order="F"))
     return np.stack(columns, axis=1)

@@ -1,7 +1,7 @@
-"""The command line of interface.md §2.
+"""The command line of docs/reference.md §2.
 
 Layer L6: argparse over the API.  Exit status: 0 success, 1 a --check
-failed, 2 bad input (with line, column and caret), 3 an internal error
+failed or a --claim disagrees, 2 bad input (with line, column and caret), 3 an internal error
 (a bug: reported in one paragraph, never as a traceback).
 """
 from __future__ import annotations
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="show the derivation, each step naming its identity")
         p.add_argument("--check", action="store_true",
                        help="verify against finite differences at random points")
+        p.add_argument("--claim", action="append", metavar="FORMULA",
+                       help="compare a derivative of your own with matcalc's: exit 0 if it agrees, 1 if "
+                            "not; with several --wrt repeat it in --wrt order or write 'X = FORMULA'")
         p.add_argument("-o", "--output", metavar="FILE", help="write the output to FILE")
     return parser
 
@@ -84,7 +87,7 @@ def _decode(data: bytes, origin: str) -> str:
                            source=text, origin=origin) from None
 
 
-def _json(d, args, report) -> str:
+def _json(d, args, report, verdict=None) -> str:
     program = d.program
     out = {
         "command": args.command,
@@ -101,13 +104,27 @@ def _json(d, args, report) -> str:
     }
     if report is not None:
         out["check"] = {"ok": report.ok, "worst_relative_error": report.worst_error,
-                        "per_variable": report.per_variable, "points": report.points}
+                        "per_variable": report.per_variable, "points": report.points,
+                        "generated_code": report.generated}
+    if verdict is not None:
+        out["claim"] = verdict.as_json()
     return json.dumps(out, indent=2, ensure_ascii=False)
+
+
+def _attach(argv: list[str]) -> list[str]:
+    """`--claim "-2*x"`: a formula may start with '-', which argparse would take for an option."""
+    out = []
+    for arg in argv:
+        if out and out[-1] == "--claim" and arg.startswith("-"):
+            out[-1] = f"--claim={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(_attach(sys.argv[1:] if argv is None else list(argv)))
     # an expression that starts with '-' ("-x'*x") looks like an option to argparse
     if len(extra) == 1 and args.expr is None and not re.fullmatch(r"--?[A-Za-z][\w-]*(=.*)?", extra[0]):
         args.expr = extra[0]
@@ -126,8 +143,9 @@ def run(argv: list[str] | None = None) -> int:
         program = api.parse_program(source, let)
         d = getattr(api, args.command)(program, args.wrt, layout=args.layout)
         report = d.check() if args.check else None
+        verdict = d.compare(args.claim) if args.claim else None
         if args.format == "json":
-            output = _json(d, args, report)
+            output = _json(d, args, report, verdict)
         elif args.format == "latex":
             output = d.latex(steps=args.steps or False)
         elif args.format == "pretty":
@@ -136,14 +154,16 @@ def run(argv: list[str] | None = None) -> int:
             output = d.code(CODE_FORMATS[args.format])
         else:
             output = steps_text(d, args.steps) if args.steps else d.text()
-        if report is not None and args.format != "json":
-            output += "\n" + "\n".join(COMMENT[args.format] + line for line in report.message.splitlines())
+        for outcome in (report, verdict):
+            if outcome is not None and args.format != "json":
+                output += "\n" + "\n".join(COMMENT[args.format] + line for line in outcome.message.splitlines())
         if args.output:
             with open(args.output, "w", encoding="utf-8") as fh:
                 fh.write(output + "\n")
         else:
             print(output)
-        return EXIT_OK if report is None or report.ok else EXIT_CHECK_FAILED
+        failed = (report is not None and not report.ok) or (verdict is not None and not verdict.agrees)
+        return EXIT_CHECK_FAILED if failed else EXIT_OK
     except MatcalcError as exc:
         print(exc.render(let_text or source, origin), file=sys.stderr)
         return EXIT_BAD_INPUT

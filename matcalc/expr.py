@@ -80,7 +80,7 @@ def _compared_fields(cls) -> tuple[str, ...]:
 
 # ----------------------------------------------------------------- leaves
 
-SYMBOL_KINDS = ("scalar", "vector", "matrix", "symmetric", "defined")
+SYMBOL_KINDS = ("scalar", "vector", "matrix", "symmetric", "spd", "defined")
 
 
 @node
@@ -88,10 +88,11 @@ class Symbol(Expr):
     name: str
     shape: Shape
     kind: str = "matrix"      # one of SYMBOL_KINDS; 'defined' = a program's named intermediate
+    positive: bool = False    # declared `positive ...`: every entry > 0
 
     @property
     def symmetric(self) -> bool:
-        return self.kind == "symmetric"
+        return self.kind in ("symmetric", "spd")
 
 
 @node

@@ -8,7 +8,7 @@ import pytest
 
 import matcalc
 from matcalc import expr as E
-from matcalc.check import ENTRYWISE_UP_TO, MAX_ENTRIES
+from matcalc.check import ENTRYWISE_UP_TO, MAX_ENTRIES, sample_inputs
 from matcalc.errors import LimitError
 
 
@@ -82,3 +82,182 @@ def test_a_derivative_past_the_size_limit_is_a_limit_error(monkeypatch, command)
         getattr(matcalc, command)(text, "x")
     monkeypatch.undo()
     assert getattr(matcalc, command)(text, "x").check().ok
+
+
+# ---------------------------------------------------------------------------
+# The check's seven former blind spots: each test feeds it a wrong result that
+# the old check passed, and asserts that it fails now.
+
+def _parsed(d, text, let=None):
+    """An expression over d's inputs (shapes pinned to d's), to build a wrong result from."""
+    pins = {name: (f"symmetric({s.shape[0]})" if s.symmetric else f"matrix({s.shape[0]}, {s.shape[1]})")
+            for name, s in d.program.inputs.items()}
+    return matcalc.parse(text, let={**(let or {}), **pins}).output
+
+
+def test_1_transpose_slips_under_inv_and_logdet_fail():
+    """Matrices under inv/logdet used to be sampled SPD, where inv(A) = inv(A)'."""
+    d = matcalc.grad("tr(inv(A)*X)", "X", {"A": "matrix(3, 3)", "X": "matrix(3, 3)"})
+    assert d.check().ok
+    assert not _wrong(d, "X", lambda r: _parsed(d, "inv(A)")).check().ok
+    d = matcalc.grad("logdet(X)", "X", {"X": "matrix(3, 3)"})
+    assert d.check().ok
+    assert not _wrong(d, "X", lambda r: _parsed(d, "inv(X)")).check().ok
+
+
+def test_2_small_derivatives_are_judged_relative_to_their_size():
+    """With an absolute tolerance, a zero gradient passed for 1e-6*(x'*A*x)."""
+    d = matcalc.grad("1e-6*(x'*A*x)", "x")
+    assert d.check().ok
+    assert not _wrong(d, "x", lambda r: E.zero(r.shape)).check().ok
+    assert not _wrong(d, "x", lambda r: E.mul(E.Const(1.001), r)).check().ok
+
+
+def test_3_sizes_vary_beyond_three():
+    """det(-X) = (-1)^n det(X): -det(X) inv(X)' is its gradient for odd n only, and the
+    old check always took n = 3."""
+    d = matcalc.grad("det(-X)", "X", {"X": "matrix(n, n)"})
+    assert d.check().ok
+    assert not _wrong(d, "X", lambda r: _parsed(d, "-det(X)*inv(X)'")).check().ok
+
+
+def test_3_points_include_sizes_one_and_two():
+    import numpy as np
+    from matcalc.sampling import dimension_sizes
+    program = matcalc.parse("x'*A*y", {"A": "matrix(m, n)"})
+    rng = np.random.default_rng(0)
+    assert sorted(dimension_sizes(program, rng, point=1).values()) == [1, 2]
+    seen = {size for _ in range(20) for size in dimension_sizes(program, rng, point=2).values()}
+    assert seen == {1, 2, 3, 4, 5}
+
+
+def test_4_a_hessian_is_checked_against_the_value_not_against_matcalcs_gradient(monkeypatch):
+    """The old check differentiated matcalc's own gradient: a wrong gradient and the Hessian
+    consistent with it passed together.  Here matcalc's gradient is made wrong (doubled)."""
+    import matcalc.derive
+    d = matcalc.hessian("x'*A*x + sum(exp(x))", "x", {"x": "vector(3)"})
+    assert d.check().ok
+    real = matcalc.derive.grad
+
+    def doubled(program, wrt, *args, **kwargs):
+        g = real(program, wrt, *args, **kwargs)
+        return replace(g, results={k: E.mul(E.Const(2), v) for k, v in g.results.items()})
+    monkeypatch.setattr(matcalc.derive, "grad", doubled)
+    monkeypatch.setattr("matcalc.check.grad", doubled, raising=False)
+    assert not _wrong(d, "x", lambda r: E.mul(E.Const(2), r)).check().ok
+
+
+def test_5_opaque_functions_are_neither_elementwise_nor_separable():
+    """An elementwise stand-in made grad_f(S) symmetric for a symmetric S."""
+    d = matcalc.grad("f(S)", "S", {"f": "function", "S": "symmetric(3)"})
+    assert d.check().ok
+    assert not _wrong(d, "S", lambda r: _parsed(d, "grad_f(S)", {"f": "function"})).check().ok
+    # and each function its own: f and g swapped in the result fail
+    d = matcalc.grad("f(x) + 2*g(x)", "x", {"f": "function", "g": "function"})
+    assert d.check().ok
+    swapped = _wrong(d, "x", lambda r: _parsed(d, "2*grad_f(x) + grad_g(x)", {"f": "function", "g": "function"}))
+    assert not swapped.check().ok
+
+
+def test_5_stand_ins_and_their_gradients_agree():
+    import numpy as np
+    from matcalc.sampling import opaque_functions
+    fns = opaque_functions(matcalc.parse("f(X) + g(x)", {"f": "function", "g": "function"}))
+    rng = np.random.default_rng(1)
+    for name in ("f", "g"):
+        for shape in [(), (4,), (3, 2)]:
+            x, d = rng.standard_normal(shape), rng.standard_normal(shape)
+            h = 1e-6
+            numeric = (fns[name](x + h * d) - fns[name](x - h * d)) / (2 * h)
+            assert abs(numeric - np.sum(fns["grad_" + name](x) * d)) < 1e-6 * max(1, abs(numeric))
+
+
+def test_6_symmetry_is_judged_relative_to_the_size():
+    """An unsymmetrised gradient of size 1e-7 passed an absolute symmetry test."""
+    d = matcalc.grad("1e-7*x'*S*y", "S", {"S": "symmetric(3)"})
+    assert d.check().ok
+    assert not _wrong(d, "S", lambda r: _parsed(d, "1e-7*x*y'")).check().ok
+
+
+def test_6_a_hessian_by_a_symmetric_variable_must_be_a_symmetric_matrix():
+    """Adding M (I - K) changes H along no symmetric direction (K vec(D) = vec(D)), so the old
+    check, which compared H vec(D) alone, passed it; but it makes H a non-symmetric matrix."""
+    d = matcalc.hessian("x'*S*x + tr(S*S)", "S", {"S": "symmetric(3)"})
+    assert d.check().ok
+    wrong = _wrong(d, "S", lambda r: E.add(r, _parsed(d, "kron(S, I(3))*(I(9) - commutation(3, 3))")))
+    assert not wrong.check().ok
+
+
+def test_7_the_generated_module_is_run(monkeypatch):
+    """Right results and a wrong generated module used to pass: the module was never run."""
+    import types
+    d = matcalc.grad("x'*A*x + sum(tanh(x))", "x")
+    assert d.check().ok
+    real = matcalc.Derivation.function
+
+    def broken(which):
+        def function(self, target="numpy"):
+            module = vars(real(self, target)).copy()
+            fn = module[which]
+            module[which] = lambda *a: 1.01 * fn(*a)
+            return types.SimpleNamespace(**module)
+        return function
+    for which in ("value", "grad_x"):
+        monkeypatch.setattr(matcalc.Derivation, "function", broken(which))
+        report = d.check()
+        assert not report.ok and report.generated[which] > 1e-3, report
+        monkeypatch.undo()
+
+
+# ---------------------------------------------------------------------------
+# Domains: declared spd and positive inputs, and what the use requires
+
+def test_spd_and_positive_declarations():
+    import numpy as np
+    from matcalc.sampling import dimension_sizes
+    program = matcalc.parse("A: spd(n)\nb: positive vector(n)\nc: positive scalar\nM: positive matrix(n, m)\n"
+                            "x'*A*x + b'*x + c + sum(M)")
+    A, b, c, M = (program.inputs[k] for k in "AbcM")
+    assert A.kind == "spd" and A.symmetric and A.shape[0] == A.shape[1]
+    assert b.positive and c.positive and M.positive and not A.positive
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        env = sample_inputs(program, rng, dimension_sizes(program, rng, point=2))
+        assert np.allclose(env["A"], env["A"].T) and np.all(np.linalg.eigvalsh(env["A"]) > 0)
+        assert all(np.all(env[k] > 0) for k in "bcM")
+
+
+@pytest.mark.parametrize("text", ["x: positive function", "x: positive positive scalar", "S: positive spd(3)"])
+def test_a_kind_that_cannot_be_positive_is_an_error(text):
+    from matcalc.errors import ParseError
+    with pytest.raises(ParseError):
+        matcalc.parse(text + "\n1")
+
+
+def test_matrices_under_inv_and_logdet_are_sampled_non_symmetric():
+    import numpy as np
+    from matcalc.sampling import dimension_sizes
+    program = matcalc.parse("logdet(A) + tr(inv(B)) + det(C)")
+    rng = np.random.default_rng(0)
+    env = sample_inputs(program, rng, dimension_sizes(program, rng))
+    for k in "ABC":
+        assert not np.allclose(env[k], env[k].T) and np.linalg.det(env[k]) > 0
+
+
+@pytest.mark.parametrize("text, wrt, let", [
+    ("logdet(X'*A*X)", "X", {"A": "spd(m)"}),
+    ("logdet(X'*A*X)", "X", {}),
+    ("-sum(log(b - A*x))", "x", {}),
+    ("-sum(log(b - A*x)) + c'*x", "A", {}),
+    ("log(t - norm2(x)^2)", "x", {"t": "scalar"}),
+    ("logdet(A*X*B)", "X", {}),
+])
+def test_no_false_alarms_on_constrained_domains(text, wrt, let):
+    d = matcalc.grad(text, wrt, let)
+    report = d.check()
+    assert report.ok and report.points == 3, report
+
+
+def test_a_check_that_finds_no_point_says_so():
+    report = matcalc.grad("sum(log(-exp(x)))", "x").check()
+    assert not report.ok and report.points == 0 and "could not find a point" in report.message

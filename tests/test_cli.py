@@ -1,4 +1,4 @@
-"""The command line of interface.md §2, through subprocesses.
+"""The command line of docs/reference.md §2, through subprocesses.
 
 Results are compared numerically wherever the printed form is not fixed; every
 error must exit 2 with a message that points at the text, never a traceback.

@@ -3,7 +3,7 @@
 Every row is (id, expression, wrt, let, closed_form):
 
 * `expression` and `closed_form` are written in matcalc's input language;
-* `closed_form` is the book's answer in the layout of interface.md (∂L/∂X has
+* `closed_form` is the book's answer in the layout of docs/reference.md (∂L/∂X has
   the shape of X), so e.g. the book's (X⁻¹)ᵀ is written `inv(X)'`;
 * `let` holds the declarations the expression needs beyond kinds-by-naming.
 
@@ -421,7 +421,7 @@ def _points(d):
 
 
 def _python_name(name: str) -> str:
-    """The generated code renames keywords and builtins (interface.md §3); the table avoids them."""
+    """The generated code renames keywords and builtins (docs/reference.md §3); the table avoids them."""
     assert not keyword.iskeyword(name) and not hasattr(builtins, name), \
         f"keep the table free of names the generated code renames: {name}"
     return name

@@ -53,7 +53,7 @@ def test_steps_display_as_the_align_derivation(command, wrt, label):
 
 
 def test_steps_are_still_the_list_of_steps():
-    """interface.md §4: d.steps is the derivation steps, each with the rule it applied."""
+    """docs/reference.md §4: d.steps is the derivation steps, each with the rule it applied."""
     d = matcalc.grad(BACKPROP, wrt="W", let={"f": "function"})
     assert isinstance(d.steps, list) and len(d.steps) > 3
     assert all(isinstance(s, Step) and s.rule.name for s in d.steps)

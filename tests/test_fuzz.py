@@ -2,7 +2,7 @@
 
 A hypothesis strategy writes expression TEXT bottom-up by shape (scalar, vectors
 of length n and m, n×n, m×n, n×m, m×m matrices and row vectors), over every
-operator and function of interface.md §1 except kron/vec (whose gradients are
+operator and function of docs/reference.md §1 except kron/vec (whose gradients are
 unsupported).  Domains are kept sane by construction: log/sqrt/./ and fractional
 powers only see positive-valued subexpressions, logdet/det/inv/negative matrix
 powers only SPD-valued ones, tan only bounded ones, and a rough magnitude
@@ -62,7 +62,7 @@ def share(ci_count: int) -> int:
 
 # ============================================================== the generator
 
-# Precedence levels of the text, loosest first (interface.md §1).
+# Precedence levels of the text, loosest first (docs/reference.md §1).
 FROB, ADD, MUL, NEG, POW, POST, ATOM = range(7)
 LIMIT = 30.0          # squash any subexpression whose typical magnitude could exceed this
 INNER = 3.0           # growth of a matrix product (inner dimension 3 or 4)

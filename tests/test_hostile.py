@@ -10,7 +10,7 @@
    a line/column and a caret line.
 2. The Python API on the same input: only matcalc.MatcalcError subclasses escape.
 3. Generated NumPy code: names that are Python keywords, builtins or the module's
-   own names are renamed with trailing underscores (interface.md §3), the module
+   own names are renamed with trailing underscores (docs/reference.md §3), the module
    imports only numpy and refers to nothing but its parameters, its own functions
    and np; comments and other non-identifier text never reach the code, and
    running it runs nothing else.
@@ -570,7 +570,7 @@ def _own_names(d) -> set[str]:
 
 
 def _expected_param(name: str, taken: set[str]) -> str:
-    """interface.md §3: a keyword, builtin or module name gets trailing underscores."""
+    """docs/reference.md §3: a keyword, builtin or module name gets trailing underscores."""
     candidate = name
     while (keyword.iskeyword(candidate) or keyword.issoftkeyword(candidate)
            or candidate in dir(builtins) or candidate in taken):

@@ -1,6 +1,6 @@
 """Jacobians and Hessians: matcalc.jacobian / matcalc.hessian.
 
-Layout under test (interface.md §1, §4): the Jacobian of f (m entries) with
+Layout under test (docs/reference.md §1, §4): the Jacobian of f (m entries) with
 respect to x (n entries) is m × n, d vec(f) = J d vec(x), vec column-major; a
 Hessian of a scalar L is the Jacobian of its gradient (n × n; pq × pq in vec
 order for a p × q matrix).

@@ -1,4 +1,4 @@
-"""The generated NumPy module (interface.md §3), run against the oracle.
+"""The generated NumPy module (docs/reference.md §3), run against the oracle.
 
 For every case the module is exec'd into a fresh namespace and called by
 keyword with random inputs (vectors 1-D, matrices 2-D, scalars floats):

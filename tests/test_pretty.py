@@ -54,7 +54,7 @@ def test_program_prints_one_definition_per_line_aligned():
     d = matcalc.grad(MLP, wrt=["W1", "W2"])
     assert d.pretty().splitlines() == [
         "g_a₂   = 2 (a₂ − y)",
-        "∂L/∂W₁ = ((1 − h₁²) ⊙ (W₂ᵀ g_a₂)) xᵀ",
+        "∂L/∂W₁ = ((1 − h₁²) ⊙ W₂ᵀ g_a₂) xᵀ",
         "∂L/∂W₂ = g_a₂ h₁ᵀ",
     ]
 
@@ -131,7 +131,8 @@ def test_every_function_has_a_spelling():
 def test_every_function_prints(fn):
     x = E.Symbol("x", ("n", 1), "vector")
     X = E.Symbol("X", ("n", "n"), "matrix")
-    arg = X if fn in (Fn.TRACE, Fn.DET, Fn.LOGDET, Fn.DIAGV, Fn.VEC) else x
+    arg = X if fn in (Fn.TRACE, Fn.DET, Fn.LOGDET, Fn.DIAGV, Fn.VEC) or fn in E.FN_SHAPES and \
+        fn not in (Fn.DIAG, Fn.SOFTMAX, Fn.LOGSUMEXP, Fn.SUM, Fn.NORM1, Fn.NORM2) else x   # matrix functions
     out = to_pretty(E.apply(fn, arg))
     assert arg.name in out and not ASCII_FORMS.search(out), out
 
@@ -208,12 +209,14 @@ def test_cli_json_carries_pretty():
 from hypothesis import assume, given, note, settings  # noqa: E402
 
 from tests.test_fuzz import LET, scalar_exprs, share  # noqa: E402
+from tests.test_reading import check_derivation_reads_one_way  # noqa: E402
 
 
 @settings(max_examples=share(300))
 @given(scalar_exprs())
 def test_random_expressions_and_gradients_print(text):
-    """Every node the language makes has a pretty form with no ASCII operator left."""
+    """Every node the language makes has a pretty form with no ASCII operator left, and
+    every step line and result reads one way in pretty and LaTeX (tests/test_reading.py)."""
     note(text)
     program = matcalc.parse(text, LET)
     assume(program.inputs)
@@ -225,3 +228,4 @@ def test_random_expressions_and_gradients_print(text):
         out = to_pretty(e)
         assert out and not ASCII_FORMS.search(out), out
     assert len(_equals_columns(d.pretty(steps=True))) == 1
+    check_derivation_reads_one_way(d)

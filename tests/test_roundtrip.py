@@ -347,7 +347,8 @@ def test_latex_of_derivations_well_formed(text, wrt, let):
 @pytest.mark.parametrize("text, expected", [
     ("A'", "A^{T}"),
     ("A .* B", r"A \odot B"),
-    ("kron(A, B)", r"\left(A \otimes B\right)"),
+    ("kron(A, B)", r"A \otimes B"),
+    ("kron(A, B)*kron(A, B)", r"\left(A \otimes B\right) \left(A \otimes B\right)"),
     ("tr(A)", r"\operatorname{tr}\left(A\right)"),
     ("inv(X)", "X^{-1}"),
     ("alpha*x", r"\alpha x"),

@@ -385,6 +385,12 @@ ALG_CASES: dict[object, list[tuple[str, dict | None, str]]] = {
              ("x + log(0*x + 2)", None, "function of a constant")],
     **{fn: [(f"x + {fn.text}(0*x)", None, "function of a constant")]
        for fn in ELEMENTWISE if fn is not Fn.LOG},
+    Fn.ABS: [("x + abs(0*x)", None, "function of a constant"),
+             ("abs(x) + y", {"x": "positive vector(n)"}, "nonnegative argument"),
+             ("abs(exp(x) .* y) + x", {"y": "positive vector(n)"}, "nonnegative argument")],
+    Fn.SQRT: [("x + sqrt(0*x)", None, "function of a constant"),
+              ("sqrt(x.^2) + y", {"x": "positive vector(n)"}, "nonnegative argument"),
+              ("sqrt(alpha^2)*A", {"alpha": "positive scalar"}, "nonnegative argument")],
     # I ⊗ I = I is exercised by the Hessian of norm2(X)^2 in test_jacobian.py (2*I)
     E.Kron: [("kron(alpha, A)", None, "Kronecker identities"), ("kron(A, beta)", None, "Kronecker identities")],
     Fn.LOGDET: [("logdet(x'*x + 1)", None, "log det of a scalar")],

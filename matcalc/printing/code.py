@@ -1,4 +1,4 @@
-"""The generated module of interface.md §3 (value, grad_X, value_and_grad), for any target.
+"""The generated module of docs/reference.md §3 (value, grad_X, value_and_grad), for any target.
 
 Layer L2: imports expr, the target tables and the text printer.  What a
 target spells differently (NumPy, JAX, PyTorch, the array API) is data in
@@ -544,5 +544,5 @@ def module_source(d, target: Target) -> str:
         header += ["", "Assumes:", *(f"    {note}" for note in notes)]
     header += ['"""', *target.imports, ""]
     # the helpers the code calls (read off the code: a discarded operand's source called none)
-    helpers = [target.helpers[h] for h in sorted(target.helpers_used("\n".join(sections)))]
+    helpers = [target.helper_source(h) for h in sorted(target.helpers_used("\n".join(sections)))]
     return "\n".join(header) + "\n" + "\n\n".join(helpers + sections)

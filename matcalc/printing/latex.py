@@ -12,8 +12,7 @@ from fractions import Fraction
 from .. import expr as E
 from ..expr import Fn
 from ..rules.elementwise import ELEMENTWISE
-from .precedence import (FROBENIUS, MUL, POSTFIX, Printer, coefficient, has_superscript, print_hadamard,
-                         print_sum)
+from .precedence import JUXTAPOSED, MathPrinter, coefficient, orientation
 
 GREEK = set("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
             "pi rho sigma tau upsilon phi chi psi omega".split())
@@ -51,6 +50,10 @@ NAMED = {
 }
 
 
+# the all-ones array by orientation, as pretty's 𝟙, 𝟙ᵀ, 𝟙𝟙ᵀ
+ONES = {"column": r"\mathbb{1}", "row": r"\mathbb{1}^{T}", "matrix": r"\mathbb{1} \mathbb{1}^{T}"}
+
+
 def latex_name(name: str) -> str:
     base, _, sub = name.partition("_")
     m = re.fullmatch(r"([A-Za-z]+?)(\d+)", base)
@@ -63,8 +66,10 @@ def latex_name(name: str) -> str:
     return f"{base}_{{{latex_name(sub) if not sub.isdigit() else sub}}}" if sub else base
 
 
-class LatexPrinter(Printer):
+class LatexPrinter(MathPrinter):
+    """Brackets as pretty output's (MathPrinter); only the spellings differ."""
     what = "LaTeX"
+    MINUS, TIMES, DIVIDE, KRON = "-", r"\odot", r"\oslash", r"\otimes"
 
     def parenthesised(self, s: str) -> str:
         return rf"\left({s}\right)"
@@ -91,16 +96,13 @@ class LatexPrinter(Printer):
         return f"K_{{{e.m},{e.n}}}"
 
     def _print_Broadcast(self, e):
-        ones = r"\mathbb{1}" + ("^{T}" if e.shape[0] == 1 else "")
-        return ones if E.is_const(e.value, 1) else rf"{self.wrap(e.value, MUL)} {ones}"
+        ones = ONES[orientation(e.shape)]
+        return ones if E.is_const(e.value, 1) else rf"{self.wrap(e.value, JUXTAPOSED)} {ones}"
 
     def _print_Differential(self, e):
         if isinstance(e.target, E.Symbol):
             return r"\mathrm{d}" + self.print(e.target)
         return r"\mathrm{d}\left(" + self.print(e.target) + r"\right)"
-
-    def _print_Add(self, e):
-        return print_sum(self, e)
 
     def _print_Mul(self, e):
         c, factors = coefficient(e)
@@ -112,25 +114,7 @@ class LatexPrinter(Printer):
             parts.append(rf"\frac{{{c.numerator}}}{{{c.denominator}}}")
         elif c != 1 or not factors:
             parts.append(self.print(E.Const(c)))
-        for f in factors:
-            parts.append(self.wrap(f, MUL + 1) if parts or sign else self.wrap(f, MUL))
-        return sign + " ".join(parts)
-
-    def _print_Hadamard(self, e):
-        return print_hadamard(self, e, "\\odot", "\\oslash")
-
-    def _print_Kron(self, e):
-        # ⊗ has no agreed precedence against juxtaposition: always bracket it
-        return rf"\left({self.wrap(e.left, MUL + 1)} \otimes {self.wrap(e.right, MUL + 1)}\right)"
-
-    def _print_Frobenius(self, e):
-        return rf"{self.wrap(e.left, FROBENIUS)} : {self.wrap(e.right, FROBENIUS + 1)}"
-
-    def base(self, e: E.Expr) -> str:
-        """e as the base of a superscript: X^{-1}^{T} is not TeX, (X^{-1})^{T} is."""
-        if has_superscript(e):
-            return rf"\left({self.print(e)}\right)"
-        return self.wrap(e, POSTFIX + 1)
+        return sign + " ".join(parts + self.factors(factors, bool(parts or sign)))
 
     def _print_Transpose(self, e):
         if isinstance(e.arg, E.Apply) and e.arg.fn is Fn.INV:

@@ -1,4 +1,4 @@
-"""The NumPy module of interface.md §3: the shared code printer with the NumPy table.
+"""The NumPy module of docs/reference.md §3: the shared code printer with the NumPy table.
 
 Layer L2: imports code and targets.  Kept as the NumPy entry point (and its
 helpers, which the elementwise registry's NumPy spellings call).

@@ -12,9 +12,9 @@ parsing back (the text printer is the paste-back format):
     of an opaque function; Greek names as letters and trailing digits as
     subscripts (lambda → λ, W1 → W₁).
 
-Parentheses follow the shared precedence table, with one addition: an infix
-⊙ or ⊗ inside a juxtaposed product is always bracketed, since juxtaposition
-looks tighter than any sign (`(A ⊙ B) C`, never `A ⊙ B C`).
+Parentheses follow the reader's precedence table (precedence.READER), shared
+with LaTeX through MathPrinter: `:` ⊙ ⊘ ⊗ bind like products, juxtaposition
+tighter (`(A ⊙ B) C`, `(a₂ − y) : da₂`).
 """
 from __future__ import annotations
 
@@ -24,8 +24,7 @@ from fractions import Fraction
 from .. import expr as E
 from ..expr import Fn
 from ..shapes import is_column, is_row
-from .precedence import (FROBENIUS, MUL, NEG, POSTFIX, Printer, coefficient, has_superscript,
-                         precedence, print_call, print_hadamard, print_sum)
+from .precedence import JUXTAPOSED, MathPrinter, coefficient, orientation, print_call
 
 MINUS = "\u2212"
 SUPERSCRIPT = str.maketrans("0123456789-+", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺")
@@ -56,13 +55,12 @@ FUNCTIONS = {
     Fn.EXPM: "expm({x})", Fn.LOGM: "logm({x})", Fn.SQRTM: "sqrtm({x})", Fn.EIGVALS: "λ({x})",
     Fn.EIGMAX: "λmax({x})", Fn.EIGMIN: "λmin({x})", Fn.EIGVECS: "eigvecs({x})",
     Fn.EIGVEC_MAX: "umax({x})", Fn.EIGVEC_MIN: "umin({x})", Fn.NORM_NUC: "‖{x}‖∗",
-    Fn.NORM_SPEC: "σmax({x})", Fn.CHOL: "chol({x})", Fn.PINV: "pinv({x})", Fn.ADJ: "adj({x})",
+    Fn.NORM_SPEC: "σmax({x})", Fn.CHOL: "chol({x})", Fn.PINV: "{x}⁺", Fn.ADJ: "adj({x})",
     Fn.TRIL_HALF: "Φ({x})", Fn.POLAR: "polar({x})",
 }
 FROBENIUS_NORM = "‖{x}‖_F"          # norm2 of a matrix
 
 ONES = {"column": "𝟙", "row": "𝟙ᵀ", "matrix": "𝟙𝟙ᵀ"}
-INFIX_PRODUCTS = (E.Hadamard, E.Kron)
 
 # ∂L/∂x, per command: what a derivation's result is called.
 LABELS = {"grad": "∂L/∂{}", "jacobian": "∂f/∂{}", "hessian": "∂²L/∂{}²"}
@@ -106,20 +104,9 @@ def pretty_number(v) -> str:
     return sign + mantissa + (f"×10{superscript(int(exponent))}" if exponent else "")
 
 
-def _orientation(shape) -> str:
-    return "column" if shape[1] == 1 else "row" if shape[0] == 1 else "matrix"
-
-
-class PrettyPrinter(Printer):
+class PrettyPrinter(MathPrinter):
     what = "pretty"
-
-    def level(self, e: E.Expr) -> int:
-        # kron is a call in text (an atom there) and infix ⊗ here: it binds like ⊙
-        return MUL if isinstance(e, E.Kron) else precedence(e)
-
-    def base(self, e: E.Expr) -> str:
-        """e as the base of a superscript."""
-        return f"({self.print(e)})" if has_superscript(e) else self.wrap(e, POSTFIX + 1)
+    MINUS = MINUS
 
     def _print_Symbol(self, e):
         return pretty_name(e.name)
@@ -137,16 +124,13 @@ class PrettyPrinter(Printer):
         return f"K({e.m},{e.n})"
 
     def _print_Broadcast(self, e):
-        ones = ONES[_orientation(e.shape)]
-        return ones if E.is_const(e.value, 1) else f"{self.wrap(e.value, MUL)} {ones}"
+        ones = ONES[orientation(e.shape)]
+        return ones if E.is_const(e.value, 1) else f"{self.wrap(e.value, JUXTAPOSED)} {ones}"
 
     def _print_Differential(self, e):
         if isinstance(e.target, E.Symbol):
             return "d" + self.print(e.target)
         return f"d({self.print(e.target)})"
-
-    def _print_Add(self, e):
-        return print_sum(self, e, MINUS)
 
     def _print_Mul(self, e):
         c, factors = coefficient(e)
@@ -156,23 +140,7 @@ class PrettyPrinter(Printer):
         if "/" in number and factors:         # (3/7) x, not 3/7 x, which reads as 3/(7 x)
             number = f"({number})"
         parts = [number] if c != 1 or not factors else []
-        for f in factors:
-            if isinstance(f, E.Mul):                  # a scalar x'*y inside a product
-                parts.append(f"({self.print(f)})")
-            elif parts or sign or isinstance(f, INFIX_PRODUCTS):
-                parts.append(self.wrap(f, MUL + 1))
-            else:
-                parts.append(self.wrap(f, MUL))
-        return sign + " ".join(parts)
-
-    def _print_Hadamard(self, e):
-        return print_hadamard(self, e, "⊙", "⊘")
-
-    def _print_Kron(self, e):
-        return f"{self.wrap(e.left, MUL + 1)} ⊗ {self.wrap(e.right, MUL + 1)}"
-
-    def _print_Frobenius(self, e):
-        return f"{self.wrap(e.left, FROBENIUS)} : {self.wrap(e.right, FROBENIUS + 1)}"
+        return sign + " ".join(parts + self.factors(factors, bool(parts or sign)))
 
     def _print_Transpose(self, e):
         if isinstance(e.arg, E.Apply) and e.arg.fn is Fn.INV:
@@ -187,7 +155,7 @@ class PrettyPrinter(Printer):
             return self.base(e.base) + mark + superscript(p.value.numerator)
         if E.is_const(p, Fraction(1, 2)):
             return f"√({self.print(e.base)})"
-        return f"{self.base(e.base)}{mark}^{self.wrap(p, NEG + 1)}"
+        return f"{self.base(e.base)}{mark}^{self.exponent(p)}"
 
     def _print_MatPow(self, e):
         return self.base(e.base) + superscript(e.k)
@@ -195,7 +163,9 @@ class PrettyPrinter(Printer):
     def _print_Apply(self, e):
         if e.fn is Fn.INV:
             return self.base(e.arg) + "⁻¹"
-        if e.fn is Fn.NORM2 and _orientation(e.arg.shape) == "matrix":
+        if e.fn is Fn.PINV:
+            return self.base(e.arg) + "⁺"
+        if e.fn is Fn.NORM2 and orientation(e.arg.shape) == "matrix":
             return FROBENIUS_NORM.format(x=self.print(e.arg))
         return FUNCTIONS[e.fn].format(x=self.print(e.arg))
 

@@ -155,7 +155,7 @@ def steps_latex(d, verbosity: str = "brief") -> str:
 
 
 class Steps(list):
-    """d.steps: still the list of Step records (interface.md §4), which Jupyter
+    """d.steps: still the list of Step records (docs/reference.md §4), which Jupyter
     shows as the derivation, the align* of d.latex(steps=True)."""
 
     def __init__(self, steps, derivation):

@@ -11,9 +11,10 @@ appear here as text, never as imports of matcalc.
 """
 from __future__ import annotations
 
-import inspect
+import functools
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 from ..expr import Fn
 from ..matfun_kernels import KERNELS
@@ -43,7 +44,7 @@ class Target:
     functions: dict[Fn, str | Form]
     ops: dict[str, str | Form]     # eye zeros full outer frobenius kron flatten unflatten vec matrix_power commutation
                                    # (multi_dot where the library has it)
-    helpers: dict[str, str]        # helper name -> its source
+    helpers: dict[str, str | Callable]   # helper name -> its source, or a kernel whose source it is
     inputs_doc: str
     # Every function's first lines: the namespace, then each scalar input made an array.
     namespace_line: str = ""       # {arrays}: the array parameters
@@ -60,8 +61,19 @@ class Target:
             for h in re.findall(r"\b(_[a-z][a-z_]*)\b", todo.pop()):
                 if h in self.helpers and h not in used:
                     used.add(h)
-                    todo.append(self.helpers[h])
+                    todo.append(self.helper_source(h))
         return used
+
+    def helper_source(self, name: str) -> str:
+        helper = self.helpers[name]
+        return helper if isinstance(helper, str) else _source(helper)
+
+
+@functools.cache
+def _source(kernel: Callable) -> str:
+    """A kernel's source, read when a module first needs it (not at import: start-up time)."""
+    import inspect
+    return inspect.getsource(kernel)
 
 
 # Elementwise and reduction helpers: one text, spelled per namespace.  With
@@ -103,7 +115,7 @@ def _common(ns: str, param: str = "") -> dict[Fn, str]:
 
 # Matrix functions (docs/matrix-functions.md): the kernels of matfun_kernels.py,
 # copied into the module, take the namespace as their first argument.
-MATFUN_HELPERS = {name: inspect.getsource(fn) for name, fn in KERNELS.items()}
+MATFUN_HELPERS: dict[str, Callable] = dict(KERNELS)
 
 
 def _matfun(ns: str, linalg: str = "") -> dict[Fn, str]:

@@ -72,6 +72,8 @@ def is_nonnegative(e: E.Expr) -> bool:
     """Structural: true only where every entry is certainly >= 0 (for Xᵀ diag(v) X = ZᵀZ)."""
     if isinstance(e, E.Const):
         return e.value >= 0
+    if isinstance(e, E.Symbol):
+        return e.positive          # declared `positive ...`
     if isinstance(e, E.Broadcast):
         return is_nonnegative(e.value)
     if isinstance(e, E.Apply):
@@ -505,6 +507,16 @@ def _fn_sum(e, ctx):
     return None
 
 
+def _fn_of_nonnegative(e, ctx):
+    """|x| = x and sqrt(x.^2) = x where x >= 0 structurally (a `positive` input, exp(z), ...)."""
+    x = e.arg
+    if e.fn is Fn.SQRT:
+        if not (isinstance(x, E.Power) and E.is_const(x.exponent, 2)):
+            return None
+        x = x.base
+    return x if is_nonnegative(x) else None
+
+
 def _fn_norm_of_scalar(e, ctx):
     """‖s‖₁ = ‖s‖₂ = |s|: with a constant s this folds (norm2(0)^2 = 0)."""
     return E.apply(Fn.ABS, e.arg) if e.arg.is_scalar else None
@@ -591,6 +603,8 @@ RULES: dict[object, list[AlgebraRule]] = {
     E.FrechetAdj: [AlgebraRule(Rule("Fréchet derivative along I", "expm_adj(Y, I) = expm(Y)ᵀ, "
                                     "logm_adj(Y, I) = (Y⁻¹)ᵀ, sqrtm_adj(Y, I) = ½ (sqrtm(Y)⁻¹)ᵀ"),
                                frechet_along_identity)],
+    Fn.ABS: [AlgebraRule(Rule("nonnegative argument", "|x| = x for x ≥ 0"), _fn_of_nonnegative)],
+    Fn.SQRT: [AlgebraRule(Rule("nonnegative argument", "√(x²) = x for x ≥ 0"), _fn_of_nonnegative)],
 }
 for _fn in ELEMENTWISE:     # every elementwise function folds on constants first
     RULES.setdefault(_fn, []).insert(0, AlgebraRule(Rule("function of a constant", "f(c1) = f(c)1"),

@@ -22,7 +22,7 @@ from .parser import parse_tree
 
 GREEK = frozenset("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
                   "omicron pi rho sigma tau upsilon phi chi psi omega".split())
-KINDS = ("scalar", "vector", "matrix", "symmetric", "function")
+KINDS = ("scalar", "vector", "matrix", "symmetric", "spd", "function")
 DIM_NAMES = ("n", "m", "p", "q", "r", "k", "l", "s", "t")
 MAX_MATRIX_POWER = 32
 
@@ -32,6 +32,7 @@ class Decl:
     kind: str                    # one of KINDS
     dims: tuple = ()             # names (str) or ints
     span: Span | None = None
+    positive: bool = False       # `positive ...`: every entry > 0
 
 
 def default_kind(name: str) -> str:
@@ -287,7 +288,7 @@ class _Infer:
             shape = SCALAR
         elif kind == "vector":
             shape = (dims[0] if dims else self.u.fresh(), 1)
-        elif kind == "symmetric":
+        elif kind in ("symmetric", "spd"):
             d = dims[0] if dims else self.u.fresh()
             shape = (d, d)
         else:
@@ -508,13 +509,14 @@ class _Build:
     def symbol(self, name: str) -> E.Symbol:
         sym = self.symbols.get(name)
         if sym is None:
+            decl = None
             if name in self.inf.defined:
                 shape, kind = self.inf.concrete(self.inf.defined[name]), "defined"
             else:
                 decl = self.inf.decls.get(name)
                 kind = decl.kind if decl else default_kind(name)
                 shape = self.inf.concrete(self.inf.names[name])
-            sym = self.symbols[name] = E.Symbol(name, shape, kind)
+            sym = self.symbols[name] = E.Symbol(name, shape, kind, bool(decl and decl.positive))
         return sym
 
     def build(self, t) -> E.Expr:
@@ -623,6 +625,13 @@ def _declarations(text: str, tree: Tree) -> dict[str, Decl]:
                 raise NameError_(f"{name} is declared twice", span)
             if name in RESERVED:
                 raise NameError_(f"{name} is a built-in name and cannot be declared", span)
+            positive = kind.data == "kind_positive"
+            if positive:
+                kind = kind.children[0]
+                if kind.data in ("kind_positive", "kind_function", "kind_spd"):
+                    raise ParseError(f"{kind.data.removeprefix('kind_')} cannot be declared positive",
+                                     _span(text, kind), "positive scalar, positive vector(n), positive "
+                                     "matrix(m, n), positive symmetric(n)")
             dims = []
             for d in kind.children:
                 tok = d.children[0]
@@ -632,7 +641,7 @@ def _declarations(text: str, tree: Tree) -> dict[str, Decl]:
             kind_name = kind.data.removeprefix("kind_")
             if kind_name == "matrix" and dims[0] == 1 and dims[1] == 1:
                 kind_name = "scalar"
-            decls[name] = Decl(kind_name, tuple(dims), span)
+            decls[name] = Decl(kind_name, tuple(dims), span, positive)
     return decls
 
 
@@ -642,7 +651,8 @@ def parse_declaration(text: str) -> tuple[str, Decl]:
     decls = _declarations(text, tree)
     if len(tree.children) != 1 or len(decls) != 1:
         raise ParseError("expected a declaration like 'A: matrix(m, n)'", Span.at(text, 0, len(text)),
-                         "kinds: scalar, vector(n), matrix(m, n), symmetric(n), function")
+                         "kinds: scalar, vector(n), matrix(m, n), symmetric(n), spd(n), function; "
+                         "positive before scalar, vector, matrix or symmetric")
     return next(iter(decls.items()))
 
 
