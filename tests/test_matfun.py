@@ -327,6 +327,9 @@ def test_generated_code_uses_a_solve_and_cholesky_and_states_assumptions():
     assert "np.linalg.cholesky(S)" in src            # S is symmetric: no symmetrisation
     d = matcalc.grad("eigmax(A)", wrt="A")
     assert "np.linalg.eigh(0.5 * (A + A.T))" in d.numpy()
+    d = matcalc.grad("logdet(Sigma) + logdet(X)", wrt="X", let={"Sigma": "spd(n)"})     # declared SPD: Cholesky
+    assert "np.linalg.cholesky(Sigma)" in d.numpy() and "slogdet(X)" in d.numpy()
+    assert d.check().ok
     assert "import scipy" not in d.numpy()
 
 

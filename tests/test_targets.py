@@ -33,7 +33,7 @@ from matcalc.numeric import to_user
 from matcalc.printing.targets import TARGETS, Form
 
 OPS = ["eye", "zeros", "full", "outer", "frobenius", "kron", "flatten", "unflatten", "vec", "matrix_power",
-       "commutation", "solve", "frechet_adj", "frechet_jac", "spectral", "loewner_adj"]
+       "commutation", "solve", "logdet_spd", "frechet_adj", "frechet_jac", "spectral", "loewner_adj"]
 OPTIONAL_OPS = {"multi_dot"}      # where the library has it; otherwise the chain is written out
 
 
@@ -68,10 +68,11 @@ def opaque_grad_f(x):
 MLP = "a1 = W1*x + b1\nh1 = tanh(a1)\na2 = W2*h1 + b2\nL = norm2(a2 - y)^2"
 LOGISTIC = "sum(log(1 + exp(-y .* (X*w))))"
 
-MATFUN_LET = {"S": "symmetric(n)", "W": "matrix(m, n)", "P": "matrix(n, n)", "Q": "matrix(n, n)"}
+MATFUN_LET = {"S": "symmetric(n)", "W": "matrix(m, n)", "P": "matrix(n, n)", "Q": "matrix(n, n)",
+              "Sigma": "spd(n)"}
 MATFUN_KERNELS = "tr(expm(X)) + sum(expm(X) .* B) + sum(logm(P) .* B) + sum(sqrtm(Q) .* B) + sum(sqrtm(S) .* logm(S))"
 MATFUN_SPECTRAL = ("eigmax(S) + eigmin(A) + x'*eigvals(S) + norm_nuc(W) + norm_spec(W) + sum(chol(S)) "
-                   "+ sum(pinv(W)) + sum(adj(X)) + y'*solve(X, x)")
+                   "+ sum(pinv(W)) + sum(adj(X)) + y'*solve(X, x) + logdet(Sigma)")
 # Matrix-function kernels choose their scaling with Python floats: they run eagerly, not under jit.
 NOT_JITTED = {MATFUN_KERNELS, "tr(expm(X))"}
 
@@ -114,7 +115,7 @@ CASES = [
     # matrix functions (issue 16): the kernels, the Fréchet adjoints, eigh, the norms, chol, solve
     ("grad", MATFUN_KERNELS, ["X", "P", "Q", "S"], MATFUN_LET, False),
     ("hessian", "tr(expm(X))", ["X"], None, False),
-    ("grad", MATFUN_SPECTRAL, ["S", "A", "W", "X", "x"], MATFUN_LET, False),
+    ("grad", MATFUN_SPECTRAL, ["S", "A", "W", "X", "x", "Sigma"], MATFUN_LET, False),
 ]
 
 

@@ -20,7 +20,7 @@ from fractions import Fraction
 from .. import expr as E
 from ..errors import UnsupportedError
 from ..expr import Fn
-from ..rules.algebra import is_nonnegative, is_symmetric, transposed
+from ..rules.algebra import is_nonnegative, is_spd, is_symmetric, transposed
 from ..shapes import is_column, is_row, is_scalar
 from .targets import ADD, ATOM, MUL, POW, UNARY, Form, Target, form
 from .text import to_text
@@ -434,6 +434,8 @@ class _Module:
             if SCALAR_FORMS[e.fn] is None:
                 return self.call(f, self.t.functions[Fn.LOG], e.arg, POW)[0], SCALAR_FORMS_PREC[e.fn]
             return SCALAR_FORMS[e.fn].format(x=f.wrap(e.arg, POW)), SCALAR_FORMS_PREC[e.fn]
+        if e.fn is Fn.LOGDET and is_spd(e.arg):
+            return self.op("logdet_spd", x=f.code(e.arg))
         if e.fn in E.FRECHET_ADJ and is_symmetric(e.arg):       # expm, logm, sqrtm of a symmetric matrix
             return self.op("spectral", f=(repr(e.fn.text[:-1]), ATOM), x=f.code(e.arg))
         if e.fn in SYMMETRIC_PART and not is_symmetric(e.arg):

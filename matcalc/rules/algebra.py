@@ -60,6 +60,19 @@ def is_symmetric(e: E.Expr) -> bool:
     return False
 
 
+def is_spd(e: E.Expr) -> bool:
+    """Structural: declared spd(n), I, and sums and positive multiples of those."""
+    if isinstance(e, E.Symbol):
+        return e.kind == "spd"
+    if isinstance(e, E.Identity):
+        return True
+    if isinstance(e, E.Add):
+        return all(is_spd(t) for t in e.terms)
+    if isinstance(e, E.Mul) and len(e.factors) == 2 and isinstance(e.factors[0], E.Const):
+        return e.factors[0].value > 0 and is_spd(e.factors[1])
+    return False
+
+
 # Matrix functions that map a symmetric matrix to a symmetric one.
 SYMMETRY_PRESERVING = {Fn.EXPM, Fn.LOGM, Fn.SQRTM, Fn.PINV, Fn.ADJ}
 
