@@ -134,7 +134,7 @@ def _matfun(ns: str, linalg: str = "") -> dict[Fn, str]:
 
 def _matfun_ops(ns: str, diagonal: str) -> dict[str, str | Form]:
     return {"solve": f"{ns}.linalg.solve({{a}}, {{b}})",
-            # logdet of a declared SPD matrix: 2 Σ log diag(chol S), half the work of an LU
+            # logdet of a declared SPD matrix: 2 Σ log diag(chol S), n³/3 flops against an LU's 2n³/3
             "logdet_spd": Form(f"2.0 * {ns}.sum({ns}.log({diagonal}({ns}.linalg.cholesky({{x}}))))", MUL),
             "frechet_adj": f"_frechet_adj({ns}, {{f}}, {{x}}, {{g}})",
             "frechet_jac": f"_frechet_jac({ns}, {{f}}, {{x}})",
