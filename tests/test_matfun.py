@@ -377,3 +377,32 @@ def test_gp_likelihood_through_chol_and_solve_is_the_textbook_one():
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
     assert "np.linalg.cholesky(" in d.numpy() and "np.linalg.solve(" in d.numpy()
+
+
+@pytest.mark.parametrize("text, wrt, let", [
+    ("tr(expm(X))", "X", None), ("sum(expm(X) .* B)", "X", None), ("sum(logm(X) .* B)", "X", None),
+    ("sum(sqrtm(S) .* B)", "S", SYM), ("b'*solve(A, c)", "A", None), ("eigmax(S) + x'*eigvals(S)", "S", SYM),
+    ("norm_nuc(W) + norm_spec(W)", "W", None), ("sum(chol(S) .* B)", "S", SYM), ("sum(pinv(W) .* B')", "W", None),
+    ("sum(adj(X) .* B)", "X", None), ("tr(sqrtm(W'*W + epsilon*I))", "W", None),
+])
+def test_every_step_is_an_equality(text, wrt, let):
+    """As tests/test_steps.py does for the Cookbook: every rewrite line equal to the line
+    before it, every differential line against central differences, the last line the result."""
+    from tests.test_steps import _close, _differential_by_differences, _environment
+    d = matcalc.grad(text, wrt=wrt, let=let)
+    identify = [s for s in d.steps if s.kind == "identify"]
+    assert identify and identify[-1].after == d.result
+    env, functions, dims = _environment(d, np.random.default_rng(7))
+    for name, sym in d.program.inputs.items():     # dS of a symmetric S is symmetric (the steps use it)
+        if sym.symmetric and "d" + name in env:
+            env["d" + name] = (env["d" + name] + env["d" + name].T) / 2
+    ev = Evaluator(env, functions, dims)
+    checked = 0
+    for s in d.steps:
+        if s.kind in ("rewrite", "collect"):
+            _close(ev(s.after), ev(s.before), f"{s.rule.name}: {s.before} =/= {s.after}")
+            checked += 1
+        elif s.kind == "differential":
+            _close(ev(s.after), _differential_by_differences(s, env, functions, dims), f"{s.before} = {s.after}")
+            checked += 1
+    assert checked >= 2
