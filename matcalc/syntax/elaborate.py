@@ -93,11 +93,22 @@ def _infer_square_to_vector(inf, t, shapes):
     return (r, 1)
 
 
+def _second_like_first(inf, t, first, second, rows_only: bool, what: str) -> None:
+    """solve(A, B), f_adj(Y, G): the second argument's rows (and columns) are the first's;
+    the message shows both shapes (never an unsettled dimension's internal name)."""
+    (r, c), (r2, c2) = first, second
+    if not rows_only and (inf.u.find(r2) == 1) != (inf.u.find(c2) == 1):
+        inf.fail(t, f"{inf.src(t)} needs {what}, but {inf.src(t.children[2])} is {inf.show(second)}")
+    if not (inf.u.unify(r, r2) and (rows_only or inf.u.unify(c, c2))):
+        inf.fail(t, f"{inf.src(t)} needs {what}, but {inf.src(t.children[1])} is {inf.show(first)} "
+                    f"and {inf.src(t.children[2])} is {inf.show(second)}")
+
+
 def _infer_solve(inf, t, shapes):
     (r, c), (r2, c2) = shapes
     inf.require_matrix(t, (r, c), "a square matrix A in solve(A, B)")
     inf.unify(r, c, t, "needs a square matrix A in solve(A, B)")
-    inf.unify(r, r2, t, "needs B with as many rows as A in solve(A, B)")
+    _second_like_first(inf, t, (r, c), (r2, c2), True, "B with as many rows as A in solve(A, B)")
     return (r, c2)
 
 
@@ -105,8 +116,7 @@ def _infer_frechet_adj(inf, t, shapes):
     (r, c), (r2, c2) = shapes
     inf.require_matrix(t, (r, c), "a square matrix Y in f_adj(Y, G)")
     inf.unify(r, c, t, "needs a square matrix Y in f_adj(Y, G)")
-    inf.unify(r, r2, t, "needs G of Y's shape in f_adj(Y, G)")
-    inf.unify(c, c2, t, "needs G of Y's shape in f_adj(Y, G)")
+    _second_like_first(inf, t, (r, c), (r2, c2), False, "G of Y's shape in f_adj(Y, G)")
     return (r, c)
 
 
