@@ -281,6 +281,23 @@ class Fn(enum.Enum):
     NORM2 = ("norm2", False)
     SOFTMAX = ("softmax", False)
     LOGSUMEXP = ("logsumexp", False)
+    # Matrix functions (docs/matrix-functions.md); eig*, chol read the symmetric part ½(S + Sᵀ).
+    EXPM = ("expm", False)
+    LOGM = ("logm", False)
+    SQRTM = ("sqrtm", False)
+    EIGVALS = ("eigvals", False)
+    EIGMAX = ("eigmax", False)
+    EIGMIN = ("eigmin", False)
+    EIGVECS = ("eigvecs", False)          # orthonormal eigenvectors, columns in eigvals' order
+    EIGVEC_MAX = ("eigvec_max", False)    # unit eigenvector of eigmax
+    EIGVEC_MIN = ("eigvec_min", False)
+    NORM_NUC = ("norm_nuc", False)
+    NORM_SPEC = ("norm_spec", False)
+    CHOL = ("chol", False)
+    PINV = ("pinv", False)
+    ADJ = ("adj", False)
+    TRIL_HALF = ("tril_half", False)      # lower triangle, diagonal halved (Murray's Φ)
+    POLAR = ("polar", False)              # U Vᵀ of the thin SVD X = U Σ Vᵀ
 
     def __init__(self, text: str, elementwise: bool, note: str = ""):
         self.text = text
@@ -319,7 +336,20 @@ FN_SHAPES: dict[Fn, Callable[[Shape], Shape]] = {
     Fn.NORM2: lambda s: SCALAR,
     Fn.SOFTMAX: lambda s: _column_or_one(Fn.SOFTMAX, s),        # a vector(1) is 1x1 and valid
     Fn.LOGSUMEXP: lambda s: (_column_or_one(Fn.LOGSUMEXP, s), SCALAR)[1],
+    **{fn: (lambda fn: lambda s: _square(fn, s))(fn)
+       for fn in (Fn.EXPM, Fn.LOGM, Fn.SQRTM, Fn.EIGVECS, Fn.CHOL, Fn.ADJ, Fn.TRIL_HALF)},
+    **{fn: (lambda fn: lambda s: (_square(fn, s), SCALAR)[1])(fn) for fn in (Fn.EIGMAX, Fn.EIGMIN)},
+    **{fn: (lambda fn: lambda s: (_square(fn, s)[0], 1))(fn)
+       for fn in (Fn.EIGVALS, Fn.EIGVEC_MAX, Fn.EIGVEC_MIN)},
+    Fn.NORM_NUC: lambda s: SCALAR,
+    Fn.NORM_SPEC: lambda s: SCALAR,
+    Fn.PINV: lambda s: (s[1], s[0]),
+    Fn.POLAR: lambda s: s,
 }
+
+# The matrix functions whose Fréchet derivative has no closed form: f -> the name of
+# f_adj(Y, G) = L_f(Yᵀ, G), the adjoint of L_f(Y, ·) applied to G (docs/matrix-functions.md).
+FRECHET_ADJ = {Fn.EXPM: "expm_adj", Fn.LOGM: "logm_adj", Fn.SQRTM: "sqrtm_adj"}
 
 
 @node
@@ -361,6 +391,51 @@ class GradCall(Expr):
 
     def with_children(self, kids):
         return grad_call(self.name, kids[0])
+
+
+@node
+class Solve(Expr):
+    """solve(A, B) = A⁻¹ B, computed by a solve."""
+    a: Expr
+    b: Expr
+    shape: Shape
+
+    def children(self):
+        return (self.a, self.b)
+
+    def with_children(self, kids):
+        return solve(*kids)
+
+
+@node
+class FrechetAdj(Expr):
+    """expm_adj(Y, G) (logm_adj, sqrtm_adj): L_f(Yᵀ, G), linear in G.  Since
+    L_f(Y, E) = f_adj(Yᵀ, E), d f(X) = f_adj(Xᵀ, dX), and the adjoint of
+    f_adj(Y, ·) is f_adj(Yᵀ, ·)."""
+    fn: Fn
+    x: Expr
+    g: Expr
+    shape: Shape
+
+    def children(self):
+        return (self.x, self.g)
+
+    def with_children(self, kids):
+        return frechet_adj(self.fn, *kids)
+
+
+@node
+class FrechetJac(Expr):
+    """expm_adj_jac(Y): the n²×n² matrix J with vec(expm_adj(Y, M)) = J vec(M)."""
+    fn: Fn
+    x: Expr
+    shape: Shape
+
+    def children(self):
+        return (self.x,)
+
+    def with_children(self, kids):
+        return frechet_jac(self.fn, kids[0])
 
 
 # ------------------------------------------------------------ constructors
@@ -565,6 +640,30 @@ def matpow(base: Expr, k: int) -> Expr:
 def apply(fn: Fn, arg: Expr) -> Expr:
     shape = arg.shape if fn.elementwise else FN_SHAPES[fn](arg.shape)
     return Apply(fn, arg, shape)
+
+
+def solve(a: Expr, b: Expr) -> Expr:
+    if not is_square(a.shape) or a.shape[0] != b.shape[0]:
+        raise ShapeError(f"solve(A, B) needs a square A with as many rows as B, got "
+                         f"{show_shape(a.shape)} and {show_shape(b.shape)}")
+    return Solve(a, b, b.shape)
+
+
+def frechet_adj(fn: Fn, x: Expr, g: Expr) -> Expr:
+    if not is_square(x.shape) or g.shape != x.shape:
+        raise ShapeError(f"{FRECHET_ADJ[fn]}(Y, G) needs a square Y and G of its shape, got "
+                         f"{show_shape(x.shape)} and {show_shape(g.shape)}")
+    return FrechetAdj(fn, x, g, x.shape)
+
+
+def frechet_jac(fn: Fn, x: Expr) -> Expr:
+    size = dim_product(x.shape[0], x.shape[1])
+    return FrechetJac(fn, _square_arg(fn, x), (size, size))
+
+
+def _square_arg(fn: Fn, x: Expr) -> Expr:
+    _square(fn, x.shape)
+    return x
 
 
 def call(name: str, arg: Expr) -> Expr:

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import expr as E
 from .expr import Fn
+from .matfun_kernels import _expm, _frechet_adj, _frechet_jac, _loewner_adj, _logm, _polar, _sqrtm
 from .rules.elementwise import ELEMENTWISE
 
 
@@ -31,6 +32,54 @@ def _scalar(v) -> np.ndarray:
     return np.array([[float(v)]])
 
 
+def _sym(x):
+    """The symmetric part, which eig* and chol read (docs/matrix-functions.md)."""
+    return 0.5 * (x + x.T)
+
+
+def _eigvec(x, column: int) -> np.ndarray:
+    """A unit eigenvector of the symmetric part, its sign fixed (entries summing to >= 0)
+    so that nearby matrices give nearby vectors."""
+    u = np.linalg.eigh(_sym(x))[1][:, [column]]
+    return -u if u.sum() < 0 else u
+
+
+def _is_symmetric(x) -> bool:
+    return np.allclose(x, x.T, rtol=1e-13, atol=0)
+
+
+def _symmetric_or(kernel, spectral):
+    """A symmetric argument through its eigendecomposition (exact, and defined for a
+    singular PSD matrix), any other through the general kernel."""
+    def f(x):
+        if _is_symmetric(x):
+            w, v = np.linalg.eigh(_sym(x))
+            return (v * spectral(w)) @ v.T
+        return kernel(np, x)
+    return f
+
+
+MATRIX_FUNCTIONS: dict[Fn, Callable[[np.ndarray], np.ndarray]] = {
+    Fn.EXPM: lambda x: _expm(np, x),
+    Fn.LOGM: _symmetric_or(_logm, lambda w: np.log(np.where(w > 0, w, np.nan))),
+    Fn.SQRTM: _symmetric_or(_sqrtm, lambda w: np.sqrt(np.maximum(w, 0.0))),
+    Fn.EIGVALS: lambda x: np.linalg.eigvalsh(_sym(x)).reshape(-1, 1),
+    Fn.EIGMAX: lambda x: _scalar(np.linalg.eigvalsh(_sym(x))[-1]),
+    Fn.EIGMIN: lambda x: _scalar(np.linalg.eigvalsh(_sym(x))[0]),
+    Fn.EIGVECS: lambda x: np.linalg.eigh(_sym(x))[1],
+    Fn.EIGVEC_MAX: lambda x: _eigvec(x, -1),
+    Fn.EIGVEC_MIN: lambda x: _eigvec(x, 0),
+    Fn.NORM_NUC: lambda x: _scalar(np.linalg.norm(x, "nuc")),
+    Fn.NORM_SPEC: lambda x: _scalar(np.linalg.norm(x, 2)),
+    Fn.CHOL: lambda x: np.linalg.cholesky(_sym(x)),
+    Fn.PINV: np.linalg.pinv,
+    Fn.ADJ: lambda x: np.linalg.det(x) * np.linalg.inv(x),
+    Fn.POLAR: lambda x: _polar(np, x),
+    Fn.TRIL_HALF: lambda x: np.tril(x) - 0.5 * np.diag(np.diag(x)),
+}
+KERNELS = {Fn.EXPM: _expm, Fn.LOGM: _logm, Fn.SQRTM: _sqrtm}
+
+
 FUNCTIONS: dict[Fn, Callable[[np.ndarray], np.ndarray]] = {
     **{fn: entry.evaluate for fn, entry in ELEMENTWISE.items()},
     Fn.TRACE: lambda x: _scalar(np.trace(x)),
@@ -45,6 +94,7 @@ FUNCTIONS: dict[Fn, Callable[[np.ndarray], np.ndarray]] = {
     Fn.NORM2: lambda x: _scalar(np.sqrt((x * x).sum())),
     Fn.SOFTMAX: _softmax,
     Fn.LOGSUMEXP: _logsumexp,
+    **MATRIX_FUNCTIONS,
 }
 
 
@@ -143,6 +193,14 @@ class Evaluator:
             return np.linalg.matrix_power(v[0], n.k)
         if isinstance(n, E.Apply):
             return FUNCTIONS[n.fn](v[0])
+        if isinstance(n, E.Solve):
+            return np.linalg.solve(v[0], v[1])
+        if isinstance(n, E.FrechetAdj) and _is_symmetric(v[0]):      # Daleckii–Krein
+            return _loewner_adj(np, n.fn.text[:-1], _sym(v[0]), v[1])
+        if isinstance(n, E.FrechetAdj):
+            return _frechet_adj(np, KERNELS[n.fn], v[0], v[1])
+        if isinstance(n, E.FrechetJac):
+            return _frechet_jac(np, KERNELS[n.fn], v[0])
         if isinstance(n, E.Call):
             return _scalar(self.functions[n.name](v[0]))
         if isinstance(n, E.GradCall):

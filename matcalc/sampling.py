@@ -25,6 +25,9 @@ from .rules.elementwise import ELEMENTWISE
 RANK = {"spd": 5, "accretive": 4, "posdet": 3, "positive": 2, "bounded": 1, "real": 0}
 # Matrix functions whose argument must be nonsingular (det > 0 for logdet: one domain serves all three).
 NONSINGULAR_ARGS = {Fn.LOGDET, Fn.DET, Fn.INV}
+# Matrix functions whose argument needs a positive definite symmetric part: logm and sqrtm
+# (no eigenvalue on the closed negative real axis), chol (which reads the symmetric part).
+ACCRETIVE_ARGS = {Fn.LOGM, Fn.SQRTM, Fn.CHOL}
 
 
 class _Requirements:
@@ -41,6 +44,10 @@ class _Requirements:
             for n in E.walk(root):
                 if isinstance(n, E.Apply) and n.fn in NONSINGULAR_ARGS:
                     self.mark(n.arg, "posdet", set())
+                elif isinstance(n, E.Apply) and n.fn in ACCRETIVE_ARGS:
+                    self.mark(n.arg, "accretive", set())
+                elif isinstance(n, (E.FrechetAdj, E.FrechetJac)) and n.fn in ACCRETIVE_ARGS:   # logm_adj, sqrtm_adj
+                    self.mark(n.x, "accretive", set())
                 elif isinstance(n, E.Apply) and n.fn in ELEMENTWISE and ELEMENTWISE[n.fn].domain != "real":
                     self.mark(n.arg, ELEMENTWISE[n.fn].domain, set())
                 elif isinstance(n, E.Power) and not (isinstance(n.exponent, E.Const) and

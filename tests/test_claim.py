@@ -188,7 +188,7 @@ def test_cli_json_verdict():
     ("A*x + A", "A*x + A", "cannot add"),
     ("x = (A + A')*)", ")", "unexpected"),                   # labelled: the caret counts the label too
     ("A = 2*x", "A", "not a variable of differentiation"),
-    ("expm(A)*x", "expm", "unknown function"),
+    ("expmat(A)*x", "expmat", "unknown function"),
 ])
 def test_cli_bad_claim_is_exit_2_with_the_caret_in_the_claim(claim, token, message):
     p = run("grad", "x'*A*x", "--wrt", "x", "--claim", claim)

@@ -237,7 +237,7 @@ TO_CASES = [
     ("X*A + 2*B", {}), ("x'*A*x", {}), ("alpha*X + X'", {}), ("I + X", {}), ("0*X + X", {}),
     ("ones*ones' + X", {}), ("alpha*ones + x", {}), ("A .* X", {}), ("X .^ 3 + A .^ -1", {}),
     ("kron(A, C)", {"C": "matrix(n, m)"}), ("kron(alpha, X) + kron(X, x'*x)", {}), ("A : X", {}),
-    ("X^3 + X^-2", {}), ("(x'*x)^-1*X", {}),
+    ("X^3 + X^-2", {}), ("(x'*x)^-1*X", {}), ("solve(A, X)", {}),
     ("tr(A*X) + det(X) + logdet(X)", {}), ("inv(X)*A", {}), ("diag(x)*X", {}), ("diag(X*A)", {}),
     ("sum(X) + sum(x)", {}), ("norm2(X) + norm2(x)", {}), ("exp(alpha) + log(beta) + sin(alpha)", {}),
     ("cos(alpha) + tan(beta) + tanh(alpha) + sqrt(beta) + abs(alpha) + sign(beta)", {}),

@@ -322,7 +322,8 @@ class _ToSympy:
 
 
 def _what(n: E.Expr) -> str:
-    name = n.fn.text if isinstance(n, E.Apply) else type(n).__name__
+    name = n.fn.text if isinstance(n, E.Apply) else str(n).split("(")[0] if isinstance(
+        n, (E.FrechetAdj, E.FrechetJac)) else type(n).__name__
     return f"matcalc's {name} (in {n})"
 
 
@@ -450,6 +451,7 @@ TO_SYMPY: dict[type, Callable] = {
     E.Power: _power,
     E.MatPow: lambda c, n, kids: kids[0] ** n.k,
     E.Apply: _apply,
+    E.Solve: lambda c, n, kids: sp.MatMul(sp.Inverse(kids[0]), kids[1]),     # solve(A, B) = A⁻¹B
 }
 
 

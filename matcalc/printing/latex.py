@@ -31,6 +31,22 @@ NAMED = {
     Fn.SOFTMAX: r"\operatorname{{softmax}}\left({x}\right)",
     Fn.LOGSUMEXP: r"\operatorname{{logsumexp}}\left({x}\right)",
     **{fn: entry.latex for fn, entry in ELEMENTWISE.items()},
+    Fn.EXPM: r"\operatorname{{expm}}\left({x}\right)",
+    Fn.LOGM: r"\operatorname{{logm}}\left({x}\right)",
+    Fn.SQRTM: r"\operatorname{{sqrtm}}\left({x}\right)",
+    Fn.EIGVALS: r"\lambda\left({x}\right)",
+    Fn.EIGMAX: r"\lambda_{{\max}}\left({x}\right)",
+    Fn.EIGMIN: r"\lambda_{{\min}}\left({x}\right)",
+    Fn.EIGVECS: r"\operatorname{{eigvecs}}\left({x}\right)",
+    Fn.EIGVEC_MAX: r"u_{{\max}}\left({x}\right)",
+    Fn.EIGVEC_MIN: r"u_{{\min}}\left({x}\right)",
+    Fn.NORM_NUC: r"\left\|{x}\right\|_{{*}}",
+    Fn.NORM_SPEC: r"\sigma_{{\max}}\left({x}\right)",
+    Fn.CHOL: r"\operatorname{{chol}}\left({x}\right)",
+    Fn.PINV: r"\operatorname{{pinv}}\left({x}\right)",
+    Fn.ADJ: r"\operatorname{{adj}}\left({x}\right)",
+    Fn.TRIL_HALF: r"\Phi\left({x}\right)",
+    Fn.POLAR: r"\operatorname{{polar}}\left({x}\right)",
 }
 
 
@@ -116,6 +132,17 @@ class LatexPrinter(MathPrinter):
         if e.fn is Fn.INV:
             return self.base(e.arg) + "^{-1}"
         return NAMED[e.fn].format(x=self.print(e.arg))
+
+    def _print_Solve(self, e):
+        return rf"\operatorname{{solve}}\left({self.print(e.a)}, {self.print(e.b)}\right)"
+
+    def _print_FrechetAdj(self, e):
+        name = E.FRECHET_ADJ[e.fn].replace("_", r"\_")
+        return rf"\operatorname{{{name}}}\left({self.print(e.x)}, {self.print(e.g)}\right)"
+
+    def _print_FrechetJac(self, e):
+        name = E.FRECHET_ADJ[e.fn].replace("_", r"\_")
+        return rf"\operatorname{{{name}\_jac}}\left({self.print(e.x)}\right)"
 
     def _print_Call(self, e):
         return rf"{latex_name(e.name)}\left({self.print(e.arg)}\right)"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from .code import module_source
 from .targets import NUMPY
 
-HELPERS = {name: (name, source) for name, source in NUMPY.helpers.items() if name != "_commutation"}
+HELPERS = {name: (name, NUMPY.helper_source(name)) for name in NUMPY.helpers if name != "_commutation"}
 
 
 def numpy_module(d) -> str:

@@ -240,4 +240,19 @@ def orientation(shape) -> str:
 def has_superscript(e: E.Expr) -> bool:
     """True for a node printed with a superscript of its own (Xᵀ, X², X⁻¹):
     as the base of another superscript it needs parentheses, (X⁻¹)ᵀ not X⁻¹ᵀ."""
-    return isinstance(e, (E.Transpose, E.Power, E.MatPow)) or (isinstance(e, E.Apply) and e.fn is E.Fn.INV)
+    return isinstance(e, (E.Transpose, E.Power, E.MatPow)) or (isinstance(e, E.Apply) and e.fn in (E.Fn.INV, E.Fn.PINV))
+
+
+def call_parts(e: E.Expr) -> tuple[str, tuple[E.Expr, ...]]:
+    """The name and arguments of a node printed as a call in text and pretty
+    output: solve(A, B), expm_adj(Y, G), expm_adj_jac(Y)."""
+    if isinstance(e, E.Solve):
+        return "solve", (e.a, e.b)
+    if isinstance(e, E.FrechetAdj):
+        return E.FRECHET_ADJ[e.fn], (e.x, e.g)
+    return E.FRECHET_ADJ[e.fn] + "_jac", (e.x,)
+
+
+def print_call(printer, e: E.Expr) -> str:
+    name, args = call_parts(e)
+    return f"{name}({', '.join(printer.print(a) for a in args)})"

@@ -24,7 +24,7 @@ from fractions import Fraction
 from .. import expr as E
 from ..expr import Fn
 from ..shapes import is_column, is_row
-from .precedence import JUXTAPOSED, MathPrinter, coefficient, orientation
+from .precedence import JUXTAPOSED, MathPrinter, coefficient, orientation, print_call
 
 MINUS = "\u2212"
 SUPERSCRIPT = str.maketrans("0123456789-+", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺")
@@ -52,6 +52,11 @@ FUNCTIONS = {
     Fn.COS: "cos({x})", Fn.TAN: "tan({x})", Fn.TANH: "tanh({x})", Fn.SQRT: "√({x})",
     Fn.ABS: "|{x}|", Fn.SIGN: "sign({x})", Fn.STEP: "step({x})", Fn.SIGMOID: "σ({x})",
     Fn.RELU: "relu({x})", Fn.SOFTPLUS: "softplus({x})",
+    Fn.EXPM: "expm({x})", Fn.LOGM: "logm({x})", Fn.SQRTM: "sqrtm({x})", Fn.EIGVALS: "λ({x})",
+    Fn.EIGMAX: "λmax({x})", Fn.EIGMIN: "λmin({x})", Fn.EIGVECS: "eigvecs({x})",
+    Fn.EIGVEC_MAX: "umax({x})", Fn.EIGVEC_MIN: "umin({x})", Fn.NORM_NUC: "‖{x}‖∗",
+    Fn.NORM_SPEC: "σmax({x})", Fn.CHOL: "chol({x})", Fn.PINV: "{x}⁺", Fn.ADJ: "adj({x})",
+    Fn.TRIL_HALF: "Φ({x})", Fn.POLAR: "polar({x})",
 }
 FROBENIUS_NORM = "‖{x}‖_F"          # norm2 of a matrix
 
@@ -159,9 +164,16 @@ class PrettyPrinter(MathPrinter):
     def _print_Apply(self, e):
         if e.fn is Fn.INV:
             return self.base(e.arg) + "⁻¹"
+        if e.fn is Fn.PINV:
+            return self.base(e.arg) + "⁺"
         if e.fn is Fn.NORM2 and orientation(e.arg.shape) == "matrix":
             return FROBENIUS_NORM.format(x=self.print(e.arg))
         return FUNCTIONS[e.fn].format(x=self.print(e.arg))
+
+    def _print_Solve(self, e):            # and expm_adj(Y, G), expm_adj_jac(Y)
+        return print_call(self, e)
+
+    _print_FrechetAdj = _print_FrechetJac = _print_Solve
 
     def _print_Call(self, e):
         return f"{pretty_name(e.name)}({self.print(e.arg)})"

@@ -11,10 +11,13 @@ appear here as text, never as imports of matcalc.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 from ..expr import Fn
+from ..matfun_kernels import KERNELS
 from ..rules.elementwise import ELEMENTWISE
 
 ADD, MUL, UNARY, POW, ATOM = range(1, 6)     # the generated code's precedence levels
@@ -41,7 +44,7 @@ class Target:
     functions: dict[Fn, str | Form]
     ops: dict[str, str | Form]     # eye zeros full outer frobenius kron flatten unflatten vec matrix_power commutation
                                    # (multi_dot where the library has it)
-    helpers: dict[str, str]        # helper name -> its source
+    helpers: dict[str, str | Callable]   # helper name -> its source, or a kernel whose source it is
     inputs_doc: str
     # Every function's first lines: the namespace, then each scalar input made an array.
     namespace_line: str = ""       # {arrays}: the array parameters
@@ -51,7 +54,26 @@ class Target:
     constant: str = ""             # {v}: a constant as an array, where functions take no floats
 
     def helpers_used(self, text: str) -> set[str]:
-        return {h for h in re.findall(r"\b(_[a-z]+)\(", text) if h in self.helpers}
+        """The helpers the text names, and those they name in turn."""
+        used: set[str] = set()
+        todo = [text]
+        while todo:
+            for h in re.findall(r"\b(_[a-z][a-z_]*)\b", todo.pop()):
+                if h in self.helpers and h not in used:
+                    used.add(h)
+                    todo.append(self.helper_source(h))
+        return used
+
+    def helper_source(self, name: str) -> str:
+        helper = self.helpers[name]
+        return helper if isinstance(helper, str) else _source(helper)
+
+
+@functools.cache
+def _source(kernel: Callable) -> str:
+    """A kernel's source, read when a module first needs it (not at import: start-up time)."""
+    import inspect
+    return inspect.getsource(kernel)
 
 
 # Elementwise and reduction helpers: one text, spelled per namespace.  With
@@ -91,6 +113,36 @@ def _common(ns: str, param: str = "") -> dict[Fn, str]:
             Fn.NORM1: f"{ns}.sum({ns}.abs({{x}}))"}
 
 
+# Matrix functions (docs/matrix-functions.md): the kernels of matfun_kernels.py,
+# copied into the module, take the namespace as their first argument.
+MATFUN_HELPERS: dict[str, Callable] = dict(KERNELS)
+
+
+def _matfun(ns: str, linalg: str = "") -> dict[Fn, str]:
+    """The matrix functions, spelled for a namespace (`linalg`: its linear-algebra module)."""
+    la = linalg or f"{ns}.linalg"
+    return {Fn.EXPM: f"_expm({ns}, {{x}})", Fn.LOGM: f"_logm({ns}, {{x}})", Fn.SQRTM: f"_sqrtm({ns}, {{x}})",
+            Fn.EIGVALS: f"{la}.eigvalsh({{x}})", Fn.EIGMAX: f"{la}.eigvalsh({{x}})[-1]",
+            Fn.EIGMIN: f"{la}.eigvalsh({{x}})[0]", Fn.EIGVECS: f"{la}.eigh({{x}})[1]",
+            Fn.EIGVEC_MAX: f"{la}.eigh({{x}})[1][:, -1]", Fn.EIGVEC_MIN: f"{la}.eigh({{x}})[1][:, 0]",
+            Fn.NORM_NUC: f"{la}.matrix_norm({{x}}, ord='nuc')", Fn.NORM_SPEC: f"{la}.matrix_norm({{x}}, ord=2)",
+            Fn.CHOL: f"{la}.cholesky({{x}})", Fn.PINV: f"{la}.pinv({{x}})",
+            Fn.ADJ: Form(f"{la}.det({{x}}) * {la}.inv({{x}})", MUL),
+            Fn.TRIL_HALF: Form(f"{ns}.tril({{x}}) - 0.5 * {ns}.tril({ns}.triu({{x}}))", ADD),
+            Fn.POLAR: f"_polar({ns}, {{x}})"}
+
+
+def _matfun_ops(ns: str, diagonal: str) -> dict[str, str | Form]:
+    return {"solve": f"{ns}.linalg.solve({{a}}, {{b}})",
+            # logdet of a declared SPD matrix: 2 Σ log diag(chol S), n³/3 flops against an LU's 2n³/3
+            "logdet_spd": Form(f"2.0 * {ns}.sum({ns}.log({diagonal}({ns}.linalg.cholesky({{x}}))))", MUL),
+            "frechet_adj": f"_frechet_adj({ns}, {{f}}, {{x}}, {{g}})",
+            "frechet_jac": f"_frechet_jac({ns}, {{f}}, {{x}})",
+            # a symmetric argument: its eigendecomposition (Daleckii–Krein for the derivative)
+            "spectral": f"_spectral({ns}, {{f}}, {{x}})",
+            "loewner_adj": f"_loewner_adj({ns}, {{f}}, {{x}}, {{g}})"}
+
+
 # ------------------------------------------------------------------ NumPy
 NUMPY_COMMUTATION = '''def _commutation(m, n):
     """K with K @ A.reshape(-1, order="F") == A.T.reshape(-1, order="F") for an m x n A."""
@@ -111,6 +163,7 @@ NUMPY = Target(
         Fn.DIAGV: "np.diag({x})",
         Fn.NORM2: "np.linalg.norm({x})",
         **{fn: entry.code for fn, entry in ELEMENTWISE.items()},     # the registry's NumPy spelling
+        **_matfun("np"),
     },
     ops={
         "eye": "np.eye({n})",
@@ -125,8 +178,9 @@ NUMPY = Target(
         "vec": Form("{x}.reshape(-1, order='F')", operand=ATOM),
         "matrix_power": "np.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation({m}, {n})",
+        **_matfun_ops("np", "np.diag"),
     },
-    helpers={**_numeric_helpers("np"), "_commutation": NUMPY_COMMUTATION},
+    helpers={**_numeric_helpers("np"), "_commutation": NUMPY_COMMUTATION, **MATFUN_HELPERS},
     inputs_doc="vectors are 1-D arrays, scalars floats",
 )
 
@@ -135,7 +189,7 @@ NUMPY = Target(
 # jax.numpy mirrors NumPy's names, so its table is NumPy's respelled; only the
 # commutation matrix differs (JAX arrays are immutable: no item assignment).
 def _respell(t: str | Form, ns: str) -> str | Form:
-    sub = lambda s: re.sub(r"\bnp\.", ns + ".", s)
+    sub = lambda s: re.sub(r"\bnp\b", ns, s)       # np.f(x) and the namespace argument _f(np, x)
     return Form(sub(t.text), t.prec, t.operand) if isinstance(t, Form) else sub(t)
 
 
@@ -145,7 +199,7 @@ JAX = Target(
     bound=frozenset({"jnp"}),
     functions={fn: _respell(t, "jnp") for fn, t in NUMPY.functions.items()},
     ops={k: _respell(t, "jnp") for k, t in NUMPY.ops.items()},
-    helpers={**_numeric_helpers("jnp"), "_commutation": '''def _commutation(m, n):
+    helpers={**_numeric_helpers("jnp"), **MATFUN_HELPERS, "_commutation": '''def _commutation(m, n):
     """K with K @ vec(A) == vec(A.T) for an m x n A (vec stacks columns): rows of I, permuted."""
     j = jnp.arange(m * n)
     return jnp.eye(m * n)[j // n + j % n * m]
@@ -169,8 +223,10 @@ TORCH = Target(
         Fn.DIAG: "torch.diag({x})",
         Fn.DIAGV: "torch.diagonal({x})",
         Fn.NORM2: "torch.linalg.vector_norm({x})",
+        **_matfun("torch"),
     },
     ops={
+        **_matfun_ops("torch", "torch.diagonal"),
         "eye": "torch.eye({n}{like})",
         "zeros": "torch.zeros({shape}{like})",
         "full": "torch.full({dims}, {v}{like})",
@@ -184,7 +240,10 @@ TORCH = Target(
         "matrix_power": "torch.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation({m}, {n}{like})",
     },
-    helpers={**_numeric_helpers("torch", positive_part="torch.relu(x)"),
+    helpers={**_numeric_helpers("torch", positive_part="torch.relu(x)"), **MATFUN_HELPERS,
+             "_expm": '''def _expm(xp, a):
+    return torch.linalg.matrix_exp(a)
+''',
              # torch.kron (2.13) raises on a transposed, non-contiguous operand: kron(B.T, A)
              "_kron": '''def _kron(a, b):
     p, q = a.shape
@@ -221,8 +280,10 @@ ARRAY_API = Target(
         Fn.DIAG: "_diag(xp, {x})",
         Fn.DIAGV: "xp.linalg.diagonal({x})",
         Fn.NORM2: "xp.linalg.vector_norm({x})",
+        **_matfun("xp"),
     },
     ops={
+        **_matfun_ops("xp", "xp.linalg.diagonal"),
         "eye": "xp.eye({n}{like})",
         "zeros": "xp.zeros({shape}{like})",
         "full": Form("{v} * xp.ones({shape}{like})", MUL, MUL),   # xp.full wants a Python scalar
@@ -235,7 +296,7 @@ ARRAY_API = Target(
         "matrix_power": "xp.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation(xp, {m}, {n}{like})",
     },
-    helpers={**_numeric_helpers("xp", "xp, "),
+    helpers={**_numeric_helpers("xp", "xp, "), **MATFUN_HELPERS,
              "_diag": '''def _diag(xp, v):
     return v[:, None] * xp.eye(v.shape[0], dtype=v.dtype, device=array_api_compat.device(v))
 ''',

@@ -9,7 +9,7 @@ from fractions import Fraction
 
 from .. import expr as E
 from .precedence import (FROBENIUS, MUL, NEG, POSTFIX, Printer, coefficient, format_number,
-                         print_hadamard, print_sum)
+                         print_call, print_hadamard, print_sum)
 
 
 def _orientation(shape) -> str:
@@ -109,6 +109,11 @@ class TextPrinter(Printer):
 
     def _print_Apply(self, e):
         return f"{e.fn.text}({self.print(e.arg)})"
+
+    def _print_Solve(self, e):            # and expm_adj(Y, G), expm_adj_jac(Y)
+        return print_call(self, e)
+
+    _print_FrechetAdj = _print_FrechetJac = _print_Solve
 
     def _print_Call(self, e):
         return f"{e.name}({self.print(e.arg)})"

@@ -22,6 +22,7 @@ from .. import expr as E
 from ..errors import UnsupportedError
 from ..expr import Fn
 from ..steps import Rule
+from .algebra import frechet_along_identity
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,18 @@ def _fixed(rule: Rule, fn) -> AdjointRule:
     return AdjointRule(rule, lambda G, e, i: (rule, fn(G, e, i)))
 
 
+FRECHET_ADJOINT = Rule("adjoint of the Fréchet derivative",
+                       "G : f_adj(Y, M) = f_adj(Yᵀ, G) : M, f_adj(Y, G) = L_f(Yᵀ, G)")
+FRECHET_ALONG_I = Rule("Fréchet derivative along I", "cI : L_f(X, M) = c f'(X)ᵀ : M: "
+                       "expm(X)ᵀ, (X⁻¹)ᵀ for logm, ½ (sqrtm(X)⁻¹)ᵀ for sqrtm")
+
+
+def _frechet(G: E.Expr, e: E.FrechetAdj) -> tuple[Rule, E.Expr]:
+    moved = E.frechet_adj(e.fn, E.transpose(e.x), G)
+    closed = frechet_along_identity(moved)
+    return (FRECHET_ALONG_I, closed) if closed is not None else (FRECHET_ADJOINT, moved)
+
+
 ADJOINTS: dict[object, AdjointRule] = {
     E.Mul: AdjointRule(LEFT, _mul),   # picks LEFT/RIGHT/BOTH/SCALE per case
     E.Add: _fixed(LINEARITY, lambda G, e, i: G),
@@ -87,6 +100,11 @@ ADJOINTS: dict[object, AdjointRule] = {
     Fn.SUM: _fixed(SUM, lambda G, e, i: E.broadcast(G, e.arg.shape)),
     Fn.VEC: AdjointRule(Rule("vec", ""), _unsupported("vec()")),
     E.Kron: AdjointRule(Rule("kron", ""), _unsupported("kron()")),
+    E.Solve: _fixed(Rule("adjoint of a solve", "G : solve(A, M) = solve(Aᵀ, G) : M"),
+                    lambda G, e, i: E.solve(E.transpose(e.a), G)),
+    Fn.TRIL_HALF: _fixed(Rule("Φ is self-adjoint", "G : Φ(M) = Φ(G) : M"),
+                         lambda G, e, i: E.apply(Fn.TRIL_HALF, G)),
+    E.FrechetAdj: AdjointRule(FRECHET_ADJOINT, lambda G, e, i: _frechet(G, e)),
 }
 
 

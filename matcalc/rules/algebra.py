@@ -34,6 +34,19 @@ class Context:
 
 # ------------------------------------------------------------ predicates
 
+def is_spd(e: E.Expr) -> bool:
+    """Structural: declared spd(n), I, and sums and positive multiples of those."""
+    if isinstance(e, E.Symbol):
+        return e.kind == "spd"
+    if isinstance(e, E.Identity):
+        return True
+    if isinstance(e, E.Add):
+        return all(is_spd(t) for t in e.terms)
+    if isinstance(e, E.Mul) and len(e.factors) == 2 and isinstance(e.factors[0], E.Const):
+        return e.factors[0].value > 0 and is_spd(e.factors[1])
+    return False
+
+
 # Functions whose every value is >= 0, and those whose values lie in [0, 1].
 NONNEGATIVE_FNS = {Fn.EXP, Fn.SIGMOID, Fn.SOFTPLUS, Fn.RELU, Fn.ABS, Fn.SQRT, Fn.STEP, Fn.SOFTMAX}
 UNIT_INTERVAL_FNS = {Fn.SIGMOID, Fn.STEP, Fn.SOFTMAX}
@@ -531,6 +544,24 @@ def _broadcast(e, ctx):
     return E.Zero(e.shape) if E.is_zero(e.value) else None
 
 
+# f'(A) for L_f(A, I) = f'(A): the Fréchet derivative along the identity.
+FRECHET_ALONG_I = {
+    Fn.EXPM: lambda a: E.apply(Fn.EXPM, a),
+    Fn.LOGM: lambda a: E.apply(Fn.INV, a),
+    Fn.SQRTM: lambda a: E.mul(E.Const(Fraction(1, 2)), E.apply(Fn.INV, E.apply(Fn.SQRTM, a))),
+}
+
+
+def frechet_along_identity(e: E.FrechetAdj, ctx=None) -> E.Expr | None:
+    """f_adj(Y, cI) = c L_f(Yᵀ, I) = c f'(Y)ᵀ (I commutes with everything); c any scalar."""
+    g = e.g
+    factors = g.factors if isinstance(g, E.Mul) else (g,)
+    matrices = [f for f in factors if not f.is_scalar]
+    if len(matrices) != 1 or not isinstance(matrices[0], E.Identity):
+        return None
+    return E.mul(*(f for f in factors if f.is_scalar), E.transpose(FRECHET_ALONG_I[e.fn](e.x)))
+
+
 RULES: dict[object, list[AlgebraRule]] = {
     E.Transpose: [AlgebraRule(Rule("transpose of a scalar", "sᵀ = s"), _t_scalar),
                   AlgebraRule(Rule("transpose pushed to the leaves", "(AB)ᵀ = BᵀAᵀ, (Aᵀ)ᵀ = A, Sᵀ = S"), _t_push)],
@@ -562,6 +593,9 @@ RULES: dict[object, list[AlgebraRule]] = {
     Fn.SUM: [AlgebraRule(Rule("sum of a scalar", "sum(s) = s"), _fn_sum)],
     Fn.NORM1: [AlgebraRule(Rule("norm of a scalar", "‖s‖ = |s|"), _fn_norm_of_scalar)],
     Fn.NORM2: [AlgebraRule(Rule("norm of a scalar", "‖s‖ = |s|"), _fn_norm_of_scalar)],
+    E.FrechetAdj: [AlgebraRule(Rule("Fréchet derivative along I", "expm_adj(Y, I) = expm(Y)ᵀ, "
+                                    "logm_adj(Y, I) = (Y⁻¹)ᵀ, sqrtm_adj(Y, I) = ½ (sqrtm(Y)⁻¹)ᵀ"),
+                               frechet_along_identity)],
     Fn.ABS: [AlgebraRule(Rule("nonnegative argument", "|x| = x for x ≥ 0"), _fn_of_nonnegative)],
     Fn.SQRT: [AlgebraRule(Rule("nonnegative argument", "√(x²) = x for x ≥ 0"), _fn_of_nonnegative)],
 }

@@ -9,6 +9,7 @@ their rules follow from that.  Equation numbers are the Matrix Cookbook's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Callable, Optional
 
 from .. import expr as E
@@ -122,6 +123,122 @@ def _grad_call(e, x, dx):
                            f"function {e.name}) is not available")
 
 
+# ------------------------------------------------ matrix functions (docs/matrix-functions.md)
+
+def _sym(a: E.Expr) -> E.Expr:
+    """½(A + Aᵀ): eig* and chol read the symmetric part of their argument."""
+    return E.mul(E.Const(Fraction(1, 2)), E.add(a, E.transpose(a)))
+
+
+def _frechet(e, x, dx):
+    return E.frechet_adj(e.fn, E.transpose(x), dx)             # L_f(X, dX) = f_adj(Xᵀ, dX)
+
+
+def _frechet_adj(e: E.FrechetAdj, dk) -> D:
+    dx, dg = dk
+    if dx is not None:
+        raise UnsupportedError(f"the derivative of {E.FRECHET_ADJ[e.fn]}(Y, G) in Y (a second "
+                               f"Fréchet derivative of {e.fn.text}) is not available")
+    return E.frechet_adj(e.fn, e.x, dg)
+
+
+def _frechet_jac(e, x, dx):
+    raise UnsupportedError(f"the derivative of {E.FRECHET_ADJ[e.fn]}_jac (a third derivative of "
+                           f"{e.fn.text}) is not available")
+
+
+def _solve(e: E.Solve, dk) -> D:
+    da, db = dk
+    rhs = [db] if db is not None else []
+    if da is not None:
+        rhs.append(E.neg(E.mul(da, e)))
+    return E.solve(e.a, E.add(*rhs))
+
+
+def _eigvals(e, x, dx):
+    u = E.apply(Fn.EIGVECS, x)
+    return E.apply(Fn.DIAGV, E.mul(E.transpose(u), dx, u))
+
+
+def _eigen_extreme(vector: Fn):
+    def rule(e, x, dx):
+        u = E.apply(vector, x)
+        return E.mul(E.transpose(u), dx, u)
+    return rule
+
+
+def _eigvec(value: Fn):
+    def rule(e, x, dx):                # du = (λI − S)⁺ sym(dS) u
+        gap = E.add(E.mul(E.apply(value, x), E.Identity(x.shape)), E.neg(_sym(x)))
+        return E.mul(E.apply(Fn.PINV, gap), _sym(dx), e)
+    return rule
+
+
+def _eigvecs(e, x, dx):
+    raise UnsupportedError("the derivative of eigvecs(S) (a second derivative of eigvals) is not available")
+
+
+def _norm_nuc(e, x, dx):               # U Vᵀ of the thin SVD, polar(X)
+    return E.frobenius(E.apply(Fn.POLAR, x), dx)
+
+
+def _polar(e, x, dx):
+    raise UnsupportedError("the derivative of polar(X) (a second derivative of norm_nuc) is not available")
+
+
+def _norm_spec(e, x, dx):              # u₁ v₁ᵀ, v₁ = umax(XᵀX), u₁ = X v₁ / σ₁
+    v = E.apply(Fn.EIGVEC_MAX, E.mul(E.transpose(x), x))
+    return E.frobenius(E.mul(E.power(e, E.MINUS_ONE), x, v, E.transpose(v)), dx)
+
+
+def _chol(e, x, dx):                   # dL = L Φ(L⁻¹ sym(dS) L⁻ᵀ)
+    inv = E.apply(Fn.INV, e)
+    return E.mul(e, E.apply(Fn.TRIL_HALF, E.mul(inv, _sym(dx), E.transpose(inv))))
+
+
+def _pinv(e, x, dx):                   # constant rank (Golub & Pereyra 1973, (4.12))
+    m, n = x.shape
+    dxt = E.transpose(dx)
+    return E.add(E.neg(E.mul(e, dx, e)),
+                 E.mul(e, E.transpose(e), dxt, E.add(E.Identity((m, m)), E.neg(E.mul(x, e)))),
+                 E.mul(E.add(E.Identity((n, n)), E.neg(E.mul(e, x))), dxt, E.transpose(e), e))
+
+
+def _adj(e, x, dx):                    # adj X = det(X) X⁻¹
+    inv = E.apply(Fn.INV, x)
+    return E.add(E.mul(E.apply(Fn.TRACE, E.mul(inv, dx)), e), E.neg(E.mul(e, dx, inv)))
+
+
+MATRIX_FUNCTION_RULES = {
+    **{fn: _unary(Rule(f"Fréchet derivative of {fn.text}",
+                       f"d {fn.text}(X) = L(X, dX) = {name}(Xᵀ, dX)"), _frechet)
+       for fn, name in E.FRECHET_ADJ.items()},
+    E.FrechetAdj: DiffRule(Rule("linearity of the Fréchet derivative", "d f_adj(Y, G) = f_adj(Y, dG)"),
+                           _frechet_adj),
+    E.FrechetJac: _unary(Rule("Fréchet Jacobian", ""), _frechet_jac),
+    E.Solve: DiffRule(Rule("derivative of a solve", "d solve(A, B) = solve(A, dB − dA solve(A, B))"), _solve),
+    Fn.EIGVALS: _unary(Rule("eigenvalue perturbation (simple eigenvalues)", "dλᵢ = uᵢᵀ dS uᵢ (simple eigenvalues)"), _eigvals),
+    Fn.EIGMAX: _unary(Rule("eigenvalue perturbation (λmax simple)", "dλmax = uᵀ dS u (λmax simple)"),
+                      _eigen_extreme(Fn.EIGVEC_MAX)),
+    Fn.EIGMIN: _unary(Rule("eigenvalue perturbation (λmin simple)", "dλmin = uᵀ dS u (λmin simple)"),
+                      _eigen_extreme(Fn.EIGVEC_MIN)),
+    Fn.EIGVEC_MAX: _unary(Rule("eigenvector perturbation (λmax simple)", "du = (λI − S)⁺ dS u"),
+                          _eigvec(Fn.EIGMAX)),
+    Fn.EIGVEC_MIN: _unary(Rule("eigenvector perturbation (λmin simple)", "du = (λI − S)⁺ dS u"),
+                          _eigvec(Fn.EIGMIN)),
+    Fn.EIGVECS: _unary(Rule("eigenvectors", ""), _eigvecs),
+    Fn.NORM_NUC: _unary(Rule("derivative of the nuclear norm (full rank)", "d‖X‖∗ = U Vᵀ : dX (full rank)"), _norm_nuc),
+    Fn.NORM_SPEC: _unary(Rule("derivative of the spectral norm (σ₁ simple)", "d‖X‖₂ = u₁ v₁ᵀ : dX (σ₁ simple)"),
+                         _norm_spec),
+    Fn.POLAR: _unary(Rule("polar factor", ""), _polar),
+    Fn.CHOL: _unary(Rule("Murray's formula", "d chol(S) = L Φ(L⁻¹ dS L⁻ᵀ)"), _chol),
+    Fn.PINV: _unary(Rule("derivative of the pseudo-inverse (constant rank)",
+                         "dX⁺ = −X⁺dX X⁺ + X⁺X⁺ᵀdXᵀ(I − XX⁺) + (I − X⁺X)dXᵀX⁺ᵀX⁺ (constant rank)"), _pinv),
+    Fn.ADJ: _unary(Rule("derivative of the adjugate", "d adj(X) = tr(X⁻¹dX) adj(X) − adj(X) dX X⁻¹"), _adj),
+    Fn.TRIL_HALF: linear(Rule("linearity", "d Φ(M) = Φ(dM)")),
+}
+
+
 LINEAR = Rule("linearity", "d(A + B) = dA + dB, d(Aᵀ) = (dA)ᵀ, d tr(A) = tr(dA)")
 PRODUCT = Rule("product rule", "d(AB) = dA B + A dB", "(37)")
 HADAMARD = Rule("product rule (Hadamard)", "d(A⊙B) = dA⊙B + A⊙dB", "(38)")
@@ -156,6 +273,7 @@ DIFFERENTIALS: dict[object, DiffRule] = {
     E.Call: _unary(CHAIN, _call),
     E.GradCall: _unary(CHAIN, _grad_call),
     **{fn: _unary(ELEMENTWISE_CHAIN, _elementwise) for fn in ELEMENTWISE},
+    **MATRIX_FUNCTION_RULES,
 }
 
 

@@ -87,6 +87,13 @@ def _hadamard(e: E.Hadamard, i: int) -> E.Expr:
     return E.apply(Fn.DIAG, vec(E.hadamard(*others)))
 
 
+def _diagonal_selection(n) -> E.Expr:
+    """P (n × n²) with P vec(M) = diag(M): row i picks entry i(n+1), where the
+    column of 1ᵀ⊗I (i = b) and of I⊗1ᵀ (i = a) agree for column a·n + b."""
+    row, eye = E.ones((1, n)), E.Identity((n, n))
+    return E.hadamard(E.kron(row, eye), E.kron(eye, row))
+
+
 def _unsupported(what):
     def apply(e, i):
         raise UnsupportedError(f"a Jacobian through {what} is not supported yet")
@@ -108,9 +115,17 @@ JACOBIANS: dict[object, JacobianRule] = {
     Fn.SUM: JacobianRule(Rule("sum", "sum(M) = 1ᵀ vec(M)"),
                          lambda e, i: E.broadcast(E.ONE, (1, _size(e.arg.shape)))),
     Fn.VEC: JacobianRule(Rule("vec", "vec(M)"), lambda e, i: identity(_size(e.shape))),
-    Fn.DIAG: JacobianRule(Rule("diag", ""), _unsupported("diag() of a variable vector")),
-    Fn.DIAGV: JacobianRule(Rule("diag", ""), _unsupported("the diagonal of a variable matrix")),
+    Fn.DIAG: JacobianRule(Rule("diag as a selection", "vec(diag(m)) = Pᵀ m, P = (1ᵀ⊗I) ⊙ (I⊗1ᵀ)"),
+                          lambda e, i: E.transpose(_diagonal_selection(e.shape[0]))),
+    Fn.DIAGV: JacobianRule(Rule("diag as a selection", "diag(M) = P vec(M), P = (1ᵀ⊗I) ⊙ (I⊗1ᵀ)"),
+                           lambda e, i: _diagonal_selection(e.shape[0])),
     E.Kron: JacobianRule(Rule("kron", ""), _unsupported("kron() of a variable")),
+    E.Solve: JacobianRule(Rule("vec of a solve", "vec(solve(A, M)) = (I ⊗ A⁻¹) vec(M)"),
+                          lambda e, i: kron(identity(e.shape[1]), E.apply(Fn.INV, e.a))),
+    Fn.TRIL_HALF: JacobianRule(Rule("Φ as a diagonal", "vec(Φ(M)) = diag(vec Φ(11ᵀ)) vec(M)"),
+                               lambda e, i: E.apply(Fn.DIAG, vec(E.apply(Fn.TRIL_HALF, E.ones(e.shape))))),
+    E.FrechetAdj: JacobianRule(Rule("Fréchet derivative in vec form", "vec(f_adj(Y, M)) = f_adj_jac(Y) vec(M)"),
+                               lambda e, i: E.frechet_jac(e.fn, e.x)),
 }
 
 

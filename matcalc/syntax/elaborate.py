@@ -88,6 +88,48 @@ def _infer_kron(inf, t, shapes):
     return (inf.product(a, c, t), inf.product(b, d, t))
 
 
+def _infer_square_to_vector(inf, t, shapes):
+    (r, c), = shapes
+    inf.require_matrix(t, (r, c), "a square matrix")
+    inf.unify(r, c, t, "needs a square matrix")
+    return (r, 1)
+
+
+def _second_like_first(inf, t, first, second, rows_only: bool, what: str) -> None:
+    """solve(A, B), f_adj(Y, G): the second argument's rows (and columns) are the first's;
+    the message shows both shapes (never an unsettled dimension's internal name)."""
+    (r, c), (r2, c2) = first, second
+    if not rows_only and (inf.u.find(r2) == 1) != (inf.u.find(c2) == 1):
+        inf.fail(t, f"{inf.src(t)} needs {what}, but {inf.src(t.children[2])} is {inf.show(second)}")
+    if not (inf.u.unify(r, r2) and (rows_only or inf.u.unify(c, c2))):
+        inf.fail(t, f"{inf.src(t)} needs {what}, but {inf.src(t.children[1])} is {inf.show(first)} "
+                    f"and {inf.src(t.children[2])} is {inf.show(second)}")
+
+
+def _infer_solve(inf, t, shapes):
+    (r, c), (r2, c2) = shapes
+    inf.require_matrix(t, (r, c), "a square matrix A in solve(A, B)")
+    inf.unify(r, c, t, "needs a square matrix A in solve(A, B)")
+    _second_like_first(inf, t, (r, c), (r2, c2), True, "B with as many rows as A in solve(A, B)")
+    return (r, c2)
+
+
+def _infer_frechet_adj(inf, t, shapes):
+    (r, c), (r2, c2) = shapes
+    inf.require_matrix(t, (r, c), "a square matrix Y in f_adj(Y, G)")
+    inf.unify(r, c, t, "needs a square matrix Y in f_adj(Y, G)")
+    _second_like_first(inf, t, (r, c), (r2, c2), False, "G of Y's shape in f_adj(Y, G)")
+    return (r, c)
+
+
+def _infer_frechet_jac(inf, t, shapes):
+    (r, c), = shapes
+    inf.require_matrix(t, (r, c), "a square matrix")
+    inf.unify(r, c, t, "needs a square matrix")
+    size = inf.product(r, c)
+    return (size, size)
+
+
 def _build_diag(args):
     x, = args
     return E.apply(E.Fn.DIAG if x.shape[1] == 1 and x.shape[0] != 1 else E.Fn.DIAGV, x)
@@ -111,11 +153,26 @@ FUNCTIONS = {
     "softmax": (1, _infer_vector_to("vector"), _fn(E.Fn.SOFTMAX)),
     "logsumexp": (1, _infer_vector_to("scalar"), _fn(E.Fn.LOGSUMEXP)),
     "kron": (2, _infer_kron, lambda args: E.kron(*args)),
+    # matrix functions (docs/matrix-functions.md)
+    **{fn.text: (1, _infer_square_to("matrix"), _fn(fn))
+       for fn in (E.Fn.EXPM, E.Fn.LOGM, E.Fn.SQRTM, E.Fn.EIGVECS, E.Fn.CHOL, E.Fn.ADJ, E.Fn.TRIL_HALF)},
+    **{fn.text: (1, _infer_square_to("scalar"), _fn(fn)) for fn in (E.Fn.EIGMAX, E.Fn.EIGMIN)},
+    **{fn.text: (1, _infer_square_to_vector, _fn(fn)) for fn in (E.Fn.EIGVALS, E.Fn.EIGVEC_MAX, E.Fn.EIGVEC_MIN)},
+    "norm_nuc": (1, lambda inf, t, s: SCALAR, _fn(E.Fn.NORM_NUC)),
+    "norm_spec": (1, lambda inf, t, s: SCALAR, _fn(E.Fn.NORM_SPEC)),
+    "pinv": (1, lambda inf, t, s: (s[0][1], s[0][0]), _fn(E.Fn.PINV)),
+    "polar": (1, _infer_same, _fn(E.Fn.POLAR)),
+    "solve": (2, _infer_solve, lambda args: E.solve(*args)),
+    **{name: (2, _infer_frechet_adj, (lambda fn: lambda args: E.frechet_adj(fn, *args))(fn))
+       for fn, name in E.FRECHET_ADJ.items()},
+    **{name + "_jac": (1, _infer_frechet_jac, (lambda fn: lambda args: E.frechet_jac(fn, args[0]))(fn))
+       for fn, name in E.FRECHET_ADJ.items()},
 }
 # Names people reach for, mapped to ours, for "did you mean" hints.
 ALIASES = {"trace": "tr", "inverse": "inv", "determinant": "det", "log_det": "logdet",
            "norm": "norm2", "frobenius": "norm2", "transpose": "A'", "logistic": "sigmoid",
-           "heaviside": "step", "ln": "log", "expm": "exp", "diagonal": "diag", "kronecker": "kron"}
+           "heaviside": "step", "ln": "log", "linsolve": "solve", "cholesky": "chol",
+           "logdet_chol": "logdet", "nuclear": "norm_nuc", "eig": "eigvals", "lambda_max": "eigmax", "diagonal": "diag", "kronecker": "kron"}
 # Functions people ask for that are not here yet: name -> what it is, for the hint.
 # A name that FUNCTIONS gains never reaches this table, so adding a function ends its hint.
 NOT_YET = {"expm": "the matrix exponential", "logm": "the matrix logarithm",
