@@ -235,9 +235,7 @@ def test_hessians(text, wrt, let):
     assert np.all(np.isfinite(h))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (Hessian pipeline, any symmetric variable): the Hessian by a "
-                   "symmetric S is right only on symmetric directions and is not made a symmetric matrix, "
-                   "½(H + Hᵀ), which the check requires; logdet's happens to be symmetric, chol's is not")
+# The Hessian by a symmetric S is P H P (P = ½(I + K)): a symmetric matrix, as the check requires.
 def test_hessian_by_a_symmetric_variable_through_chol():
     d = matcalc.hessian("2*sum(log(diag(chol(S))))", wrt="S", let=SYM)
     assert d.check().ok
