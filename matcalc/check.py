@@ -339,23 +339,33 @@ def _valid_point(program, rng, dims, functions):
     return None
 
 
-def _within_limits(derivation, dims) -> None:
-    """Refuse sizes whose arrays would not fit, before any is built."""
-    program = derivation.program
-    roots = [b for _, b in program.definitions] + [program.output] + \
-        list(derivation.results.values()) + [b for _, b in derivation.named]
+def oversized_array(roots, size_of):
+    """The first node under `roots` (each visited once) whose array would pass MAX_ENTRIES,
+    with its sizes, or None: both --check and --claim refuse such sizes before building."""
     seen: set = set()
     for root in roots:
         for n in E.walk(root):
             if n in seen:
                 continue
             seen.add(n)
-            sizes = [_size(d, dims) for d in n.shape]
+            sizes = [size_of(d) for d in n.shape]
             if sizes[0] * sizes[1] > MAX_ENTRIES:
-                raise LimitError(f"--check would build a {sizes[0]:,}×{sizes[1]:,} array (for {_short(n)}), "
-                                 f"more than the {MAX_ENTRIES:,} entries a check may use; check the same "
-                                 "expression with smaller sizes, or with named dimensions such as "
-                                 "matrix(m, n), which the check samples small")
+                return n, sizes
+    return None
+
+
+def _within_limits(derivation, dims) -> None:
+    """Refuse sizes whose arrays would not fit, before any is built."""
+    program = derivation.program
+    roots = [b for _, b in program.definitions] + [program.output] + \
+        list(derivation.results.values()) + [b for _, b in derivation.named]
+    found = oversized_array(roots, lambda d: _size(d, dims))
+    if found:
+        n, sizes = found
+        raise LimitError(f"--check would build a {sizes[0]:,}×{sizes[1]:,} array (for {_short(n)}), "
+                         f"more than the {MAX_ENTRIES:,} entries a check may use; check the same "
+                         "expression with smaller sizes, or with named dimensions such as "
+                         "matrix(m, n), which the check samples small")
 
 
 def _size(d, dims) -> int:

@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from . import expr as E
+from .check import MAX_ENTRIES, oversized_array    # the same array limit as --check
 from .errors import LimitError, MatcalcError, NameError_, Span, UsageError
 from .numeric import run_program
 from .printing.pretty import derivative_text
@@ -36,7 +37,6 @@ POINTS = 5
 ATTEMPTS = 20
 ORIGIN = "--claim"
 SCALAR_HINT = " (a number is a scalar: write ones for all ones, I for the identity, 0*x for zeros)"
-MAX_ENTRIES = 4_000_000    # the largest array a comparison may build, as for --check (32 MB of float64)
 MAX_CHOICES = 1000    # ways to fill a claim's open sizes that are tried
 LABEL = re.compile(r"\s*([A-Za-z][A-Za-z0-9_]*)\s*=(?!=)")     # "X = formula"
 
@@ -325,17 +325,12 @@ def _within_limits(d, claim: Claim) -> None:
     program = d.program
     roots = [b for _, b in program.definitions] + [program.output, d.results[claim.variable]] + \
         [b for _, b in d.named] + [b for _, b in claim.program.definitions] + [claim.program.output]
-    seen: set = set()
-    for root in roots:
-        for n in E.walk(root):
-            if n in seen:
-                continue
-            seen.add(n)
-            sizes = [_fixed_size(dim) for dim in n.shape]
-            if sizes[0] * sizes[1] > MAX_ENTRIES:
-                raise LimitError(f"--claim would build a {sizes[0]:,}×{sizes[1]:,} array, more than the "
-                                 f"{MAX_ENTRIES:,} entries a comparison may use; compare with smaller sizes, "
-                                 "or with named dimensions such as matrix(m, n), which are sampled small")
+    found = oversized_array(roots, _fixed_size)
+    if found:
+        sizes = found[1]
+        raise LimitError(f"--claim would build a {sizes[0]:,}×{sizes[1]:,} array, more than the "
+                         f"{MAX_ENTRIES:,} entries a comparison may use; compare with smaller sizes, "
+                         "or with named dimensions such as matrix(m, n), which are sampled small")
 
 
 def _fixed_size(dim) -> int:
