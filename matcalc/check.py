@@ -79,24 +79,27 @@ def check_derivation(derivation, seed: int = 0, points: int = 3, run_code: bool 
         if env is None:
             continue          # these sizes may be the obstacle (a Gram product of a wide factor)
         done += 1
-        ev = run_program(program, env, functions, dims, derivation.adjoints)
+        # a differential is checked along one random direction dX per variable
+        toward = {name: _random_directions(env[name], _symmetric(program, name), rng, 1)
+                  for name in derivation.results} if derivation.command == "differential" else {}
+        along = {f"d{name}": column.reshape(env[name].shape, order="F") for name, column in toward.items()}
+        ev = run_program(program, {**env, **along}, functions, dims, derivation.adjoints)
         value_of = _value(program, functions, dims)
         terms = _terms(program, env, functions, dims)
-        code = _run_module(module, program, env, functions, derivation) if module is not None else None
+        code = _run_module(module, program, env, functions, derivation, along) if module is not None else None
         if code is not None:
             code_value, code = code
             generated["value"] = max(generated.get("value", 0.0), _value_error(code_value, ev, program))
         for name, result in derivation.results.items():
             fixed = frozenset() if name in program.inputs else frozenset({name})
             point = {**env, name: ev.env[name]}     # an intermediate is perturbed with its definition held
-            sym = program.inputs.get(name)
-            symmetric = sym is not None and sym.symmetric
-            compare = _COMPARE[derivation.command]
+            symmetric = _symmetric(program, name)
+            compare = _along(toward[name]) if toward else _COMPARE[derivation.command]
             candidates = [ev(result)] + ([code.get(name)] if code is not None else [])
             errors = compare(candidates, point, name, fixed, symmetric, value_of, terms, rng)
             worst[name] = max(worst[name], errors[0])
             if code is not None:
-                label = f"{derivation.command}_{name}"
+                label = f"{_function_prefix(derivation)}_{name}"
                 generated[label] = max(generated.get(label, 0.0), errors[1])
     if done == 0:
         return CheckReport(False, float("nan"), {}, "check: could not find a point where the expression "
@@ -182,6 +185,26 @@ def _compare_hessian(candidates, point, name, fixed, symmetric, value_of, terms,
     return errors
 
 
+def _along(direction: np.ndarray):
+    """The comparison of a differential df (evaluated along `direction`, a column vec(dX))
+    with the first difference of the value along it."""
+    def compare(candidates, point, name, fixed, symmetric, value_of, terms, rng) -> list[float]:
+        numeric, noise = _first_differences(value_of, point, name, fixed, direction, terms)
+        return [_discrepancy(a.reshape(-1, 1, order="F"), numeric, noise)
+                if a is not None and a.size == numeric.shape[0] else float("inf") for a in candidates]
+    return compare
+
+
+def _symmetric(program, name: str) -> bool:
+    sym = program.inputs.get(name)
+    return sym is not None and sym.symmetric
+
+
+def _function_prefix(derivation) -> str:
+    """What the generated module calls a result: jvp_X for a differential, else grad_X, ..."""
+    return "jvp" if derivation.command == "differential" else derivation.command
+
+
 _COMPARE = {"grad": _compare_gradient, "jacobian": _compare_jacobian, "hessian": _compare_hessian}
 
 
@@ -263,22 +286,24 @@ def _generated(derivation):
         return None, f"generated code not run: {exc.message}"
 
 
-def _run_module(module, program, env, functions, derivation) -> tuple:
+def _run_module(module, program, env, functions, derivation, along=None) -> tuple:
     """The module's value, and each variable's derivative, as 2-D arrays (NaN, or None
-    for a derivative, where the code raised)."""
+    for a derivative, where the code raised); a jvp_X also takes its direction from `along`."""
     args = [to_user(env[n], s.shape) for n, s in program.inputs.items()]
     opaque = sorted(program.functions)       # the module's parameters: f, g, ..., then grad_f, grad_g, ...
     args += [functions[f] for f in opaque] + [functions["grad_" + f] for f in opaque]
 
-    def call(fname, shape):
+    def call(fname, shape, *direction):
         try:
             with np.errstate(all="ignore"):
-                return from_user(getattr(module, fname)(*args), shape)
+                return from_user(getattr(module, fname)(*args, *direction), shape)
         except Exception:        # noqa: BLE001 -- whatever the generated code raises is a failed check
             return None
     value = call("value", program.output.shape)
     return (np.array([[np.nan]]) if value is None else value,
-            {n: call(f"{derivation.command}_{n}", r.shape) for n, r in derivation.results.items()})
+            {n: call(f"{_function_prefix(derivation)}_{n}", r.shape,
+                     *([to_user(along[f"d{n}"], program.inputs[n].shape)] if along else []))
+             for n, r in derivation.results.items()})
 
 
 def _value_error(got, ev: Evaluator, program) -> float:

@@ -12,7 +12,7 @@ from fractions import Fraction
 from .. import expr as E
 from ..expr import Fn
 from ..rules.elementwise import ELEMENTWISE
-from .precedence import JUXTAPOSED, MathPrinter, coefficient, orientation
+from .precedence import JUXTAPOSED, MathPrinter, coefficient, differential_name, orientation
 
 GREEK = set("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
             "pi rho sigma tau upsilon phi chi psi omega".split())
@@ -172,7 +172,9 @@ def label_command(d, name: str) -> str:
 def derivation_latex(d) -> str:
     """The results (and shared adjoints) as LaTeX."""
     lines = [f"{latex_name(g.name)} &= {to_latex(body)}" for g, body in d.named]
-    for name, g in d.results.items():
+    if d.command == "differential":          # one line: the total differential
+        lines.append(rf"\mathrm{{d}}{latex_name(differential_name(d))} &= {to_latex(d.total)}")
+    for name, g in d.results.items() if d.command != "differential" else ():
         lines.append(f"{derivative_label(label_command(d, name), name)} &= {to_latex(g)}")
     if len(lines) == 1:
         return lines[0].replace(" &= ", " = ")

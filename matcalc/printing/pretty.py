@@ -24,7 +24,7 @@ from fractions import Fraction
 from .. import expr as E
 from ..expr import Fn
 from ..shapes import is_column, is_row
-from .precedence import JUXTAPOSED, MathPrinter, coefficient, orientation, print_call
+from .precedence import JUXTAPOSED, MathPrinter, coefficient, differential_name, orientation, print_call
 
 MINUS = "\u2212"
 SUPERSCRIPT = str.maketrans("0123456789-+", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺")
@@ -198,5 +198,7 @@ def align_on_equals(rows: list[tuple[str, str, str]], why_column: int = 72) -> s
 def derivation_pretty(d) -> str:
     """The results as `∂L/∂X = ...`, after the shared names (adjoints, products), one per line."""
     rows = [(pretty_name(g.name), to_pretty(body), "") for g, body in d.named]
+    if d.command == "differential":          # one line: the total differential
+        return align_on_equals(rows + [("d" + pretty_name(differential_name(d)), to_pretty(d.total), "")])
     rows += [(derivative_text(d, name, pretty_name), to_pretty(g), "") for name, g in d.results.items()]
     return align_on_equals(rows)
