@@ -484,7 +484,8 @@ class _Module:
         return f"{self.py['grad_' + e.name]}({f.code(e.arg)[0]})", ATOM
 
     # ---------------------------------------------------- functions
-    def function(self, name: str, doc: str, results: list[E.Expr], directions: list[str] = ()) -> str:
+    def function(self, name: str, doc: str, results: list[E.Expr], directions: list[str] = (),
+                 as_tuple: bool = False) -> str:
         """def name(inputs..., dX, ...): straight-line code for the results; `directions`
         names the variables whose directions dX it takes (a jvp or hvp)."""
         program = self.program
@@ -497,7 +498,7 @@ class _Module:
         out = [self.fill(self.t.constant, v=fn.code(r))[0] if self.t.constant and r.is_scalar and not E.symbols(r)
                else fn.code(r)[0] for r in results]
         body = [f'    """{doc}"""'] + [f"    {line}" for line in fn.lines]
-        body.append(f"    return {out[0] if len(out) == 1 else ', '.join(out)}")
+        body.append(f"    return {out[0] if len(out) == 1 and not as_tuple else ', '.join(out) + (',' if len(out) == 1 else '')}")
         params = self.params + [self.direction[w] for w in directions]
         return f"def {name}({', '.join(params)}):\n" + "\n".join(body) + "\n"
 
@@ -548,14 +549,14 @@ def _derivative_sections(m: _Module, d) -> list[str]:
             sections.append(m.delegate(f"{d.command}_{name}", f"{label}: {comment}", i + 1))
         else:
             sections.append(m.function(f"{d.command}_{name}", f"{label}: {comment}", [g]))
-    sections.append(m.function("value_and_grad", "The value and every " + ("block" if d.command == "hessian"
-                               else "gradient") + " (" + ", ".join(d.results) + "), sharing the forward pass.",
+    sections.append(m.function("value_and_grad", "The value and every gradient (" +
+                               ", ".join(d.results) + "), sharing the forward pass.",
                                [d.program.output] + list(d.results.values())))
     if d.hvp:
         directions = ", ".join(m.direction[w] for w in d.wrt)
         sections.append(m.function("hvp", f"The Hessian times the direction ({directions}): a tuple shaped like "
                                    f"({', '.join(d.wrt)}), the differential of the gradient; never forms the Hessian.",
-                                   [d.hvp[w] for w in d.wrt], d.wrt))
+                                   [d.hvp[w] for w in d.wrt], d.wrt, as_tuple=True))
     return sections
 
 

@@ -69,7 +69,10 @@ VEC_LABELS = {"jacobian": "∂vec(f)/∂vec({})", "hessian": "∂²L/∂vec({})�
 
 
 def derivative_text(d, name: str, spell=str) -> str:
-    """∂L/∂X, ∂f/∂x, or ∂vec(f)/∂vec(X) where the variable or f is a matrix."""
+    """∂L/∂X, ∂f/∂x, or ∂vec(f)/∂vec(X) where the variable or f is a matrix; ∂²L/∂X∂Y for a Hessian block."""
+    if name in d.blocks:
+        matrix = lambda v: v in d.program.inputs and 1 not in d.program.inputs[v].shape
+        return "∂²L/" + "".join(f"∂vec({spell(v)})" if matrix(v) else f"∂{spell(v)}" for v in d.blocks[name])
     shape = next((s.shape for s in [d.program.inputs.get(name)] + [s for s, _ in d.program.definitions
                                                                      if s.name == name] if s is not None), None)
     matrix = lambda sh: sh is not None and sh[0] != 1 and sh[1] != 1
