@@ -587,7 +587,7 @@ def assert_safe_module(source: str, d=None) -> dict:
                            and n.names[0].asname == "np" for n in imports), ast.dump(imports[0])
     module_level = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)} | {"np"}
     for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
-        params = {a.arg for a in fn.args.args}
+        params = {a.arg for a in fn.args.args} | {a.arg for a in (fn.args.vararg, fn.args.kwarg) if a}
         assigned = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         for n in ast.walk(fn):
             if isinstance(n, ast.Name):
