@@ -290,3 +290,11 @@ def test_newton_logistic_example_converges():
     X, y = example.data(samples=300, features=20)
     w, result, objective = example.fit(X, y)
     assert result.success and np.linalg.norm(objective.jac(result.x)) < 1e-6
+
+
+def test_a_named_intermediate_as_a_variable():
+    d = matcalc.differential("a = W*h; L = sum(tanh(a))", wrt=["a", "W"])
+    assert d.check().ok                      # da with a's definition held, and dW through it
+    h = matcalc.hessian("a = W*h; L = sum(tanh(a))", wrt=["a", "W"])
+    assert set(h.results) == {"a", "W"} and not h.hvp       # blocks and hvp are between inputs
+    assert h.check().ok
