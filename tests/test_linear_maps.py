@@ -257,6 +257,19 @@ def test_objective_fun_jac_hessp_agree_with_finite_differences():
     assert np.isclose(o.jac(theta) @ p, (o.fun(theta + h * p) - o.fun(theta - h * p)) / (2 * h), rtol=1e-6)
     assert np.allclose(o.hessp(theta, p), (o.jac(theta + h * p) - o.jac(theta - h * p)) / (2 * h), atol=1e-5)
     assert np.allclose(o.flatten(o.unflatten(theta)), theta)
+    assert o._state_names           # hessp reuses the point's work, computed with the gradient
+
+
+def test_objective_hessp_matches_the_hessian_module_hvp():
+    X, y = _logistic()
+    text = "sum(log(1 + exp(-y .* (X*w)))) + lambda*norm2(w)^2"
+    o = matcalc.grad(text, wrt="w").objective(X=X, y=y, lambda_=0.5)
+    hvp = matcalc.hessian(text, wrt="w").function().hvp
+    rng = np.random.default_rng(7)
+    for _ in range(3):                 # new points and the same point again: the state follows theta
+        theta, p = rng.standard_normal(4), rng.standard_normal(4)
+        assert np.allclose(o.hessp(theta, p), hvp(y=y, X=X, w=theta, lambda_=0.5, dw=p)[0])
+        assert np.allclose(o.hessp(theta, 2 * p), 2 * hvp(y=y, X=X, w=theta, lambda_=0.5, dw=p)[0])
 
 
 def test_objective_runs_in_scipy_minimize_with_every_method():
