@@ -256,6 +256,11 @@ def _inline_single_use(results, adjoints, simplify):
     return results, kept
 
 
+def _has_reciprocal(e: E.Expr) -> bool:
+    return any(isinstance(n, E.Power) and isinstance(n.exponent, E.Const) and n.exponent.value < 0
+               for n in E.walk(e))
+
+
 def _refer_to_definitions(program, results, adjoints, simplify=None):
     """Write tanh(a1) as h1 where the program defined h1 = tanh(a1) (as written,
     or in the simplifier's canonical form, which is what results are in)."""
@@ -268,5 +273,13 @@ def _refer_to_definitions(program, results, adjoints, simplify=None):
     if not names:
         return results, adjoints
     memo: dict = {}
-    fold = lambda e: E.map_bottom_up(e, lambda n: names.get(n, n), memo)
+
+    def fold(e):
+        # written with y for sigmoid(Phi*w), factors that met only as (1 - y)⁻¹ and
+        # (1 - sigmoid(Phi*w)) now cancel: simplify once more where the fold changed
+        # something that has a reciprocal in it (the only case a cancellation needs)
+        folded = E.map_bottom_up(e, lambda n: names.get(n, n), memo)
+        if simplify is None or folded is e or not _has_reciprocal(folded):
+            return folded
+        return simplify(folded)
     return {k: fold(v) for k, v in results.items()}, [(g, fold(b)) for g, b in adjoints]
