@@ -319,14 +319,18 @@ def _a_factor(e, ctx):
 
 
 def _a_sort(e, ctx):
-    def order(t):
-        c, _ = split_coefficient(t)
+    def order(t):       # a broadcast -c·1 is a negative term too: I - 11ᵀ/D, x - mu
+        c, _ = split_coefficient(t.value if isinstance(t, E.Broadcast) else t)
         return (c < 0, ctx.key(_scaled(-c, t) if c < 0 else t))
     terms = sorted(e.terms, key=order)
     return None if terms == list(e.terms) else E.add(*terms)
 
 
 # ------------------------------------------------------------ Hadamard
+
+def _is_divisor(f: E.Expr) -> bool:
+    return isinstance(f, E.Power) and E.is_const(f.exponent, -1)
+
 
 def _h_simplify(e, ctx):
     """Zeros, ones and scalars leave; equal bases combine (x .* x = x.^2); order."""
@@ -342,7 +346,7 @@ def _h_simplify(e, ctx):
             scale.append(E.Const(c))
         plain.append(rest if c != 1 else f)
     factors = _combine_powers(*_powers_table(plain))
-    factors.sort(key=ctx.key)
+    factors.sort(key=lambda f: (_is_divisor(f), ctx.key(f)))     # divisors last: x ⊘ y, not y⁻¹ ⊙ x
     body = E.hadamard(*factors) if factors else E.broadcast(E.ONE, e.shape)
     new = E.mul(*scale, body) if scale else body
     return None if new == e else new
