@@ -18,7 +18,8 @@ from ..expr import Fn
 from ..steps import Rule
 from .elementwise import ELEMENTWISE
 from .identities import (determinant_of_power, inverse_of_power, kron_of_scaled, kronecker_products,
-                         shorter_elementwise, sum_of_diagonals, sum_of_scaled)
+                         product_inverse_beside_factor, shorter_elementwise, sign_times_self, sum_of_diagonals,
+                         sum_of_scaled)
 from .forms import (from_signed_power, is_vector_shape, scaled as _scaled, signed_power,
                     split_coefficient, transposed)
 from .symmetry import is_symmetric
@@ -244,6 +245,7 @@ def _powers_table(factors) -> tuple[dict, list]:
 def _combine_powers(bases: dict, order: list) -> list:
     """x^a x^b = x^(a+b) for a base -> exponents table (exponents 0 drop out)."""
     _logistic(bases, order)
+    sign_times_self(bases, order)
     out = []
     for base in order:
         exps = bases[base]
@@ -554,6 +556,8 @@ RULES: dict[object, list[AlgebraRule]] = {
             AlgebraRule(Rule("inner products commute", "yᵀx = xᵀy"), _m_inner_product),
             AlgebraRule(Rule("Kronecker and vec products", "vec(B)ᵀ(C ⊗ A) = vec(AᵀBC)ᵀ, "
                              "(C ⊗ A)vec(B) = vec(ABCᵀ), (A ⊗ B)(C ⊗ D) = AC ⊗ BD", "520"), kronecker_products),
+            AlgebraRule(Rule("inverse of a product", "(ABC)⁻¹ = C⁻¹B⁻¹A⁻¹ beside A or C (square factors)"),
+                        product_inverse_beside_factor),
             AlgebraRule(CANCEL, shorter_elementwise)],
     E.Add: [AlgebraRule(Rule("zero term", "A + 0 = A"), _a_zero),
             AlgebraRule(Rule("like terms", "aA + bA = (a+b)A"), _a_collect),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .. import expr as E
 from ..expr import Fn
-from .forms import split_coefficient, transposed
+from .forms import signed_power, split_coefficient, transposed
 from .polynomial import shorter_expansion
 
 
@@ -119,3 +119,55 @@ def kron_of_scaled(e, ctx):
     if ca == 1 and cb == 1:
         return None
     return E.mul(E.Const(ca), E.Const(cb), E.kron(a, b))
+
+
+def sign_times_self(bases: dict, order: list) -> None:
+    """sign(u) ⊙ u = |u| (everywhere), in a table of base -> exponents: then
+    |u|⁻¹ ⊙ sign(u) ⊙ u = 1 wherever |u|⁻¹ is defined."""
+    for base in list(order):
+        if not (isinstance(base, E.Apply) and base.fn is Fn.SIGN and bases.get(base) == [E.ONE]
+                and bases.get(base.arg) == [E.ONE]):
+            continue
+        absolute = E.apply(Fn.ABS, base.arg)
+        del bases[base], bases[base.arg]
+        order.remove(base)
+        if absolute in bases:
+            order.remove(base.arg)
+        else:
+            order[order.index(base.arg)] = absolute
+        bases.setdefault(absolute, []).append(E.ONE)
+
+
+def _product_factors(p: E.Expr):
+    """The factors of a product of square matrices (each then invertible where p is), or None."""
+    if isinstance(p, E.Mul) and all(f.shape[0] == f.shape[1] and not f.is_scalar for f in p.factors):
+        return list(p.factors)
+    return None
+
+
+def _inverse_factors(f: E.Expr):
+    """inv(P) -> [inv(p_k), ..., inv(p_1)], inv(P)ᵀ -> [inv(p_1)ᵀ, ..., inv(p_k)ᵀ] for P = p_1 ⋯ p_k."""
+    if isinstance(f, E.Apply) and f.fn is Fn.INV:
+        factors = _product_factors(f.arg)
+        return factors and [E.apply(Fn.INV, p) for p in reversed(factors)]
+    if isinstance(f, E.Transpose) and isinstance(f.arg, E.Apply) and f.arg.fn is Fn.INV:
+        factors = _product_factors(f.arg.arg)
+        return factors and [transposed(E.apply(Fn.INV, p)) for p in factors]
+    return None
+
+
+def product_inverse_beside_factor(e, ctx):
+    """(p_1 ⋯ p_k)⁻¹ = p_k⁻¹ ⋯ p_1⁻¹ for square p_i (P invertible makes every p_i
+    invertible, det P = ∏ det p_i), written out only where a neighbour cancels:
+    Aᵀ (AXB)⁻ᵀ Bᵀ = X⁻ᵀ.  Elsewhere the inverse of the product stays (one solve)."""
+    scalars = [f for f in e.factors if f.is_scalar]
+    chain = [f for f in e.factors if not f.is_scalar]
+    for i, f in enumerate(chain):
+        inverses = _inverse_factors(f)
+        if not inverses:
+            continue
+        left = i > 0 and signed_power(chain[i - 1]) == (signed_power(inverses[0])[0], 1)
+        right = i + 1 < len(chain) and signed_power(chain[i + 1]) == (signed_power(inverses[-1])[0], 1)
+        if left or right:
+            return E.mul(*scalars, *chain[:i], *inverses, *chain[i + 1:])
+    return None
