@@ -28,6 +28,13 @@ ROWS = [
     ("jacobian", "mu = sum(x)/D; xc = x - mu", "x", {"D": "scalar"}, "I(n) - D^-1*ones(n, n)"),
     ("grad", "-sum(1 + lv - mu.^2 - exp(lv))/2", "mu", {"mu": "scalar"}, "mu*sum(ones(n))"),
     ("grad", "sum(diag(a)*diag(b)*x)", "a", None, "b .* x"),
+    ("grad", "det(A*X*B)", "X", {"A": "matrix(n, n)", "X": "matrix(n, n)", "B": "matrix(n, n)"},
+     "det(A*X*B)*inv(X)'"),                                                   # Cookbook (51)
+    ("grad", "det(X'*A*X)", "X", {"X": "matrix(n, n)"}, "2*det(X'*A*X)*inv(X)'"),  # Cookbook (52)
+    ("grad", "log(abs(det(X)))", "X", {"X": "matrix(n, n)"}, "inv(X)'"),     # Cookbook (57)
+    ("grad", "sum(t .* log(sigmoid(Phi*w)) + (1 - t) .* log(1 - sigmoid(Phi*w)))", "w", None,
+     "Phi'*(t - sigmoid(Phi*w))"),
+    ("grad", "sum(log(softmax(x)))", "x", None, "1 - sum(ones(n))*softmax(x)"),
 ]
 
 
@@ -85,3 +92,54 @@ def test_nmf_gradient_code_is_finite_at_zeros_of_x(target, module):
     assert np.isfinite(g).all()
     rtol = 1e-5 if target == "jax" else 1e-10        # JAX computes in float32 unless x64 is enabled
     np.testing.assert_allclose(g, W.T @ (1 - X / (W @ H)), rtol=rtol)
+
+
+TARGET_MODULES = [("numpy", "numpy"), ("jax", "jax"), ("torch", "torch"), ("array-api", "array_api_compat")]
+LARGE = [-1000.0, -50.0, 0.0, 50.0, 1000.0]
+
+
+def _array(target: str, values):
+    if target == "torch":
+        import torch
+        return torch.tensor(values, dtype=torch.float64)
+    if target == "jax":
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp
+        return jnp.asarray(values, dtype=jnp.float64)
+    return np.asarray(values, dtype=float)
+
+
+# (program, the value at LARGE, the gradient at LARGE): every one finite though exp(1000) is not
+_X = np.array(LARGE)
+_SIGMOID = np.exp(-np.logaddexp(0, -_X))       # 1/(1 + e^-x) without overflow
+AT_LARGE = [
+    ("sum(softplus(x))", np.logaddexp(0, _X).sum(), _SIGMOID),
+    ("logsumexp(x)", 1000.0, [0.0, 0.0, 0.0, 0.0, 1.0]),
+    ("sum(log(sigmoid(x)))", -np.logaddexp(0, -_X).sum(), 1 - _SIGMOID),
+    ("sum(log(1 - sigmoid(x)))", -np.logaddexp(0, _X).sum(), -_SIGMOID),
+    ("sum(log(softmax(x)))", (_X - 1000.0).sum(), [1.0, 1.0, 1.0, 1.0, -4.0]),
+]
+
+
+@pytest.mark.parametrize("target, module", TARGET_MODULES)
+@pytest.mark.parametrize("text, value, gradient", AT_LARGE, ids=[r[0] for r in AT_LARGE])
+def test_code_is_finite_at_large_arguments(text, value, gradient, target, module):
+    from tests.test_targets import need
+    need(module)
+    fns = matcalc.grad(text, wrt="x", let={"x": "vector(n)"}).function(target)
+    x = _array(target, LARGE)
+    v, g = float(fns.value(x=x)), np.asarray(fns.grad_x(x=x), dtype=float)
+    assert np.isfinite(v) and np.isfinite(g).all(), (v, g)
+    np.testing.assert_allclose(v, value, rtol=1e-12)
+    np.testing.assert_allclose(g, gradient, rtol=1e-9, atol=1e-12)
+
+
+def test_steps_name_the_simplification():
+    """--steps shows the cancellation as a named step before the result."""
+    d = matcalc.grad(LOGISTIC, wrt="w")
+    lines = d.text().splitlines()
+    from matcalc.printing.steps import steps_text
+    shown = steps_text(d).splitlines()
+    assert shown[-1].endswith(lines[-1])
+    assert "Phi'*(y - t) : dw" in shown[-2] and "cancel and collect" in shown[-2]

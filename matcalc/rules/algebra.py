@@ -18,6 +18,7 @@ from ..expr import Fn
 from ..steps import Rule
 from .elementwise import ELEMENTWISE
 from .identities import (determinant_of_power, inverse_of_power, kron_of_scaled, kronecker_products,
+                         inner_product_of_reciprocals, log_of_sigmoid, log_of_softmax,
                          product_inverse_beside_factor, shorter_elementwise, sign_times_self, sum_of_diagonals,
                          sum_of_scaled)
 from .forms import (from_signed_power, is_vector_shape, scaled as _scaled, signed_power,
@@ -558,6 +559,7 @@ RULES: dict[object, list[AlgebraRule]] = {
                              "(C ⊗ A)vec(B) = vec(ABCᵀ), (A ⊗ B)(C ⊗ D) = AC ⊗ BD", "520"), kronecker_products),
             AlgebraRule(Rule("inverse of a product", "(ABC)⁻¹ = C⁻¹B⁻¹A⁻¹ beside A or C (square factors)"),
                         product_inverse_beside_factor),
+            AlgebraRule(Rule("inner product with the reciprocal", "uᵀ(u⁻¹) = sum(1)"), inner_product_of_reciprocals),
             AlgebraRule(CANCEL, shorter_elementwise)],
     E.Add: [AlgebraRule(Rule("zero term", "A + 0 = A"), _a_zero),
             AlgebraRule(Rule("like terms", "aA + bA = (a+b)A"), _a_collect),
@@ -580,7 +582,10 @@ RULES: dict[object, list[AlgebraRule]] = {
     Fn.DET: [AlgebraRule(Rule("determinant of a scalar", "det(s) = s"), _fn_of_scalar),
              AlgebraRule(Rule("determinant of a power", "det(Xᵏ) = det(X)ᵏ, det(X⁻¹) = 1/det(X), det(Xᵀ) = det(X)",
                               "18"), determinant_of_power)],
-    Fn.LOG: [AlgebraRule(Rule("softplus", "log(1 + exp(z)) = softplus(z)"), _fn_log)],
+    Fn.LOG: [AlgebraRule(Rule("softplus", "log(1 + exp(z)) = softplus(z)"), _fn_log),
+             AlgebraRule(Rule("log of a sigmoid", "log σ(z) = −softplus(−z), log(1 − σ(z)) = −softplus(z)"),
+                         log_of_sigmoid),
+             AlgebraRule(Rule("log-softmax", "log softmax(z) = z − logsumexp(z)"), log_of_softmax)],
 
     Fn.LOGDET: [AlgebraRule(Rule("log det of a scalar", "logdet(s) = log(s)"), _fn_of_scalar)],
     Fn.SOFTMAX: [AlgebraRule(Rule("softmax of one entry", "softmax(s) = 1"), _fn_of_scalar)],

@@ -171,3 +171,64 @@ def product_inverse_beside_factor(e, ctx):
         if left or right:
             return E.mul(*scalars, *chain[:i], *inverses, *chain[i + 1:])
     return None
+
+
+def one_minus(e: E.Expr) -> E.Expr | None:
+    """u for 1 − u (the 1 a scalar or a broadcast one), else None."""
+    if not (isinstance(e, E.Add) and len(e.terms) == 2):
+        return None
+    one, minus = e.terms
+    if (E.is_const(one, 1) or (isinstance(one, E.Broadcast) and E.is_const(one.value, 1))) \
+            and isinstance(minus, E.Mul) and len(minus.factors) == 2 and minus.factors[0] == E.MINUS_ONE:
+        return minus.factors[1]
+    return None
+
+
+def log_of_sigmoid(e, ctx):
+    """log σ(z) = −log(1 + e^(−z)) = −softplus(−z), and log(1 − σ(z)) = log σ(−z) = −softplus(z):
+    equal everywhere, and finite where σ(z) rounds to 0 or 1 (z = ∓1000), where the log is not."""
+    a = e.arg
+    if isinstance(a, E.Apply) and a.fn is Fn.SIGMOID:
+        return E.neg(E.apply(Fn.SOFTPLUS, E.neg(a.arg)))
+    u = one_minus(a)
+    if isinstance(u, E.Apply) and u.fn is Fn.SIGMOID:
+        return E.neg(E.apply(Fn.SOFTPLUS, u.arg))
+    return None
+
+
+def log_of_softmax(e, ctx):
+    """log softmax(z) = z − logsumexp(z) 1: equal everywhere, finite where an entry of
+    softmax(z) underflows to 0; its Jacobian is I − 1 softmax(z)ᵀ."""
+    a = e.arg
+    if isinstance(a, E.Apply) and a.fn is Fn.SOFTMAX and not a.arg.is_scalar:
+        return E.add(a.arg, E.neg(E.broadcast(E.apply(Fn.LOGSUMEXP, a.arg), a.shape)))
+    return None
+
+
+def _reciprocal_of(a: E.Expr, b: E.Expr) -> bool:
+    return isinstance(b, E.Power) and E.is_const(b.exponent, -1) and b.base == a
+
+
+def _as_column(row: E.Expr) -> E.Expr | None:
+    """u for a row uᵀ, u⁻¹ for (uᵀ)⁻¹ (a transpose pushed into an elementwise power)."""
+    if row.shape[0] != 1:
+        return None
+    if isinstance(row, E.Transpose):
+        return row.arg
+    if isinstance(row, E.Power) and isinstance(row.base, E.Transpose):
+        return E.power(row.base.arg, row.exponent)
+    return None
+
+
+def inner_product_of_reciprocals(e, ctx):
+    """uᵀ(u⁻¹) = (u⁻¹)ᵀu = Σᵢ uᵢ/uᵢ = sum(1), where u⁻¹ is defined (no entry of u is 0):
+    log softmax's gradient is then 1 − n softmax(z), with no 0·∞ where softmax underflows."""
+    scalars = [f for f in e.factors if f.is_scalar]
+    chain = [f for f in e.factors if not f.is_scalar]
+    for i in range(len(chain) - 1):
+        a, b = chain[i], chain[i + 1]
+        column = _as_column(a)
+        if column is not None and b.shape[1] == 1 and (_reciprocal_of(column, b) or _reciprocal_of(b, column)):
+            count = E.apply(Fn.SUM, E.ones(b.shape))
+            return E.mul(*scalars, *chain[:i], count, *chain[i + 2:])
+    return None

@@ -22,6 +22,7 @@ from fractions import Fraction
 from typing import Callable
 
 from .. import expr as E
+from ..expr import Fn
 
 MAX_MONOMIALS = 48          # a larger expansion is abandoned: the factored form stays
 MAX_EXPANDED_POWER = 3      # (a + b)^k is multiplied out for k <= 3 only
@@ -136,6 +137,9 @@ class Expander:
             return self._power(e.base, k)
         if isinstance(e, E.Power) and isinstance(e.exponent, E.Const):   # x^0.5: exponents still add
             return _atom(e.base, e.exponent.value)
+        flipped = _sigmoid_of_negative(e)
+        if flipped is not None:                  # σ(−z) = 1 − σ(z) (everywhere), so that σ(z) terms meet
+            return _add({frozenset(): Fraction(1)}, {m: -c for m, c in _atom(flipped).items()})
         return _atom(e)
 
     def _power(self, base: E.Expr, k: Fraction) -> Poly:
@@ -153,6 +157,14 @@ class Expander:
         for _ in range(int(k)):
             out = _mul(out, p)
         return out
+
+
+def _sigmoid_of_negative(e: E.Expr) -> E.Expr | None:
+    """σ(z) for σ(−z), else None."""
+    if isinstance(e, E.Apply) and e.fn is Fn.SIGMOID and isinstance(e.arg, E.Mul) and len(e.arg.factors) == 2 \
+            and e.arg.factors[0] == E.MINUS_ONE:
+        return E.apply(Fn.SIGMOID, e.arg.factors[1])
+    return None
 
 
 def _elementwise_product(e: E.Mul) -> bool:
@@ -256,6 +268,7 @@ def _has_product_of_sum_or_inverse(e: E.Expr) -> bool:
             negative = negative or (isinstance(n.exponent, E.Const) and n.exponent.value < 0)
             stack.append(n.base)
         elif not isinstance(n, E.Const):
+            n = _sigmoid_of_negative(n) or n
             repeated = repeated or n in seen_atoms
             seen_atoms.add(n)
     return negative or (product_of_sum and repeated)
