@@ -101,6 +101,16 @@ class Const(Expr):
     shape: Shape = field(default=SCALAR)
 
 
+PI = math.pi     # `pi` is the scalar Const(PI); the printers spell it pi / \pi / π
+
+
+@node
+class Size(Expr):
+    """A dimension used as a number: n in sum(x)/n for a declared x: vector(n)."""
+    dim: Dim
+    shape: Shape = field(default=SCALAR)
+
+
 @node
 class Identity(Expr):
     shape: Shape
@@ -269,6 +279,13 @@ class Fn(enum.Enum):
     SIGMOID = ("sigmoid", True)
     RELU = ("relu", True)
     SOFTPLUS = ("softplus", True)
+    ARCSIN = ("arcsin", True)
+    ARCCOS = ("arccos", True)
+    ARCTAN = ("arctan", True)
+    SINH = ("sinh", True)
+    COSH = ("cosh", True)
+    LOG1P = ("log1p", True)        # log(1 + x), accurate for small x
+    EXPM1 = ("expm1", True)        # exp(x) - 1, accurate for small x
     TRACE = ("tr", False)
     DET = ("det", False)
     LOGDET = ("logdet", False)
@@ -771,6 +788,7 @@ class Program:
     source: str = ""
     spans: dict = field(default_factory=dict, compare=False)   # name -> Span of first use
     declared: frozenset[str] = field(default=frozenset(), compare=False)   # kinds given by the text or --let
+    assumed: tuple = field(default=(), compare=False)   # naming defaults that decided a kind (syntax.kinds)
 
     def _repr_latex_(self) -> str | None:  # Jupyter: the definitions, and the inputs' shapes
         return _LATEX_HOOK[0](self)

@@ -158,6 +158,8 @@ class Evaluator:
             return self.env["d" + n.target.name]
         if isinstance(n, E.Const):
             return _scalar(n.value)
+        if isinstance(n, E.Size):
+            return _scalar(self.dim(n.dim))
         if isinstance(n, E.Identity):
             return np.eye(self.dim(n.shape[0]))
         if isinstance(n, E.Commutation):

@@ -131,6 +131,7 @@ class Unifier:
 
     def __init__(self):
         self._parent: dict[int, object] = {}
+        self._vars: list[DimVar] = []
         self._count = 0
         self.products: list[tuple[DimVar, object, object, object]] = []   # (v, slow, fast, origin)
 
@@ -138,7 +139,20 @@ class Unifier:
         self._count += 1
         v = DimVar(self._count, nonunit)
         self._parent[v.id] = v
+        self._vars.append(v)
         return v
+
+    def snapshot(self) -> tuple:
+        """The state to go back to when a tentative choice (a kind) fails."""
+        return dict(self._parent), [v.nonunit for v in self._vars], len(self._vars)
+
+    def restore(self, state: tuple) -> None:
+        parent, nonunit, count = state
+        self._parent = dict(parent)
+        for v, flag in zip(self._vars, nonunit):
+            v.nonunit = flag
+        for v in self._vars[count:]:      # made after the snapshot: unconstrained again
+            self._parent[v.id] = v
 
     def find(self, d):
         while isinstance(d, DimVar):

@@ -77,8 +77,13 @@ class LatexPrinter(MathPrinter):
     def _print_Symbol(self, e):
         return latex_name(e.name)
 
+    def _print_Size(self, e):
+        return latex_name(str(e.dim))
+
     def _print_Const(self, e):
         v = e.value
+        if v == E.PI:
+            return r"\pi"
         if isinstance(v, Fraction) and v.denominator != 1:
             sign = "-" if v < 0 else ""
             return rf"{sign}\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"

@@ -51,7 +51,9 @@ FUNCTIONS = {
     Fn.LOGSUMEXP: "logsumexp({x})", Fn.EXP: "exp({x})", Fn.LOG: "log({x})", Fn.SIN: "sin({x})",
     Fn.COS: "cos({x})", Fn.TAN: "tan({x})", Fn.TANH: "tanh({x})", Fn.SQRT: "√({x})",
     Fn.ABS: "|{x}|", Fn.SIGN: "sign({x})", Fn.STEP: "step({x})", Fn.SIGMOID: "σ({x})",
-    Fn.RELU: "relu({x})", Fn.SOFTPLUS: "softplus({x})",
+    Fn.RELU: "relu({x})", Fn.SOFTPLUS: "softplus({x})", Fn.ARCSIN: "arcsin({x})",
+    Fn.ARCCOS: "arccos({x})", Fn.ARCTAN: "arctan({x})", Fn.SINH: "sinh({x})", Fn.COSH: "cosh({x})",
+    Fn.LOG1P: "log1p({x})", Fn.EXPM1: "expm1({x})",
     Fn.EXPM: "expm({x})", Fn.LOGM: "logm({x})", Fn.SQRTM: "sqrtm({x})", Fn.EIGVALS: "λ({x})",
     Fn.EIGMAX: "λmax({x})", Fn.EIGMIN: "λmin({x})", Fn.EIGVECS: "eigvecs({x})",
     Fn.EIGVEC_MAX: "umax({x})", Fn.EIGVEC_MIN: "umin({x})", Fn.NORM_NUC: "‖{x}‖∗",
@@ -113,7 +115,10 @@ class PrettyPrinter(MathPrinter):
         return pretty_name(e.name)
 
     def _print_Const(self, e):
-        return pretty_number(e.value)
+        return "π" if e.value == E.PI else pretty_number(e.value)
+
+    def _print_Size(self, e):
+        return pretty_name(str(e.dim))
 
     def _print_Identity(self, e):
         return "I"

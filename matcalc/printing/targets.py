@@ -98,7 +98,10 @@ def _numeric_helpers(ns: str, param: str = "", positive_part: str = "{ns}.maximu
 
 
 # Spelled `ns.name(x)` in every target.
-_SAME_NAME = [Fn.EXP, Fn.LOG, Fn.SIN, Fn.COS, Fn.TAN, Fn.TANH, Fn.SQRT, Fn.ABS, Fn.SIGN]
+_SAME_NAME = [Fn.EXP, Fn.LOG, Fn.SIN, Fn.COS, Fn.TAN, Fn.TANH, Fn.SQRT, Fn.ABS, Fn.SIGN,
+              Fn.SINH, Fn.COSH, Fn.LOG1P, Fn.EXPM1]
+# NumPy's, JAX's and PyTorch's names; the array API standard spells them asin, acos, atan.
+_INVERSE_TRIG = {Fn.ARCSIN: "arcsin", Fn.ARCCOS: "arccos", Fn.ARCTAN: "arctan"}
 
 
 def _common(ns: str, param: str = "") -> dict[Fn, str]:
@@ -219,6 +222,7 @@ TORCH = Target(
         **_common("torch"),
         Fn.STEP: "torch.heaviside({x}, torch.zeros_like({x}))",
         Fn.RELU: "torch.relu({x})",
+        **{fn: f"torch.{name}({{x}})" for fn, name in _INVERSE_TRIG.items()},
         Fn.TRACE: "torch.trace({x})",
         Fn.DIAG: "torch.diag({x})",
         Fn.DIAGV: "torch.diagonal({x})",
@@ -276,6 +280,7 @@ ARRAY_API = Target(
         **_common("xp", "xp, "),
         Fn.STEP: "xp.astype({x} > 0, {x}.dtype)",
         Fn.RELU: "xp.maximum({x}, 0.0)",
+        **{fn: f"xp.a{name[3:]}({{x}})" for fn, name in _INVERSE_TRIG.items()},
         Fn.TRACE: "xp.linalg.trace({x})",
         Fn.DIAG: "_diag(xp, {x})",
         Fn.DIAGV: "xp.linalg.diagonal({x})",

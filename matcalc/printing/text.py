@@ -43,7 +43,10 @@ class TextPrinter(Printer):
         return self.names.get(e.name, e.name)
 
     def _print_Const(self, e):
-        return format_number(e.value)
+        return "pi" if e.value == E.PI else format_number(e.value)
+
+    def _print_Size(self, e):
+        return str(e.dim)
 
     def _print_Identity(self, e):
         return f"I({e.shape[0]})" if _nameable(e.shape[0]) else "I"
