@@ -82,8 +82,8 @@ class LatexPrinter(MathPrinter):
 
     def _print_Const(self, e):
         v = e.value
-        if v == E.PI:
-            return r"\pi"
+        if abs(v) == E.PI:
+            return r"\pi" if v > 0 else r"-\pi"
         if isinstance(v, Fraction) and v.denominator != 1:
             sign = "-" if v < 0 else ""
             return rf"{sign}\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"

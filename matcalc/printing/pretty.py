@@ -102,6 +102,8 @@ def superscript(k: int) -> str:
 def pretty_number(v) -> str:
     """2, ½, 3/7, 1.5, 2.5×10⁻⁷; a minus sign is U+2212."""
     sign, v = (MINUS, -v) if v < 0 else ("", v)
+    if v == E.PI:
+        return sign + "π"
     if isinstance(v, Fraction):
         if v.denominator == 1:
             return sign + str(v.numerator)
@@ -118,7 +120,7 @@ class PrettyPrinter(MathPrinter):
         return pretty_name(e.name)
 
     def _print_Const(self, e):
-        return "π" if e.value == E.PI else pretty_number(e.value)
+        return pretty_number(e.value)
 
     def _print_Size(self, e):
         return pretty_name(str(e.dim))

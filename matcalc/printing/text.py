@@ -43,7 +43,7 @@ class TextPrinter(Printer):
         return self.names.get(e.name, e.name)
 
     def _print_Const(self, e):
-        return "pi" if e.value == E.PI else format_number(e.value)
+        return format_number(e.value)
 
     def _print_Size(self, e):
         return str(e.dim)
