@@ -298,6 +298,13 @@ class Fn(enum.Enum):
     NORM2 = ("norm2", False)
     SOFTMAX = ("softmax", False)
     LOGSUMEXP = ("logsumexp", False)
+    # Along one axis of a matrix, MATLAB's numbering: 1 down each column, 2 across each row.
+    SUM_COLS = ("sum", False, "down each column")           # sum(X, 1): a 1×n row
+    SUM_ROWS = ("sum", False, "across each row")            # sum(X, 2): an m×1 column
+    SOFTMAX_COLS = ("softmax", False, "down each column")   # each column sums to 1
+    SOFTMAX_ROWS = ("softmax", False, "across each row")    # each row sums to 1
+    LOGSUMEXP_COLS = ("logsumexp", False, "down each column")
+    LOGSUMEXP_ROWS = ("logsumexp", False, "across each row")
     # Matrix functions (docs/matrix-functions.md); eig*, chol read the symmetric part ½(S + Sᵀ).
     EXPM = ("expm", False)
     LOGM = ("logm", False)
@@ -319,6 +326,7 @@ class Fn(enum.Enum):
     def __init__(self, text: str, elementwise: bool, note: str = ""):
         self.text = text
         self.elementwise = elementwise
+        self.note = note
 
 
 def _square(fn: Fn, s: Shape) -> Shape:
@@ -339,6 +347,16 @@ def _column_or_one(fn: Fn, s: Shape) -> Shape:
     return s
 
 
+# The axis (1 or 2) of the functions along one axis; the argument order of sum(X, k).
+AXIS: dict[Fn, int] = {Fn.SUM_COLS: 1, Fn.SUM_ROWS: 2, Fn.SOFTMAX_COLS: 1, Fn.SOFTMAX_ROWS: 2,
+                       Fn.LOGSUMEXP_COLS: 1, Fn.LOGSUMEXP_ROWS: 2}
+
+
+def reduced(s: Shape, axis: int) -> Shape:
+    """The shape after a reduction along an axis: (1, n) down the columns, (m, 1) across the rows."""
+    return (1, s[1]) if axis == 1 else (s[0], 1)
+
+
 # Shape rule of every non-elementwise function: argument shape -> result shape.
 FN_SHAPES: dict[Fn, Callable[[Shape], Shape]] = {
     Fn.TRACE: lambda s: (_square(Fn.TRACE, s), SCALAR)[1],
@@ -353,6 +371,10 @@ FN_SHAPES: dict[Fn, Callable[[Shape], Shape]] = {
     Fn.NORM2: lambda s: SCALAR,
     Fn.SOFTMAX: lambda s: _column_or_one(Fn.SOFTMAX, s),        # a vector(1) is 1x1 and valid
     Fn.LOGSUMEXP: lambda s: (_column_or_one(Fn.LOGSUMEXP, s), SCALAR)[1],
+    **{fn: (lambda axis: lambda s: reduced(s, axis))(AXIS[fn])
+       for fn in (Fn.SUM_COLS, Fn.SUM_ROWS, Fn.LOGSUMEXP_COLS, Fn.LOGSUMEXP_ROWS)},
+    Fn.SOFTMAX_COLS: lambda s: s,
+    Fn.SOFTMAX_ROWS: lambda s: s,
     **{fn: (lambda fn: lambda s: _square(fn, s))(fn)
        for fn in (Fn.EXPM, Fn.LOGM, Fn.SQRTM, Fn.EIGVECS, Fn.CHOL, Fn.ADJ, Fn.TRIL_HALF)},
     **{fn: (lambda fn: lambda s: (_square(fn, s), SCALAR)[1])(fn) for fn in (Fn.EIGMAX, Fn.EIGMIN)},

@@ -47,6 +47,12 @@ NAMED = {
     Fn.ADJ: r"\operatorname{{adj}}\left({x}\right)",
     Fn.TRIL_HALF: r"\Phi\left({x}\right)",
     Fn.POLAR: r"\operatorname{{polar}}\left({x}\right)",
+    Fn.SUM_COLS: r"\operatorname{{sum}}_{{1}}\left({x}\right)",
+    Fn.SUM_ROWS: r"\operatorname{{sum}}_{{2}}\left({x}\right)",
+    Fn.SOFTMAX_COLS: r"\operatorname{{softmax}}_{{1}}\left({x}\right)",
+    Fn.SOFTMAX_ROWS: r"\operatorname{{softmax}}_{{2}}\left({x}\right)",
+    Fn.LOGSUMEXP_COLS: r"\operatorname{{logsumexp}}_{{1}}\left({x}\right)",
+    Fn.LOGSUMEXP_ROWS: r"\operatorname{{logsumexp}}_{{2}}\left({x}\right)",
 }
 
 

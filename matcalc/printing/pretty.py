@@ -59,6 +59,9 @@ FUNCTIONS = {
     Fn.EIGVEC_MAX: "umax({x})", Fn.EIGVEC_MIN: "umin({x})", Fn.NORM_NUC: "‖{x}‖∗",
     Fn.NORM_SPEC: "σmax({x})", Fn.CHOL: "chol({x})", Fn.PINV: "{x}⁺", Fn.ADJ: "adj({x})",
     Fn.TRIL_HALF: "Φ({x})", Fn.POLAR: "polar({x})",
+    Fn.SUM_COLS: "Σ₁({x})", Fn.SUM_ROWS: "Σ₂({x})", Fn.SOFTMAX_COLS: "softmax₁({x})",
+    Fn.SOFTMAX_ROWS: "softmax₂({x})", Fn.LOGSUMEXP_COLS: "logsumexp₁({x})",
+    Fn.LOGSUMEXP_ROWS: "logsumexp₂({x})",
 }
 FROBENIUS_NORM = "‖{x}‖_F"          # norm2 of a matrix
 

@@ -111,6 +111,8 @@ class TextPrinter(Printer):
         return f"{self.wrap(e.base, POSTFIX)}^{e.k}"
 
     def _print_Apply(self, e):
+        if e.fn in E.AXIS:                       # sum(X, 1), softmax(X, 2)
+            return f"{e.fn.text}({self.print(e.arg)}, {E.AXIS[e.fn]})"
         return f"{e.fn.text}({self.print(e.arg)})"
 
     def _print_Solve(self, e):            # and expm_adj(Y, G), expm_adj_jac(Y)

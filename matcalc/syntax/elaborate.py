@@ -17,7 +17,7 @@ from lark import Token, Tree
 
 from .. import expr as E
 from ..errors import LimitError, NameError_, ParseError, ShapeError, Span
-from ..shapes import SCALAR, DimVar, ProductConflict, Unifier, dim_product
+from ..shapes import SCALAR, DimVar, ProductConflict, Unifier, dim_factors, dim_product
 from .kinds import Conflict, Kinds
 from .parser import parse_tree
 
@@ -190,7 +190,7 @@ NOT_YET = {"expm": "the matrix exponential", "logm": "the matrix logarithm",
            "eigmin": "the smallest eigenvalue", "svd": "the singular value decomposition",
            "solve": "a linear solve; inv(A)*B is the same", "pinv": "the pseudo-inverse",
            "chol": "the Cholesky factor", "adj": "the adjugate", "norm_nuc": "the nuclear norm",
-           "norm_spec": "the spectral norm", "mean": "the mean; sum(x)/n is the same"}
+           "norm_spec": "the spectral norm"}
 ELEMENTWISE_NAMES = frozenset(fn.text for fn in E.Fn if fn.elementwise)
 CLOSE_NAME = 0.75        # difflib ratio for "did you mean": max vs softmax (0.6) is not a typo
 # Constants that take their dimensions as arguments: name -> (argument counts, example).
@@ -207,7 +207,14 @@ def sized_shape(name: str, dims: list) -> tuple:
     return (dims[0], dims[1] if len(dims) == 2 else 1)
 
 
-RESERVED = frozenset(FUNCTIONS) | frozenset(KINDS) | {"I", "ones", "commutation"}
+# Functions with an optional axis, MATLAB's numbering: sum(X, 1) down each column (a row),
+# sum(X, 2) across each row (a column).  name -> its Fn along axes 1 and 2.
+AXIS_FUNCTIONS = {"sum": (E.Fn.SUM_COLS, E.Fn.SUM_ROWS), "mean": (E.Fn.SUM_COLS, E.Fn.SUM_ROWS),
+                  "softmax": (E.Fn.SOFTMAX_COLS, E.Fn.SOFTMAX_ROWS),
+                  "logsumexp": (E.Fn.LOGSUMEXP_COLS, E.Fn.LOGSUMEXP_ROWS)}
+SOFTMAXES = {E.Fn.SOFTMAX: None, E.Fn.SOFTMAX_COLS: 1, E.Fn.SOFTMAX_ROWS: 2}
+
+RESERVED = frozenset(FUNCTIONS) | frozenset(KINDS) | {"I", "ones", "commutation", "mean"}
 
 
 def _span(text: str, t) -> Span:
@@ -527,6 +534,8 @@ class _Infer:
             if len(args) != 1:
                 self.fail(t, f"{name} takes one argument, got {len(args)}", NameError_)
             return SCALAR if not name.startswith("grad_") or name in self.decls else shapes[0]
+        if name in AXIS_FUNCTIONS and (len(args) == 2 or name == "mean"):
+            return self.along_axis(t, name, args, shapes)
         if name not in FUNCTIONS:
             self.fail(name_tok, f"unknown function {name}", NameError_, self.unknown_function_hint(name))
         arity, rule, _ = FUNCTIONS[name]
@@ -534,6 +543,25 @@ class _Infer:
             self.fail(t, f"{name} takes {arity} argument{'s' if arity > 1 else ''}, got {len(args)}",
                       NameError_)
         return rule(self, t, shapes)
+
+    def along_axis(self, t, name: str, args, shapes):
+        """sum(X, k), mean(X[, k]), softmax(X, k), logsumexp(X, k): k is 1 or 2, written as a number."""
+        if len(args) not in (1, 2):
+            self.fail(t, f"{name} takes one or two arguments (an array and an axis, 1 or 2), got {len(args)}",
+                      NameError_)
+        if len(args) == 1:                       # mean(x), mean(X): a scalar
+            return SCALAR
+        axis = self.axis(name, args[1])
+        (r, c) = shapes[0]
+        if name == "softmax":
+            return (r, c)
+        return (1, c) if axis == 1 else (r, 1)
+
+    def axis(self, name: str, arg) -> int:
+        if arg.data == "number" and str(arg.children[0]) in ("1", "2"):
+            return int(str(arg.children[0]))
+        self.fail(arg, f"the axis of {name} is 1 (down each column) or 2 (across each row), not {self.src(arg)}",
+                  hint=f"{name}(X, 1) works down each column, {name}(X, 2) across each row")
 
     def unknown_function_hint(self, name: str) -> str:
         """A function that is not supported yet says so; a typo gets the one close name;
@@ -733,14 +761,63 @@ class _Build:
             shape = sized_shape(name, dims)
             return (E.commutation(*dims) if name == "commutation" else
                     E.Identity(shape) if name == "I" else E.ones(shape))
+        if name in AXIS_FUNCTIONS and (len(args) == 2 or name == "mean") and name not in self.inf.decls:
+            axis = self.inf.axis(name, args[1]) if len(args) == 2 else None
+            return along_axis(name, self.build(args[0]), axis)
         built = [self.build(a) for a in args]
         if name in ("max", "min") and name not in self.inf.decls:
             return self.extremum(name, *built)
+        if name == "log" and isinstance(built[0], E.Apply) and built[0].fn in SOFTMAXES:
+            return log_softmax(built[0])
         if name in FUNCTIONS and (name not in self.inf.decls):
             return FUNCTIONS[name][2](built)
         if name.startswith("grad_") and name not in self.inf.decls:
             return E.grad_call(name[5:], built[0])
         return E.call(name, built[0])
+
+
+def along_axis(name: str, x: E.Expr, axis: int | None) -> E.Expr:
+    """The node of sum/mean/softmax/logsumexp along an axis.  Along an axis of size 1 the
+    operation is trivial (a column summed across its rows is itself); along the one long
+    axis of a vector it is the vector operation (sum(x, 1) is sum(x))."""
+    if axis is None:                                          # mean(x), mean(X)
+        return E.mul(E.power(count(x.shape[0], x.shape[1]), E.MINUS_ONE), E.apply(E.Fn.SUM, x))
+    size = x.shape[axis - 1]
+    other = x.shape[2 - axis]
+    cols, rows = AXIS_FUNCTIONS[name]
+    base = "sum" if name == "mean" else name
+    if size == 1:
+        out = {"sum": x, "softmax": E.ones(x.shape), "logsumexp": x}[base]
+    elif other == 1:                                          # a vector along its length
+        arg = x if axis == 1 else E.transpose(x)
+        whole = {"sum": E.Fn.SUM, "softmax": E.Fn.SOFTMAX, "logsumexp": E.Fn.LOGSUMEXP}[base]
+        out = E.apply(whole, arg)
+        if base == "softmax" and axis == 2:
+            out = E.transpose(out)
+    else:
+        out = E.apply(cols if axis == 1 else rows, x)
+    if name == "mean":
+        out = E.mul(E.power(count(size, 1), E.MINUS_ONE), out)
+    return out
+
+
+def count(r, c) -> E.Expr:
+    """The number of entries r*c: a number, or the size named by a declaration (mean(x) = sum(x)/n)."""
+    size = dim_product(r, c)
+    if isinstance(size, int):
+        return E.const(size)
+    return E.mul(*(E.const(f) if isinstance(f, int) else E.Size(f) for f in dim_factors(size)))
+
+
+def log_softmax(s: E.Apply) -> E.Expr:
+    """log(softmax(Z, k)) = Z − logsumexp(Z, k) repeated along k: finite for any finite logits,
+    where the log of an underflowed softmax would be −∞."""
+    z = s.arg
+    axis = SOFTMAXES[s.fn]
+    if axis is None:
+        return E.add(z, E.neg(E.broadcast(E.apply(E.Fn.LOGSUMEXP, z), z.shape)))
+    lse = E.apply(E.Fn.LOGSUMEXP_COLS if axis == 1 else E.Fn.LOGSUMEXP_ROWS, z)
+    return E.add(z, E.neg(expand(lse, z.shape)))
 
 
 def expand(e: E.Expr, shape) -> E.Expr:
