@@ -562,7 +562,7 @@ RISKY_NAMES = ["lambda", "def", "class", "import", "import_", "exec", "eval", "p
                "yield", "await", "match", "case", "type", "_", "self", "globals", "breakpoint", "input",
                "numpy", "object", "id", "sum", "abs", "max", "float", "len", "range"]
 VALID_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-LANGUAGE_WORDS = {"sum", "abs"}
+LANGUAGE_WORDS = {"sum", "abs", "max"}   # max(A, B) is the language's too (issue 12)
 
 
 def _own_names(d) -> set[str]:

@@ -309,11 +309,7 @@ class _Infer:
 
     def require_matrix(self, t, shape, what: str):
         """A function of matrices must not quietly turn a vector into a 1x1 matrix
-        (a 1x1 expression is fine: tr(x'*A*x) is the trace trick); an undeclared name
-        that may be a scalar becomes one."""
-        for i in (0, 1):
-            if self.kinds.is_one(shape[i]) and self.kinds.open(shape[1 - i]):
-                self.u.unify(shape[1 - i], 1)
+        (a 1x1 expression is fine: tr(x'*A*x) is the trace trick)."""
         if (self.u.find(shape[0]) == 1) != (self.u.find(shape[1]) == 1):
             arg = t.children[1] if len(t.children) > 1 else t
             self.fail(t, f"{self.src(t)} needs {what}, but {self.src(arg)} is {self.show(shape)}")
@@ -323,7 +319,7 @@ class _Infer:
 
     def force_scalar(self, t, shape, message: str, hint=None) -> None:
         """`/`, an exponent: the operand is a scalar (an undeclared name becomes one)."""
-        if not (self.u.unify(shape[0], 1) and self.u.unify(shape[1], 1)):
+        if not (self.u.unify(shape[0], 1, force=True) and self.u.unify(shape[1], 1, force=True)):
             self.fail(t, message, hint=hint)
 
     def conflict_message(self, t, a, b, what: str) -> tuple[str, str | None]:
@@ -470,9 +466,8 @@ class _Infer:
 
     def t_pow(self, t):
         l, r, a = self._power_operands(t)
-        integer = r.data == "number" or (r.data == "neg" and r.children[0].data == "number")
-        if self.kinds.open(a[0]) and (self.u.find(a[1]) == 1 or not integer):   # s ^ p: s is a scalar
-            self.u.unify(a[0], 1) and self.u.unify(a[1], 1)
+        if self.kinds.open(a[0]) and self.u.find(a[1]) == 1 and self.kinds.default_scalar(a[0]):
+            self.force_scalar(l, a, "")          # alpha^2: a Greek name has a scalar power
         if self.is_scalar(a):
             return a
         if self.u.find(a[1]) == 1 or self.u.find(a[0]) == 1:
@@ -605,8 +600,8 @@ class _Infer:
         except Conflict:
             self.u.restore(before)
             self.kinds = Kinds(self.u, self.conflict_message, self.kinds.kinds, self.kinds.pending)
-        try:
-            self.assumed = tuple(self.kinds.solve(settle))
+        try:       # without the command's scalar, each name takes its default or what a use forces
+            self.assumed = tuple(self.kinds.solve(settle, others=False))
         except Conflict as exc:
             self.fail(exc.origin if exc.origin is not None else output_tree, exc.message, hint=exc.hint)
 

@@ -93,9 +93,15 @@ class Kinds:
     def surely_array(self, shape) -> bool:
         return self.sure(shape[0]) or self.sure(shape[1])
 
-    def _unify(self, a, b, origin, why) -> None:
-        if not self.u.unify(a, b):
+    def _unify(self, a, b, origin, why, force: bool = False) -> None:
+        """`force`: where a use decides that an undeclared name is a scalar."""
+        if not self.u.unify(a, b, force=force):
             raise Conflict(origin, why)
+
+    def default_scalar(self, d) -> bool:
+        """Whether d is the size of an undeclared name the naming rule makes a scalar."""
+        root = self.u.find(d)
+        return any(k.default == "scalar" and self.u.find(k.shape[0]) is root for k in self.kinds)
 
     def mark_nonunit(self, d, origin, why) -> None:
         r = self.u.find(d)
@@ -108,8 +114,8 @@ class Kinds:
     def name(self, name: str, default: str, reason: str) -> tuple:
         """The shape of an undeclared name: (r, 1) for a lower-case or Greek name (a scalar
         or a vector), (r, c) for an upper-case one (a scalar or a matrix)."""
-        r = self.u.fresh(nonunit=False)
-        c = 1 if default != "matrix" else self.u.fresh(nonunit=False)
+        r = self.u.fresh(nonunit=False, soft=True)
+        c = 1 if default != "matrix" else self.u.fresh(nonunit=False, soft=True)
         k = KindVar(name, default, (r, c), reason)
         self.kinds.append(k)
         if c != 1:
@@ -145,8 +151,8 @@ class Kinds:
         return out
 
     def force_scalar(self, shape, origin, why: str) -> None:
-        self._unify(shape[0], 1, origin, why)
-        self._unify(shape[1], 1, origin, why)
+        self._unify(shape[0], 1, origin, why, force=True)
+        self._unify(shape[1], 1, origin, why, force=True)
 
     def _bcast(self, entry) -> bool:
         """Settle what can be settled; True when nothing is left pending."""
@@ -174,9 +180,9 @@ class Kinds:
         if self.sure(da) or self.sure(db):        # the other is 1 or the same size
             self._unify(dout, da if self.sure(da) else db, origin, "")
             return False
-        if self.is_one(dout):
-            self._unify(da, 1, origin, "")
-            self._unify(db, 1, origin, "")
+        if self.is_one(dout):                     # a scalar result (the command's): both sides are
+            self._unify(da, 1, origin, "", force=True)
+            self._unify(db, 1, origin, "", force=True)
             return True
         return False
 
@@ -184,15 +190,13 @@ class Kinds:
         _, a, b, out, origin = entry
         if self.scalar(a) or self.scalar(b):
             shape = b if self.scalar(a) else a
-            self._unify(out[0], shape[0], origin, "")
-            self._unify(out[1], shape[1], origin, "")
+            if not (self.u.unify(out[0], shape[0]) and self.u.unify(out[1], shape[1])):
+                raise Conflict(origin, *self.describe(origin, a, b, "multiply"))
             return True
         if self.surely_array(a) and self.surely_array(b):
-            if not self.u.unify(a[1], b[0]):
+            if not (self.u.unify(a[1], b[0]) and self.u.unify(out[0], a[0]) and self.u.unify(out[1], b[1])):
                 message, hint = self.describe(origin, a, b, "multiply")
                 raise Conflict(origin, message, hint)
-            self._unify(out[0], a[0], origin, "")
-            self._unify(out[1], b[1], origin, "")
             return True
         return False
 
@@ -202,8 +206,8 @@ class Kinds:
         r, c = k.shape
         why = f"{k.name} would be neither a scalar nor a matrix"
         if self.is_one(r) or self.is_one(c):
-            self._unify(r, 1, None, why)
-            self._unify(c, 1, None, why)
+            self._unify(r, 1, None, why, force=True)
+            self._unify(c, 1, None, why, force=True)
             return True
         if self.sure(r) or self.sure(c):
             self.mark_nonunit(r, None, why)
@@ -235,11 +239,9 @@ class Kinds:
             entry = self.pending.pop(0)
             if entry[0] == "mul":
                 _, a, b, out, origin = entry
-                if not self.u.unify(a[1], b[0]):
+                if not (self.u.unify(a[1], b[0]) and self.u.unify(out[0], a[0]) and self.u.unify(out[1], b[1])):
                     message, hint = self.describe(origin, a, b, "multiply")
                     raise Conflict(origin, message, hint)
-                self._unify(out[0], a[0], origin, "")
-                self._unify(out[1], b[1], origin, "")
             elif entry[0] == "bcast":
                 _, a, b, out, origin, what = entry
                 for i in (0, 1):
@@ -259,10 +261,12 @@ class Kinds:
                 if d != 1:
                     self.mark_nonunit(d, None, f"{k.name} cannot be a {kind}")
 
-    def solve(self, finish=None, notes: bool = True) -> list[Assumption]:
+    def solve(self, finish=None, notes: bool = True, others: bool = True) -> list[Assumption]:
         """Decide every kind variable: propagation first, then the naming default in order
-        of first use, the other kind where the default cannot type.  `finish` runs when all
-        are decided (the rest of inference, which may still fail)."""
+        of first use, and with `others` the other kind where the default cannot type (a
+        lower-case name a scalar, a Greek name a vector; an upper-case name stays a matrix
+        unless a use forces it).  `finish` runs when all are decided (the rest of
+        inference, which may still fail)."""
         self.propagate()
         open_kinds = [k for k in self.kinds if not self.decided(k)]
         if not open_kinds:
@@ -275,16 +279,16 @@ class Kinds:
         pending = list(self.pending)
         try:
             self.decide(k, k.default)
-            rest = self.solve(finish, notes)
+            rest = self.solve(finish, notes, others)
         except Conflict as first:
             self.branches += 1
-            if self.branches > MAX_BRANCHES:
+            if self.branches > MAX_BRANCHES or not others or k.default == "matrix":
                 raise
             self.u.restore(before)
             self.pending = list(pending)
             try:
                 self.decide(k, k.alternative)
-                return self.solve(finish, notes)
+                return self.solve(finish, notes, others)
             except Conflict:
                 self.u.restore(before)
                 self.pending = list(pending)
@@ -300,7 +304,7 @@ class Kinds:
         self.pending = list(pending)
         try:
             self.decide(k, k.alternative)
-            self.solve(finish, notes=False)
+            self.solve(finish, notes=False, others=False)
             return True
         except Conflict:
             return False
