@@ -59,7 +59,6 @@ NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")      # NAME in grammar/matcalc.lark
 SCALAR_FUNCTIONS: dict[Fn, str] = {
     Fn.EXP: "exp", Fn.LOG: "log", Fn.SIN: "sin", Fn.COS: "cos", Fn.TAN: "tan",
     Fn.TANH: "tanh", Fn.SQRT: "sqrt", Fn.ABS: "Abs", Fn.SIGN: "sign",
-    Fn.ARCSIN: "asin", Fn.ARCCOS: "acos", Fn.ARCTAN: "atan", Fn.SINH: "sinh", Fn.COSH: "cosh",
 }
 
 

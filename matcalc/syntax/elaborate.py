@@ -762,7 +762,7 @@ class _Build:
         built = [self.build(a) for a in args]
         if name in ("max", "min") and name not in self.inf.decls:
             return self.extremum(name, *built)
-        if name == "log" and isinstance(built[0], E.Apply) and built[0].fn in SOFTMAXES:
+        if name == "log" and isinstance(built[0], E.Apply) and SOFTMAXES.get(built[0].fn):
             return log_softmax(built[0])
         if name in FUNCTIONS and (name not in self.inf.decls):
             return FUNCTIONS[name][2](built)
