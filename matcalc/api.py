@@ -43,9 +43,14 @@ def _declarations(let) -> dict[str, Decl]:
     raise UsageError("let= takes a dict such as {'A': 'matrix(n, n)'}")
 
 
-def parse(text: str, let: dict[str, str] | None = None) -> Program:
-    """Parse a program (or one expression) into typed, shaped IR."""
-    return parse_program(text, _declarations(let))
+# The commands whose expression is a scalar: that can decide an undeclared name's kind.
+SCALAR_COMMANDS = frozenset({"grad", "hessian"})
+
+
+def parse(text: str, let: dict[str, str] | None = None, scalar: bool = False) -> Program:
+    """Parse a program (or one expression) into typed, shaped IR; scalar=True when the
+    result must be a scalar (as for grad), which can decide undeclared names' kinds."""
+    return parse_program(text, _declarations(let), scalar)
 
 
 @dataclass
@@ -156,8 +161,8 @@ class Derivation(derive.Derivation):
         return display_math(self.latex())
 
 
-def _program(expr: str | Program, let) -> Program:
-    return expr if isinstance(expr, Program) else parse(expr, let)
+def _program(expr: str | Program, let, scalar: bool = False) -> Program:
+    return expr if isinstance(expr, Program) else parse(expr, let, scalar)
 
 
 def _names(wrt: str | Iterable[str]) -> list[str]:
@@ -172,7 +177,7 @@ def grad(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | No
     """∂L/∂X for a scalar L, by differentials and the Frobenius rewrite; shaped
     like X (layout="denominator") or its transpose (layout="numerator")."""
     check_layout(layout)
-    return Derivation.of(derive.grad(_program(expr, let), _names(wrt)), layout)
+    return Derivation.of(derive.grad(_program(expr, let, True), _names(wrt)), layout)
 
 
 def jacobian(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | None = None,
@@ -188,7 +193,7 @@ def hessian(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] |
     """∂²L/∂x² for a scalar L: the Jacobian of the gradient (vec order for matrices);
     symmetric, so the same in either layout."""
     check_layout(layout)
-    return Derivation.of(jacobians.hessian(_program(expr, let), _names(wrt)), layout)
+    return Derivation.of(jacobians.hessian(_program(expr, let, True), _names(wrt)), layout)
 
 
 def differential(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | None = None,
@@ -222,6 +227,8 @@ def as_json(d: Derivation, report=None, steps: str | None = None, verdict=None) 
         "command": d.command,
         "inputs": {n: {"kind": s.kind, "shape": list(s.shape), "declared": n in program.declared}
                    for n, s in program.inputs.items()},
+        "assumed": [{"name": a.name, "kind": a.kind, "other": a.other, "note": a.note}
+                    for a in program.assumed],
         "functions": sorted(program.functions),
         "definitions": [{"name": s.name, "text": to_text(b), "shape": list(s.shape)}
                         for s, b in program.definitions],

@@ -158,7 +158,9 @@ def run(argv: list[str] | None = None) -> int:
             let[name] = parsed
         let_text = ""
         source, origin = _read_source(args)
-        program = api.parse_program(source, let)
+        program = api.parse_program(source, let, args.command in api.SCALAR_COMMANDS)
+        for assumption in program.assumed:        # a naming default that decided a kind
+            print(f"note: {assumption.note}", file=sys.stderr)
         d = getattr(api, args.command)(program, args.wrt, layout=args.layout)
         report = d.check() if args.check else None
         verdict = d.compare(args.claim) if args.claim else None

@@ -101,6 +101,16 @@ class Const(Expr):
     shape: Shape = field(default=SCALAR)
 
 
+PI = math.pi     # `pi` is the scalar Const(PI); the printers spell it pi / \pi / π
+
+
+@node
+class Size(Expr):
+    """A dimension used as a number: n in sum(x)/n for a declared x: vector(n)."""
+    dim: Dim
+    shape: Shape = field(default=SCALAR)
+
+
 @node
 class Identity(Expr):
     shape: Shape
@@ -269,6 +279,13 @@ class Fn(enum.Enum):
     SIGMOID = ("sigmoid", True)
     RELU = ("relu", True)
     SOFTPLUS = ("softplus", True)
+    ARCSIN = ("arcsin", True)
+    ARCCOS = ("arccos", True)
+    ARCTAN = ("arctan", True)
+    SINH = ("sinh", True)
+    COSH = ("cosh", True)
+    LOG1P = ("log1p", True)        # log(1 + x), accurate for small x
+    EXPM1 = ("expm1", True)        # exp(x) - 1, accurate for small x
     TRACE = ("tr", False)
     DET = ("det", False)
     LOGDET = ("logdet", False)
@@ -281,6 +298,13 @@ class Fn(enum.Enum):
     NORM2 = ("norm2", False)
     SOFTMAX = ("softmax", False)
     LOGSUMEXP = ("logsumexp", False)
+    # Along one axis of a matrix, MATLAB's numbering: 1 down each column, 2 across each row.
+    SUM_COLS = ("sum", False, "down each column")           # sum(X, 1): a 1×n row
+    SUM_ROWS = ("sum", False, "across each row")            # sum(X, 2): an m×1 column
+    SOFTMAX_COLS = ("softmax", False, "down each column")   # each column sums to 1
+    SOFTMAX_ROWS = ("softmax", False, "across each row")    # each row sums to 1
+    LOGSUMEXP_COLS = ("logsumexp", False, "down each column")
+    LOGSUMEXP_ROWS = ("logsumexp", False, "across each row")
     # Matrix functions (docs/matrix-functions.md); eig*, chol read the symmetric part ½(S + Sᵀ).
     EXPM = ("expm", False)
     LOGM = ("logm", False)
@@ -302,6 +326,7 @@ class Fn(enum.Enum):
     def __init__(self, text: str, elementwise: bool, note: str = ""):
         self.text = text
         self.elementwise = elementwise
+        self.note = note
 
 
 def _square(fn: Fn, s: Shape) -> Shape:
@@ -322,6 +347,16 @@ def _column_or_one(fn: Fn, s: Shape) -> Shape:
     return s
 
 
+# The axis (1 or 2) of the functions along one axis; the argument order of sum(X, k).
+AXIS: dict[Fn, int] = {Fn.SUM_COLS: 1, Fn.SUM_ROWS: 2, Fn.SOFTMAX_COLS: 1, Fn.SOFTMAX_ROWS: 2,
+                       Fn.LOGSUMEXP_COLS: 1, Fn.LOGSUMEXP_ROWS: 2}
+
+
+def reduced(s: Shape, axis: int) -> Shape:
+    """The shape after a reduction along an axis: (1, n) down the columns, (m, 1) across the rows."""
+    return (1, s[1]) if axis == 1 else (s[0], 1)
+
+
 # Shape rule of every non-elementwise function: argument shape -> result shape.
 FN_SHAPES: dict[Fn, Callable[[Shape], Shape]] = {
     Fn.TRACE: lambda s: (_square(Fn.TRACE, s), SCALAR)[1],
@@ -336,6 +371,10 @@ FN_SHAPES: dict[Fn, Callable[[Shape], Shape]] = {
     Fn.NORM2: lambda s: SCALAR,
     Fn.SOFTMAX: lambda s: _column_or_one(Fn.SOFTMAX, s),        # a vector(1) is 1x1 and valid
     Fn.LOGSUMEXP: lambda s: (_column_or_one(Fn.LOGSUMEXP, s), SCALAR)[1],
+    **{fn: (lambda axis: lambda s: reduced(s, axis))(AXIS[fn])
+       for fn in (Fn.SUM_COLS, Fn.SUM_ROWS, Fn.LOGSUMEXP_COLS, Fn.LOGSUMEXP_ROWS)},
+    Fn.SOFTMAX_COLS: lambda s: s,
+    Fn.SOFTMAX_ROWS: lambda s: s,
     **{fn: (lambda fn: lambda s: _square(fn, s))(fn)
        for fn in (Fn.EXPM, Fn.LOGM, Fn.SQRTM, Fn.EIGVECS, Fn.CHOL, Fn.ADJ, Fn.TRIL_HALF)},
     **{fn: (lambda fn: lambda s: (_square(fn, s), SCALAR)[1])(fn) for fn in (Fn.EIGMAX, Fn.EIGMIN)},
@@ -771,6 +810,7 @@ class Program:
     source: str = ""
     spans: dict = field(default_factory=dict, compare=False)   # name -> Span of first use
     declared: frozenset[str] = field(default=frozenset(), compare=False)   # kinds given by the text or --let
+    assumed: tuple = field(default=(), compare=False)   # naming defaults that decided a kind (syntax.kinds)
 
     def _repr_latex_(self) -> str | None:  # Jupyter: the definitions, and the inputs' shapes
         return _LATEX_HOOK[0](self)

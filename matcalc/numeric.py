@@ -28,6 +28,16 @@ def _logsumexp(x):
     return np.array([[m + np.log(np.exp(x - m).sum())]])
 
 
+def _softmax_axis(x, axis: int):
+    z = np.exp(x - x.max(axis=axis, keepdims=True))      # shifted by the max: no overflow
+    return z / z.sum(axis=axis, keepdims=True)
+
+
+def _logsumexp_axis(x, axis: int):
+    m = x.max(axis=axis, keepdims=True)
+    return m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
 def _scalar(v) -> np.ndarray:
     return np.array([[float(v)]])
 
@@ -94,6 +104,12 @@ FUNCTIONS: dict[Fn, Callable[[np.ndarray], np.ndarray]] = {
     Fn.NORM2: lambda x: _scalar(np.sqrt((x * x).sum())),
     Fn.SOFTMAX: _softmax,
     Fn.LOGSUMEXP: _logsumexp,
+    Fn.SUM_COLS: lambda x: x.sum(axis=0, keepdims=True),
+    Fn.SUM_ROWS: lambda x: x.sum(axis=1, keepdims=True),
+    Fn.SOFTMAX_COLS: lambda x: _softmax_axis(x, 0),
+    Fn.SOFTMAX_ROWS: lambda x: _softmax_axis(x, 1),
+    Fn.LOGSUMEXP_COLS: lambda x: _logsumexp_axis(x, 0),
+    Fn.LOGSUMEXP_ROWS: lambda x: _logsumexp_axis(x, 1),
     **MATRIX_FUNCTIONS,
 }
 
@@ -158,6 +174,8 @@ class Evaluator:
             return self.env["d" + n.target.name]
         if isinstance(n, E.Const):
             return _scalar(n.value)
+        if isinstance(n, E.Size):
+            return _scalar(self.dim(n.dim))
         if isinstance(n, E.Identity):
             return np.eye(self.dim(n.shape[0]))
         if isinstance(n, E.Commutation):

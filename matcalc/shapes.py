@@ -68,11 +68,12 @@ def show_shape(shape: Shape) -> str:
 class DimVar:
     """An unknown dimension during inference.  A named matrix or vector has
     non-unit dimensions: x'*A*x never quietly makes x a 1-vector."""
-    __slots__ = ("id", "nonunit")
+    __slots__ = ("id", "nonunit", "soft")
 
-    def __init__(self, id: int, nonunit: bool = True):
+    def __init__(self, id: int, nonunit: bool = True, soft: bool = False):
         self.id = id
         self.nonunit = nonunit
+        self.soft = soft        # an undeclared name's size: 1 only when its kind is decided a scalar
 
     def __repr__(self) -> str:
         return f"?{self.id}"
@@ -131,14 +132,28 @@ class Unifier:
 
     def __init__(self):
         self._parent: dict[int, object] = {}
+        self._vars: list[DimVar] = []
         self._count = 0
         self.products: list[tuple[DimVar, object, object, object]] = []   # (v, slow, fast, origin)
 
-    def fresh(self, nonunit: bool = True) -> DimVar:
+    def fresh(self, nonunit: bool = True, soft: bool = False) -> DimVar:
         self._count += 1
-        v = DimVar(self._count, nonunit)
+        v = DimVar(self._count, nonunit, soft)
         self._parent[v.id] = v
+        self._vars.append(v)
         return v
+
+    def snapshot(self) -> tuple:
+        """The state to go back to when a tentative choice (a kind) fails."""
+        return dict(self._parent), [(v.nonunit, v.soft) for v in self._vars], len(self._vars)
+
+    def restore(self, state: tuple) -> None:
+        parent, flags, count = state
+        self._parent = dict(parent)
+        for v, (nonunit, soft) in zip(self._vars, flags):
+            v.nonunit, v.soft = nonunit, soft
+        for v in self._vars[count:]:      # made after the snapshot: unconstrained again
+            self._parent[v.id] = v
 
     def find(self, d):
         while isinstance(d, DimVar):
@@ -151,17 +166,19 @@ class Unifier:
             d = p
         return d
 
-    def unify(self, a, b) -> bool:
-        """Merge two dimensions; False if they are different known dims."""
+    def unify(self, a, b, force: bool = False) -> bool:
+        """Merge two dimensions; False if they are different known dims.  A soft size (an
+        undeclared name's) becomes 1 only with `force` (syntax/kinds.py decides kinds)."""
         a, b = self.find(a), self.find(b)
         if a is b or (not isinstance(a, DimVar) and not isinstance(b, DimVar) and a == b):
             return True
         if isinstance(a, DimVar) and isinstance(b, DimVar):
             self._parent[a.id] = b
             b.nonunit = b.nonunit or a.nonunit
+            b.soft = b.soft or a.soft
             return True
         var, value = (a, b) if isinstance(a, DimVar) else (b, a)
-        if not isinstance(var, DimVar) or (value == 1 and var.nonunit):
+        if not isinstance(var, DimVar) or (value == 1 and (var.nonunit or (var.soft and not force))):
             return False
         self._parent[var.id] = value
         return True

@@ -185,7 +185,7 @@ def test_cli_json_verdict():
 @pytest.mark.parametrize("claim, token, message", [
     ("(A + A')*x +", "", "ends too early"),                 # the caret sits past the end
     ("(A + A')*y", "y", "y is not a name of the expression"),
-    ("A*x + A", "A*x + A", "cannot add"),
+    ("kron(A, A)*x", "kron(A, A)*x", "cannot multiply"),   # (a column broadcasts: A*x + A is valid)
     ("x = (A + A')*)", ")", "unexpected"),                   # labelled: the caret counts the label too
     ("A = 2*x", "A", "not a variable of differentiation"),
     ("expmat(A)*x", "expmat", "unknown function"),

@@ -288,20 +288,22 @@ def test_unknown_function_tarce_suggests_tr():
 
 
 def test_shape_mismatch_names_both_operands():
-    p = run("grad", "sum(A*x + y')", "--wrt", "x", "--let", "A: matrix(m, n)", "--let", "y: vector(m)")
+    # (a column and a row broadcast to the matrix of all pairs: A*x + y' is valid)
+    p = run("grad", "sum(A*x + y')", "--wrt", "x", "--let", "A: matrix(m, n)", "--let", "y: vector(q)",
+            "--let", "x: matrix(n, p)")
     assert_bad_input(p)
     assert "shape error" in p.err
     assert "A*x" in p.err and "y'" in p.err
-    assert "vector(m)" in p.err and "row vector(m)" in p.err
+    assert "matrix(m, p)" in p.err and "row vector(q)" in p.err
     assert_points_at(p.err, "A*x + y'")
 
 
 def test_shape_mismatch_in_a_file_reports_the_line(tmp_path):
     f = tmp_path / "p.mc"
-    f.write_text("W: matrix(m, n)\ny: vector(m)\na = W*x\nL = sum(a + y')\n", encoding="utf-8")
+    f.write_text("W: matrix(m, n)\ny: vector(n)\na = W*x\nL = sum(a + y)\n", encoding="utf-8")
     p = run("grad", "-f", str(f), "--wrt", "x")
     assert_bad_input(p)
-    assert_points_at(p.err, "a + y'", line=4)
+    assert_points_at(p.err, "a + y", line=4)
 
 
 def test_shape_mismatch_undeclared():

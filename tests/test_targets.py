@@ -110,6 +110,11 @@ CASES = [
     ("grad", "sum(sin(A*x) .* cos(x)) + tan(alpha) + sum(abs(x))", ["A", "x", "alpha"], None, True),
     ("grad", "logsumexp(W*x + b) + y'*log(softmax(W*x))", ["W", "b"], None, True),
     ("grad", "exp(2)*sum(x) + log(3) + softplus(1)*sqrt(2) + sum(x)*step(1) + logdet(x'*x)", ["x"], None, True),
+    ("grad", "sum(arcsin(x) + arccos(x) + arctan(A*x) + sinh(x) + cosh(x) + expm1(x)) + sum(log1p(y))"
+             " + max(alpha, beta) + sum(min(x, 0)) + sum(max(A*x, x)) + sum(x)/n + pi*alpha^2",
+     ["x", "A", "alpha", "y"], {"x": "vector(n)"}, True),
+    ("grad", "sum(logsumexp(X, 2)) + sum(logsumexp(X, 1)) + sum(softmax(X, 1) .* B) + sum(softmax(X, 2) .* B)"
+             " + sum(sum(X, 1) .^ 2) + sum(mean(X, 2) .^ 2)", ["X"], {"X": "matrix(m, n)"}, True),
     ("grad", "logdet(X) - tr(inv(X)*S) + det(X)", ["X", "S"], {"S": "symmetric(n)"}, False),
     ("grad", "sum(X^3) + tr(X^2) + sum(X .^ 3) + sum(x ./ y)", ["X", "y"], None, False),
     # matrix functions (issue 16): the kernels, the Fréchet adjoints, eigh, the norms, chol, solve

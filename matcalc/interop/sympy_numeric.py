@@ -110,6 +110,11 @@ EVALUATE: dict[str, Callable] = {
     "cos": _elementwise(np.cos),
     "tan": _elementwise(np.tan),
     "tanh": _elementwise(np.tanh),
+    "asin": _elementwise(np.arcsin),
+    "acos": _elementwise(np.arccos),
+    "atan": _elementwise(np.arctan),
+    "sinh": _elementwise(np.sinh),
+    "cosh": _elementwise(np.cosh),
     "Abs": _elementwise(np.abs),
     "sign": _elementwise(np.sign),
 }

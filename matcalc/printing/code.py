@@ -234,6 +234,10 @@ class _Module:
         v = float(e.value)
         return repr(v), (ATOM if v >= 0 else UNARY)
 
+    def _emit_Size(self, f, e):
+        code = self.dim(e.dim)
+        return code, (ATOM if code.isidentifier() or code.endswith("]") else MUL)
+
     def _emit_Identity(self, f, e):
         return self.op("eye", n=(self.dim(e.shape[0]), ATOM))
 

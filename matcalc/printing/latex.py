@@ -47,6 +47,12 @@ NAMED = {
     Fn.ADJ: r"\operatorname{{adj}}\left({x}\right)",
     Fn.TRIL_HALF: r"\Phi\left({x}\right)",
     Fn.POLAR: r"\operatorname{{polar}}\left({x}\right)",
+    Fn.SUM_COLS: r"\operatorname{{sum}}_{{1}}\left({x}\right)",
+    Fn.SUM_ROWS: r"\operatorname{{sum}}_{{2}}\left({x}\right)",
+    Fn.SOFTMAX_COLS: r"\operatorname{{softmax}}_{{1}}\left({x}\right)",
+    Fn.SOFTMAX_ROWS: r"\operatorname{{softmax}}_{{2}}\left({x}\right)",
+    Fn.LOGSUMEXP_COLS: r"\operatorname{{logsumexp}}_{{1}}\left({x}\right)",
+    Fn.LOGSUMEXP_ROWS: r"\operatorname{{logsumexp}}_{{2}}\left({x}\right)",
 }
 
 
@@ -77,8 +83,13 @@ class LatexPrinter(MathPrinter):
     def _print_Symbol(self, e):
         return latex_name(e.name)
 
+    def _print_Size(self, e):
+        return latex_name(str(e.dim))
+
     def _print_Const(self, e):
         v = e.value
+        if abs(v) == E.PI:
+            return r"\pi" if v > 0 else r"-\pi"
         if isinstance(v, Fraction) and v.denominator != 1:
             sign = "-" if v < 0 else ""
             return rf"{sign}\frac{{{abs(v.numerator)}}}{{{v.denominator}}}"

@@ -130,6 +130,8 @@ def is_decimal(v: Fraction) -> bool:
 def format_number(v) -> str:
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, float) and abs(v) == E.PI:
+        return "pi" if v > 0 else "-pi"
     if isinstance(v, Fraction):
         if v.denominator == 1:
             return str(v.numerator)

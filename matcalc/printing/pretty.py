@@ -51,12 +51,17 @@ FUNCTIONS = {
     Fn.LOGSUMEXP: "logsumexp({x})", Fn.EXP: "exp({x})", Fn.LOG: "log({x})", Fn.SIN: "sin({x})",
     Fn.COS: "cos({x})", Fn.TAN: "tan({x})", Fn.TANH: "tanh({x})", Fn.SQRT: "√({x})",
     Fn.ABS: "|{x}|", Fn.SIGN: "sign({x})", Fn.STEP: "step({x})", Fn.SIGMOID: "σ({x})",
-    Fn.RELU: "relu({x})", Fn.SOFTPLUS: "softplus({x})",
+    Fn.RELU: "relu({x})", Fn.SOFTPLUS: "softplus({x})", Fn.ARCSIN: "arcsin({x})",
+    Fn.ARCCOS: "arccos({x})", Fn.ARCTAN: "arctan({x})", Fn.SINH: "sinh({x})", Fn.COSH: "cosh({x})",
+    Fn.LOG1P: "log1p({x})", Fn.EXPM1: "expm1({x})",
     Fn.EXPM: "expm({x})", Fn.LOGM: "logm({x})", Fn.SQRTM: "sqrtm({x})", Fn.EIGVALS: "λ({x})",
     Fn.EIGMAX: "λmax({x})", Fn.EIGMIN: "λmin({x})", Fn.EIGVECS: "eigvecs({x})",
     Fn.EIGVEC_MAX: "umax({x})", Fn.EIGVEC_MIN: "umin({x})", Fn.NORM_NUC: "‖{x}‖∗",
     Fn.NORM_SPEC: "σmax({x})", Fn.CHOL: "chol({x})", Fn.PINV: "{x}⁺", Fn.ADJ: "adj({x})",
     Fn.TRIL_HALF: "Φ({x})", Fn.POLAR: "polar({x})",
+    Fn.SUM_COLS: "Σ₁({x})", Fn.SUM_ROWS: "Σ₂({x})", Fn.SOFTMAX_COLS: "softmax₁({x})",
+    Fn.SOFTMAX_ROWS: "softmax₂({x})", Fn.LOGSUMEXP_COLS: "logsumexp₁({x})",
+    Fn.LOGSUMEXP_ROWS: "logsumexp₂({x})",
 }
 FROBENIUS_NORM = "‖{x}‖_F"          # norm2 of a matrix
 
@@ -100,6 +105,8 @@ def superscript(k: int) -> str:
 def pretty_number(v) -> str:
     """2, ½, 3/7, 1.5, 2.5×10⁻⁷; a minus sign is U+2212."""
     sign, v = (MINUS, -v) if v < 0 else ("", v)
+    if v == E.PI:
+        return sign + "π"
     if isinstance(v, Fraction):
         if v.denominator == 1:
             return sign + str(v.numerator)
@@ -117,6 +124,9 @@ class PrettyPrinter(MathPrinter):
 
     def _print_Const(self, e):
         return pretty_number(e.value)
+
+    def _print_Size(self, e):
+        return pretty_name(str(e.dim))
 
     def _print_Identity(self, e):
         return "I"

@@ -94,11 +94,23 @@ def _numeric_helpers(ns: str, param: str = "", positive_part: str = "{ns}.maximu
     m = {ns}.max(x)
     return m + {ns}.log({ns}.sum({ns}.exp(x - m)))
 ''',
+        # along an axis of a matrix (0: down each column, 1: across each row), shifted by the max
+        "_softmax_axis": f'''def _softmax_axis({param}x, axis):
+    z = {ns}.exp(x - {ns}.max(x, axis=axis, keepdims=True))
+    return z / {ns}.sum(z, axis=axis, keepdims=True)
+''',
+        "_logsumexp_axis": f'''def _logsumexp_axis({param}x, axis):
+    m = {ns}.max(x, axis=axis, keepdims=True)
+    return {ns}.reshape(m + {ns}.log({ns}.sum({ns}.exp(x - m), axis=axis, keepdims=True)), (-1,))
+''',
     }
 
 
 # Spelled `ns.name(x)` in every target.
-_SAME_NAME = [Fn.EXP, Fn.LOG, Fn.SIN, Fn.COS, Fn.TAN, Fn.TANH, Fn.SQRT, Fn.ABS, Fn.SIGN]
+_SAME_NAME = [Fn.EXP, Fn.LOG, Fn.SIN, Fn.COS, Fn.TAN, Fn.TANH, Fn.SQRT, Fn.ABS, Fn.SIGN,
+              Fn.SINH, Fn.COSH, Fn.LOG1P, Fn.EXPM1]
+# NumPy's, JAX's and PyTorch's names; the array API standard spells them asin, acos, atan.
+_INVERSE_TRIG = {Fn.ARCSIN: "arcsin", Fn.ARCCOS: "arccos", Fn.ARCTAN: "arctan"}
 
 
 def _common(ns: str, param: str = "") -> dict[Fn, str]:
@@ -110,7 +122,16 @@ def _common(ns: str, param: str = "") -> dict[Fn, str]:
             Fn.LOGDET: f"{ns}.linalg.slogdet({{x}})[1]",
             Fn.INV: f"{ns}.linalg.inv({{x}})",
             Fn.SUM: f"{ns}.sum({{x}})",
-            Fn.NORM1: f"{ns}.sum({ns}.abs({{x}}))"}
+            Fn.NORM1: f"{ns}.sum({ns}.abs({{x}}))",
+            **_axis_functions(ns, param)}
+
+
+def _axis_functions(ns: str, param: str = "", axis: str = "axis") -> dict[Fn, str]:
+    """Along an axis of a matrix: the result is 1-D, as every vector in generated code."""
+    return {Fn.SUM_COLS: f"{ns}.sum({{x}}, {axis}=0)", Fn.SUM_ROWS: f"{ns}.sum({{x}}, {axis}=1)",
+            Fn.SOFTMAX_COLS: f"_softmax_axis({param}{{x}}, 0)", Fn.SOFTMAX_ROWS: f"_softmax_axis({param}{{x}}, 1)",
+            Fn.LOGSUMEXP_COLS: f"_logsumexp_axis({param}{{x}}, 0)",
+            Fn.LOGSUMEXP_ROWS: f"_logsumexp_axis({param}{{x}}, 1)"}
 
 
 # Matrix functions (docs/matrix-functions.md): the kernels of matfun_kernels.py,
@@ -219,6 +240,10 @@ TORCH = Target(
         **_common("torch"),
         Fn.STEP: "torch.heaviside({x}, torch.zeros_like({x}))",
         Fn.RELU: "torch.relu({x})",
+        **{fn: f"torch.{name}({{x}})" for fn, name in _INVERSE_TRIG.items()},
+        **_axis_functions("torch", axis="dim"),
+        Fn.SOFTMAX_COLS: "torch.softmax({x}, dim=0)", Fn.SOFTMAX_ROWS: "torch.softmax({x}, dim=1)",
+        Fn.LOGSUMEXP_COLS: "torch.logsumexp({x}, dim=0)", Fn.LOGSUMEXP_ROWS: "torch.logsumexp({x}, dim=1)",
         Fn.TRACE: "torch.trace({x})",
         Fn.DIAG: "torch.diag({x})",
         Fn.DIAGV: "torch.diagonal({x})",
@@ -276,6 +301,7 @@ ARRAY_API = Target(
         **_common("xp", "xp, "),
         Fn.STEP: "xp.astype({x} > 0, {x}.dtype)",
         Fn.RELU: "xp.maximum({x}, 0.0)",
+        **{fn: f"xp.a{name[3:]}({{x}})" for fn, name in _INVERSE_TRIG.items()},
         Fn.TRACE: "xp.linalg.trace({x})",
         Fn.DIAG: "_diag(xp, {x})",
         Fn.DIAGV: "xp.linalg.diagonal({x})",

@@ -45,6 +45,9 @@ class TextPrinter(Printer):
     def _print_Const(self, e):
         return format_number(e.value)
 
+    def _print_Size(self, e):
+        return str(e.dim)
+
     def _print_Identity(self, e):
         return f"I({e.shape[0]})" if _nameable(e.shape[0]) else "I"
 
@@ -108,6 +111,8 @@ class TextPrinter(Printer):
         return f"{self.wrap(e.base, POSTFIX)}^{e.k}"
 
     def _print_Apply(self, e):
+        if e.fn in E.AXIS:                       # sum(X, 1), softmax(X, 2)
+            return f"{e.fn.text}({self.print(e.arg)}, {E.AXIS[e.fn]})"
         return f"{e.fn.text}({self.print(e.arg)})"
 
     def _print_Solve(self, e):            # and expm_adj(Y, G), expm_adj_jac(Y)

@@ -98,6 +98,11 @@ ADJOINTS: dict[object, AdjointRule] = {
     Fn.DIAG: _fixed(DIAG, lambda G, e, i: E.apply(Fn.DIAGV, G)),
     Fn.DIAGV: _fixed(DIAG, lambda G, e, i: E.apply(Fn.DIAG, G)),
     Fn.SUM: _fixed(SUM, lambda G, e, i: E.broadcast(G, e.arg.shape)),
+    # the adjoint of a sum along an axis is the broadcast back along it
+    Fn.SUM_COLS: _fixed(Rule("sum down the columns", "G : 1ᵀM = 1G : M"),
+                        lambda G, e, i: E.mul(E.ones((e.arg.shape[0], 1)), G)),
+    Fn.SUM_ROWS: _fixed(Rule("sum across the rows", "G : M1 = G1ᵀ : M"),
+                        lambda G, e, i: E.mul(G, E.ones((1, e.arg.shape[1])))),
     Fn.VEC: AdjointRule(Rule("vec", ""), _unsupported("vec()")),
     E.Kron: AdjointRule(Rule("kron", ""), _unsupported("kron()")),
     E.Solve: _fixed(Rule("adjoint of a solve", "G : solve(A, M) = solve(Aᵀ, G) : M"),

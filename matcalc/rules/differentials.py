@@ -113,6 +113,25 @@ def _logsumexp(e, x, dx):
     return E.mul(E.transpose(E.apply(Fn.SOFTMAX, x)), dx)
 
 
+def _along(axis: int, p: E.Expr) -> E.Expr:
+    """sum(P, axis) repeated back to P's shape: 11ᵀP down the columns, P11ᵀ across the rows."""
+    total = E.apply(Fn.SUM_COLS if axis == 1 else Fn.SUM_ROWS, p)
+    return (E.mul(E.ones((p.shape[0], 1)), total) if axis == 1
+            else E.mul(total, E.ones((1, p.shape[1]))))
+
+
+def _softmax_axis(e, x, dx):
+    """dS = S⊙dZ − S⊙(the sums of S⊙dZ along the axis, repeated): each slice is a softmax."""
+    own = E.hadamard(e, dx)
+    return E.add(own, E.neg(E.hadamard(e, _along(E.AXIS[e.fn], own))))
+
+
+def _logsumexp_axis(e, x, dx):
+    axis = E.AXIS[e.fn]
+    s = E.apply(Fn.SOFTMAX_COLS if axis == 1 else Fn.SOFTMAX_ROWS, x)
+    return E.apply(Fn.SUM_COLS if axis == 1 else Fn.SUM_ROWS, E.hadamard(s, dx))
+
+
 def _call(e, x, dx):
     g = E.grad_call(e.name, x)
     return E.mul(g, dx) if x.is_scalar else E.frobenius(g, dx)
@@ -270,6 +289,14 @@ DIFFERENTIALS: dict[object, DiffRule] = {
     Fn.NORM1: _unary(Rule("derivative of the 1-norm", "d‖X‖₁ = sign(X):dX"), _norm1),
     Fn.SOFTMAX: _unary(Rule("derivative of softmax", "d s = (diag(s) − s sᵀ) dx, s = softmax(x)"), _softmax),
     Fn.LOGSUMEXP: _unary(Rule("derivative of logsumexp", "d logsumexp(x) = softmax(x)ᵀ dx"), _logsumexp),
+    Fn.SUM_COLS: linear(LINEAR),
+    Fn.SUM_ROWS: linear(LINEAR),
+    **{fn: _unary(Rule("derivative of softmax along an axis",
+                       "dS = S⊙dZ − S⊙(sums of S⊙dZ along the axis), S = softmax(Z, k)"), _softmax_axis)
+       for fn in (Fn.SOFTMAX_COLS, Fn.SOFTMAX_ROWS)},
+    **{fn: _unary(Rule("derivative of logsumexp along an axis",
+                       "d logsumexp(Z, k) = sum(softmax(Z, k)⊙dZ, k)"), _logsumexp_axis)
+       for fn in (Fn.LOGSUMEXP_COLS, Fn.LOGSUMEXP_ROWS)},
     E.Call: _unary(CHAIN, _call),
     E.GradCall: _unary(CHAIN, _grad_call),
     **{fn: _unary(ELEMENTWISE_CHAIN, _elementwise) for fn in ELEMENTWISE},

@@ -79,6 +79,18 @@ ELEMENTWISE: dict[Fn, Elementwise] = {e.fn: e for e in [
                 "np.maximum({x}, 0.0)", r"\operatorname{{relu}}\left({x}\right)"),
     Elementwise(Fn.SOFTPLUS, lambda x, fx: E.apply(Fn.SIGMOID, x),
                 "_softplus({x})", r"\operatorname{{softplus}}\left({x}\right)"),
+    Elementwise(Fn.ARCSIN, lambda x, fx: E.power(_one_minus(_sq(x)), E.const(Fraction(-1, 2))),
+                "np.arcsin({x})", r"\arcsin\left({x}\right)", "bounded"),
+    Elementwise(Fn.ARCCOS, lambda x, fx: E.neg(E.power(_one_minus(_sq(x)), E.const(Fraction(-1, 2)))),
+                "np.arccos({x})", r"\arccos\left({x}\right)", "bounded"),
+    Elementwise(Fn.ARCTAN, lambda x, fx: E.power(E.add(E.broadcast(E.ONE, x.shape), _sq(x)), E.MINUS_ONE),
+                "np.arctan({x})", r"\arctan\left({x}\right)"),
+    Elementwise(Fn.SINH, lambda x, fx: E.apply(Fn.COSH, x), "np.sinh({x})", r"\sinh\left({x}\right)"),
+    Elementwise(Fn.COSH, lambda x, fx: E.apply(Fn.SINH, x), "np.cosh({x})", r"\cosh\left({x}\right)"),
+    Elementwise(Fn.LOG1P, lambda x, fx: E.power(E.add(E.broadcast(E.ONE, x.shape), x), E.MINUS_ONE),
+                "np.log1p({x})", r"\operatorname{{log1p}}\left({x}\right)", "positive"),
+    Elementwise(Fn.EXPM1, lambda x, fx: E.apply(Fn.EXP, x), "np.expm1({x})",
+                r"\operatorname{{expm1}}\left({x}\right)"),
 ]}
 
 assert set(ELEMENTWISE) == {fn for fn in Fn if fn.elementwise}, "every elementwise Fn needs an entry"

@@ -17,7 +17,8 @@ from lark import Token, Tree
 
 from .. import expr as E
 from ..errors import LimitError, NameError_, ParseError, ShapeError, Span
-from ..shapes import SCALAR, DimVar, ProductConflict, Unifier, dim_product
+from ..shapes import SCALAR, DimVar, ProductConflict, Unifier, dim_factors, dim_product
+from .kinds import Conflict, Kinds
 from .parser import parse_tree
 
 GREEK = frozenset("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
@@ -40,6 +41,11 @@ def default_kind(name: str) -> str:
     if name in GREEK:
         return "scalar"
     return "matrix" if name[0].isupper() else "vector"
+
+
+def naming_reason(name: str) -> str:
+    return ("a Greek name" if name in GREEK else "an upper-case name" if name[0].isupper()
+            else "a lower-case name")
 
 
 # ------------------------------------------------------------ functions
@@ -153,6 +159,9 @@ FUNCTIONS = {
     "softmax": (1, _infer_vector_to("vector"), _fn(E.Fn.SOFTMAX)),
     "logsumexp": (1, _infer_vector_to("scalar"), _fn(E.Fn.LOGSUMEXP)),
     "kron": (2, _infer_kron, lambda args: E.kron(*args)),
+    # max(a, b) = b + relu(a - b), min(a, b) = a - relu(a - b): the derivative goes through step
+    "max": (2, lambda inf, t, s: inf.kinds.broadcast(s[0], s[1], t, "take the maximum of"), None),
+    "min": (2, lambda inf, t, s: inf.kinds.broadcast(s[0], s[1], t, "take the minimum of"), None),
     # matrix functions (docs/matrix-functions.md)
     **{fn.text: (1, _infer_square_to("matrix"), _fn(fn))
        for fn in (E.Fn.EXPM, E.Fn.LOGM, E.Fn.SQRTM, E.Fn.EIGVECS, E.Fn.CHOL, E.Fn.ADJ, E.Fn.TRIL_HALF)},
@@ -176,12 +185,12 @@ ALIASES = {"trace": "tr", "inverse": "inv", "determinant": "det", "log_det": "lo
 # Functions people ask for that are not here yet: name -> what it is, for the hint.
 # A name that FUNCTIONS gains never reaches this table, so adding a function ends its hint.
 NOT_YET = {"expm": "the matrix exponential", "logm": "the matrix logarithm",
-           "sqrtm": "the matrix square root", "max": "the maximum", "min": "the minimum",
+           "sqrtm": "the matrix square root",
            "eig": "eigenvalues", "eigvals": "eigenvalues", "eigmax": "the largest eigenvalue",
            "eigmin": "the smallest eigenvalue", "svd": "the singular value decomposition",
            "solve": "a linear solve; inv(A)*B is the same", "pinv": "the pseudo-inverse",
            "chol": "the Cholesky factor", "adj": "the adjugate", "norm_nuc": "the nuclear norm",
-           "norm_spec": "the spectral norm", "mean": "the mean; sum(x)/n is the same"}
+           "norm_spec": "the spectral norm"}
 ELEMENTWISE_NAMES = frozenset(fn.text for fn in E.Fn if fn.elementwise)
 CLOSE_NAME = 0.75        # difflib ratio for "did you mean": max vs softmax (0.6) is not a typo
 # Constants that take their dimensions as arguments: name -> (argument counts, example).
@@ -198,7 +207,14 @@ def sized_shape(name: str, dims: list) -> tuple:
     return (dims[0], dims[1] if len(dims) == 2 else 1)
 
 
-RESERVED = frozenset(FUNCTIONS) | frozenset(KINDS) | {"I", "ones", "commutation"}
+# Functions with an optional axis, MATLAB's numbering: sum(X, 1) down each column (a row),
+# sum(X, 2) across each row (a column).  name -> its Fn along axes 1 and 2.
+AXIS_FUNCTIONS = {"sum": (E.Fn.SUM_COLS, E.Fn.SUM_ROWS), "mean": (E.Fn.SUM_COLS, E.Fn.SUM_ROWS),
+                  "softmax": (E.Fn.SOFTMAX_COLS, E.Fn.SOFTMAX_ROWS),
+                  "logsumexp": (E.Fn.LOGSUMEXP_COLS, E.Fn.LOGSUMEXP_ROWS)}
+SOFTMAXES = {E.Fn.SOFTMAX: None, E.Fn.SOFTMAX_COLS: 1, E.Fn.SOFTMAX_ROWS: 2}
+
+RESERVED = frozenset(FUNCTIONS) | frozenset(KINDS) | {"I", "ones", "commutation", "mean"}
 
 
 def _span(text: str, t) -> Span:
@@ -242,6 +258,10 @@ class _Infer:
         self.defined: dict[str, tuple] = {}
         self.leaf_shape: dict[int, tuple] = {}   # id(tree) of I / ones -> shape
         self.power_of: dict[int, int] = {}       # id(tree) of a matrix power -> its total |k|, nesting included
+        self.kinds = Kinds(self.u, self.conflict_message)
+        self.kind_vars: dict = {}                # undeclared name -> its KindVar
+        self.sizes = {d for decl in decls.values() for d in decl.dims if isinstance(d, str)}
+        self.assumed: tuple = ()
 
     # -- helpers
     def fail(self, t, message, cls=ShapeError, hint=None):
@@ -297,6 +317,30 @@ class _Infer:
     def is_scalar(self, shape) -> bool:
         return self.u.find(shape[0]) == 1 and self.u.find(shape[1]) == 1
 
+    def force_scalar(self, t, shape, message: str, hint=None) -> None:
+        """`/`, an exponent: the operand is a scalar (an undeclared name becomes one)."""
+        if not (self.u.unify(shape[0], 1, force=True) and self.u.unify(shape[1], 1, force=True)):
+            self.fail(t, message, hint=hint)
+
+    def conflict_message(self, t, a, b, what: str) -> tuple[str, str | None]:
+        """The error for an elementwise operation or a product whose shapes cannot agree."""
+        l, r = t.children[-2:]
+        if what == "multiply":
+            return (f"cannot multiply {self.src(l)} ({self.show(a)}) by {self.src(r)} ({self.show(b)}): "
+                    f"{self.count(a[1], 'column')} against {self.count(b[0], 'row')}",
+                    "use .* for the elementwise product" if a == b else None)
+        hint = None
+        for side, (x, y) in (("right", (a, b)), ("left", (b, a))):
+            # a column as long as the other side's rows are wide: the row (its transpose) was meant
+            if (self.u.find(y[1]) == 1 and self.u.find(y[0]) != 1 and self.kinds.sure(x[1])
+                    and self.u.find(y[0]) == self.u.find(x[1])):
+                arg = r if side == "right" else l
+                fixed = self.text[_span(self.text, t).start:_span(self.text, arg).end] + "'"
+                if side == "left":
+                    fixed = self.src(l) + "'" + self.text[_span(self.text, l).end:_span(self.text, t).end]
+                hint = f"a column is added to every column, a row to every row: {fixed}"
+        return (f"cannot {what} {self.src(l)} ({self.show(a)}) and {self.src(r)} ({self.show(b)})", hint)
+
     def product(self, slow, fast, t=None):
         return self.u.product(slow, fast, t)
 
@@ -320,10 +364,19 @@ class _Infer:
             return shape
         if name in FUNCTIONS:
             self.fail(t, f"{name} is a function; call it as {name}(...)", NameError_)
-        kind = decl.kind if decl else default_kind(name)
+        if decl is None and (name == "pi" or name in self.sizes):    # π, a declared dimension's size
+            self.leaf_shape[id(t)] = SCALAR
+            return SCALAR
+        if decl is None:
+            shape = self.kinds.name(name, default_kind(name), naming_reason(name))
+            self.kind_vars[name] = self.kinds.kinds[-1]
+            self.names[name] = shape
+            self.free[name] = _span(self.text, t)
+            return shape
+        kind = decl.kind
         if kind == "function":
             self.fail(t, f"{name} is a function; call it as {name}(...)", NameError_)
-        dims = decl.dims if decl else ()
+        dims = decl.dims
         if kind == "scalar":
             shape = SCALAR
         elif kind == "vector":
@@ -359,7 +412,10 @@ class _Infer:
         rule = getattr(self, "t_" + t.data, None)
         if rule is None:
             raise AssertionError(f"no inference for {t.data}")
-        return rule(t)
+        try:
+            return rule(t)
+        except Conflict as exc:
+            self.fail(exc.origin if exc.origin is not None else t, exc.message, hint=exc.hint)
 
     def t_number(self, t):
         _number(self.text, t.children[0])
@@ -377,14 +433,7 @@ class _Infer:
 
     def _elementwise(self, t, what):
         a, b = (self.infer(c) for c in t.children[:2])
-        if self.is_scalar(a):
-            return b
-        if self.is_scalar(b):
-            return a
-        if not (self.u.unify(a[0], b[0]) and self.u.unify(a[1], b[1])):
-            l, r = t.children[:2]
-            self.fail(t, f"cannot {what} {self.src(l)} ({self.show(a)}) and {self.src(r)} ({self.show(b)})")
-        return a
+        return self.kinds.broadcast(a, b, t, what)
 
     def t_add(self, t):
         return self._elementwise(t, "add")
@@ -400,34 +449,25 @@ class _Infer:
 
     def t_mul(self, t):
         l, r = t.children[:2]
-        a, b = self.infer(l), self.infer(r)
-        if self.is_scalar(a):
-            return b
-        if self.is_scalar(b):
-            return a
-        if not self.u.unify(a[1], b[0]):
-            self.fail(t, f"cannot multiply {self.src(l)} ({self.show(a)}) by {self.src(r)} ({self.show(b)}): "
-                      f"{self.count(a[1], 'column')} against {self.count(b[0], 'row')}",
-                      hint="use .* for the elementwise product" if a == b else None)
-        return (a[0], b[1])
+        return self.kinds.product(self.infer(l), self.infer(r), t)
 
     def t_div(self, t):
         l, r = t.children
         a, b = self.infer(l), self.infer(r)
-        if not self.is_scalar(b):
-            self.fail(r, f"cannot divide by {self.src(r)} ({self.show(b)}): / divides by a scalar",
-                      hint="use ./ for elementwise division or inv() for the inverse")
+        self.force_scalar(r, b, f"cannot divide by {self.src(r)} ({self.show(b)}): / divides by a scalar",
+                          hint="use ./ for elementwise division or inv() for the inverse")
         return a
 
     def _power_operands(self, t):
         l, r = t.children
         a, b = self.infer(l), self.infer(r)
-        if not self.is_scalar(b):
-            self.fail(r, f"the exponent {self.src(r)} must be a scalar, not {self.show(b)}")
+        self.force_scalar(r, b, f"the exponent {self.src(r)} must be a scalar, not {self.show(b)}")
         return l, r, a
 
     def t_pow(self, t):
         l, r, a = self._power_operands(t)
+        if self.kinds.open(a[0]) and self.u.find(a[1]) == 1 and self.kinds.default_scalar(a[0]):
+            self.force_scalar(l, a, "")          # alpha^2: a Greek name has a scalar power
         if self.is_scalar(a):
             return a
         if self.u.find(a[1]) == 1 or self.u.find(a[0]) == 1:
@@ -489,6 +529,8 @@ class _Infer:
             if len(args) != 1:
                 self.fail(t, f"{name} takes one argument, got {len(args)}", NameError_)
             return SCALAR if not name.startswith("grad_") or name in self.decls else shapes[0]
+        if name in AXIS_FUNCTIONS and (len(args) == 2 or name == "mean"):
+            return self.along_axis(t, name, args, shapes)
         if name not in FUNCTIONS:
             self.fail(name_tok, f"unknown function {name}", NameError_, self.unknown_function_hint(name))
         arity, rule, _ = FUNCTIONS[name]
@@ -496,6 +538,25 @@ class _Infer:
             self.fail(t, f"{name} takes {arity} argument{'s' if arity > 1 else ''}, got {len(args)}",
                       NameError_)
         return rule(self, t, shapes)
+
+    def along_axis(self, t, name: str, args, shapes):
+        """sum(X, k), mean(X[, k]), softmax(X, k), logsumexp(X, k): k is 1 or 2, written as a number."""
+        if len(args) not in (1, 2):
+            self.fail(t, f"{name} takes one or two arguments (an array and an axis, 1 or 2), got {len(args)}",
+                      NameError_)
+        if len(args) == 1:                       # mean(x), mean(X): a scalar
+            return SCALAR
+        axis = self.axis(name, args[1])
+        (r, c) = shapes[0]
+        if name == "softmax":
+            return (r, c)
+        return (1, c) if axis == 1 else (r, 1)
+
+    def axis(self, name: str, arg) -> int:
+        if arg.data == "number" and str(arg.children[0]) in ("1", "2"):
+            return int(str(arg.children[0]))
+        self.fail(arg, f"the axis of {name} is 1 (down each column) or 2 (across each row), not {self.src(arg)}",
+                  hint=f"{name}(X, 1) works down each column, {name}(X, 2) across each row")
 
     def unknown_function_hint(self, name: str) -> str:
         """A function that is not supported yet says so; a typo gets the one close name;
@@ -512,7 +573,38 @@ class _Infer:
             return f"did you mean {close[0]}?"
         return f"an unknown scalar function must be declared: --let '{name}: function'"
 
-    # -- resolving dimensions
+    # -- resolving kinds and dimensions
+    def solve_kinds(self, output_tree, scalar_output: bool) -> None:
+        """Decide every undeclared name's kind (syntax/kinds.py).  Under grad and hessian the
+        output is a scalar, which can decide kinds too; where it cannot be one, the kinds
+        are solved without it and the command says what is wrong."""
+        def settle():
+            try:
+                self.u.settle()
+            except ProductConflict as exc:
+                raise Conflict(exc.origin, f"{self.src(exc.origin)}: {exc.reason}") from None
+        def some_array():
+            """The command may make names scalars, but not every name: grad of A*x is refused
+            (the expression is a vector), not read as a product of two scalars."""
+            settle()
+            arrays = [k for k in self.kinds.kinds if self.kinds.kind_of(k) != "scalar"]
+            declared = [d for d in self.decls.values() if d.kind not in ("scalar", "function")]
+            if not arrays and not declared and any(k.default != "scalar" for k in self.kinds.kinds):
+                raise Conflict(output_tree, "every name would be a scalar")
+        before = self.u.snapshot()
+        try:
+            if scalar_output and output_tree is not None:
+                self.kinds.force_scalar(self.output_shape, output_tree, "")
+                self.assumed = tuple(self.kinds.solve(some_array))
+                return
+        except Conflict:
+            self.u.restore(before)
+            self.kinds = Kinds(self.u, self.conflict_message, self.kinds.kinds, self.kinds.pending)
+        try:       # without the command's scalar, each name takes its default or what a use forces
+            self.assumed = tuple(self.kinds.solve(settle, others=False))
+        except Conflict as exc:
+            self.fail(exc.origin if exc.origin is not None else output_tree, exc.message, hint=exc.hint)
+
     def resolve(self) -> None:
         used = {d for decl in self.decls.values() for d in decl.dims if isinstance(d, str)}
         names = (n for n in itertools.chain(DIM_NAMES, (f"n{i}" for i in itertools.count(1)))
@@ -560,7 +652,8 @@ class _Build:
                 shape, kind = self.inf.concrete(self.inf.defined[name]), "defined"
             else:
                 decl = self.inf.decls.get(name)
-                kind = decl.kind if decl else default_kind(name)
+                k = self.inf.kind_vars.get(name)
+                kind = decl.kind if decl else self.inf.kinds.kind_of(k)
                 shape = self.inf.concrete(self.inf.names[name])
             sym = self.symbols[name] = E.Symbol(name, shape, kind, bool(decl and decl.positive))
         return sym
@@ -579,6 +672,10 @@ class _Build:
     def b_name(self, t):
         name = str(t.children[0])
         if id(t) in self.inf.leaf_shape:
+            if name == "pi":
+                return E.Const(E.PI)
+            if name in self.inf.sizes:
+                return E.Size(name)
             shape = self.inf.concrete(self.inf.leaf_shape[id(t)])
             return E.Identity(shape) if name == "I" else E.ones(shape)
         return self.symbol(name)
@@ -594,11 +691,11 @@ class _Build:
 
     @staticmethod
     def _broadcast(a, b):
-        if a.is_scalar and not b.is_scalar:
-            a = E.broadcast(a, b.shape)
-        elif b.is_scalar and not a.is_scalar:
-            b = E.broadcast(b, a.shape)
-        return a, b
+        """Both operands of an elementwise operation at its shape: a scalar repeated, a row
+        or a column repeated as a product with ones (X + ones(m)*r), so that its
+        differential and adjoint (the sum along that axis) follow from the product's."""
+        shape = tuple(x if x != 1 else y for x, y in zip(a.shape, b.shape))
+        return expand(a, shape), expand(b, shape)
 
     def b_add(self, t):
         return E.add(*self._broadcast(*self._operands(t)))
@@ -616,12 +713,21 @@ class _Build:
 
     def b_hadamard(self, t):
         a, b = self._operands(t)
-        return E.mul(a, b) if a.is_scalar or b.is_scalar else E.hadamard(a, b)
+        return E.mul(a, b) if a.is_scalar or b.is_scalar else E.hadamard(*self._broadcast(a, b))
 
     def b_ediv(self, t):
         a, b = self._operands(t)
         inverse = E.power(b, E.MINUS_ONE)
-        return E.mul(a, inverse) if a.is_scalar or b.is_scalar else E.hadamard(a, inverse)
+        return E.mul(a, inverse) if a.is_scalar or b.is_scalar else E.hadamard(*self._broadcast(a, inverse))
+
+    def extremum(self, name: str, a: E.Expr, b: E.Expr) -> E.Expr:
+        """max(a, b) = b + relu(a − b), min(a, b) = a − relu(a − b); max(x, 0) is relu(x)."""
+        a, b = self._broadcast(a, b)
+        if name == "max":
+            if E.is_zero(b) or (isinstance(b, E.Broadcast) and E.is_zero(b.value)):
+                return E.apply(E.Fn.RELU, a)
+            return E.add(b, E.apply(E.Fn.RELU, E.add(a, E.neg(b))))
+        return E.add(a, E.neg(E.apply(E.Fn.RELU, E.add(a, E.neg(b)))))
 
     def b_pow(self, t):
         a, b = self._operands(t)
@@ -650,12 +756,74 @@ class _Build:
             shape = sized_shape(name, dims)
             return (E.commutation(*dims) if name == "commutation" else
                     E.Identity(shape) if name == "I" else E.ones(shape))
+        if name in AXIS_FUNCTIONS and (len(args) == 2 or name == "mean") and name not in self.inf.decls:
+            axis = self.inf.axis(name, args[1]) if len(args) == 2 else None
+            return along_axis(name, self.build(args[0]), axis)
         built = [self.build(a) for a in args]
+        if name in ("max", "min") and name not in self.inf.decls:
+            return self.extremum(name, *built)
+        if name == "log" and isinstance(built[0], E.Apply) and SOFTMAXES.get(built[0].fn):
+            return log_softmax(built[0])
         if name in FUNCTIONS and (name not in self.inf.decls):
             return FUNCTIONS[name][2](built)
         if name.startswith("grad_") and name not in self.inf.decls:
             return E.grad_call(name[5:], built[0])
         return E.call(name, built[0])
+
+
+def along_axis(name: str, x: E.Expr, axis: int | None) -> E.Expr:
+    """The node of sum/mean/softmax/logsumexp along an axis.  Along an axis of size 1 the
+    operation is trivial (a column summed across its rows is itself); along the one long
+    axis of a vector it is the vector operation (sum(x, 1) is sum(x))."""
+    if axis is None:                                          # mean(x), mean(X)
+        return E.mul(E.power(count(x.shape[0], x.shape[1]), E.MINUS_ONE), E.apply(E.Fn.SUM, x))
+    size = x.shape[axis - 1]
+    other = x.shape[2 - axis]
+    cols, rows = AXIS_FUNCTIONS[name]
+    base = "sum" if name == "mean" else name
+    if size == 1:
+        out = {"sum": x, "softmax": E.ones(x.shape), "logsumexp": x}[base]
+    elif other == 1:                                          # a vector along its length
+        arg = x if axis == 1 else E.transpose(x)
+        whole = {"sum": E.Fn.SUM, "softmax": E.Fn.SOFTMAX, "logsumexp": E.Fn.LOGSUMEXP}[base]
+        out = E.apply(whole, arg)
+        if base == "softmax" and axis == 2:
+            out = E.transpose(out)
+    else:
+        out = E.apply(cols if axis == 1 else rows, x)
+    if name == "mean":
+        out = E.mul(E.power(count(size, 1), E.MINUS_ONE), out)
+    return out
+
+
+def count(r, c) -> E.Expr:
+    """The number of entries r*c: a number, or the size named by a declaration (mean(x) = sum(x)/n)."""
+    size = dim_product(r, c)
+    if isinstance(size, int):
+        return E.const(size)
+    return E.mul(*(E.const(f) if isinstance(f, int) else E.Size(f) for f in dim_factors(size)))
+
+
+def log_softmax(s: E.Apply) -> E.Expr:
+    """log(softmax(Z, k)) = Z − logsumexp(Z, k) repeated along k: finite for any finite logits,
+    where the log of an underflowed softmax would be −∞."""
+    z = s.arg
+    axis = SOFTMAXES[s.fn]
+    if axis is None:
+        return E.add(z, E.neg(E.broadcast(E.apply(E.Fn.LOGSUMEXP, z), z.shape)))
+    lse = E.apply(E.Fn.LOGSUMEXP_COLS if axis == 1 else E.Fn.LOGSUMEXP_ROWS, z)
+    return E.add(z, E.neg(expand(lse, z.shape)))
+
+
+def expand(e: E.Expr, shape) -> E.Expr:
+    """e repeated to `shape` along its axes of size 1."""
+    if e.shape == tuple(shape):
+        return e
+    if e.is_scalar:
+        return E.broadcast(e, shape)
+    if e.shape[1] == 1:                              # a column against every column
+        return E.mul(e, E.ones((1, shape[1])))
+    return E.mul(E.ones((shape[0], 1)), e)          # a row against every row
 
 
 # ---------------------------------------------------------------- entry
@@ -706,8 +874,9 @@ def parse_kind(name: str, kind: str) -> Decl:
     return parse_declaration(f"{name}: {kind}")[1]
 
 
-def parse_program(text: str, let: dict[str, Decl] | None = None) -> E.Program:
-    """Parse and elaborate a program; `let` declarations override the text's."""
+def parse_program(text: str, let: dict[str, Decl] | None = None, scalar_output: bool = False) -> E.Program:
+    """Parse and elaborate a program; `let` declarations override the text's.  With
+    `scalar_output` (grad, hessian) the output's being a scalar can decide kinds."""
     tree = parse_tree(text)
     decls = {**_declarations(text, tree), **(let or {})}
     statements = [s for s in tree.children if isinstance(s, Tree) and s.data != "decl"]
@@ -722,9 +891,13 @@ def parse_program(text: str, let: dict[str, Decl] | None = None) -> E.Program:
             raise ParseError("only the last line may be a bare expression", _span(text, stmt),
                              "give it a name: `a = ...`")
         else:
-            inf.infer(stmt)
+            inf.output_shape = inf.infer(stmt)
     last = statements[-1]
-    inf.free["<output>"] = _span(text, last.children[1] if last.data == "defn" else last)
+    if last.data == "defn":
+        inf.output_shape = inf.defined[str(last.children[0])]
+    output_tree = last.children[1] if last.data == "defn" else last
+    inf.free["<output>"] = _span(text, output_tree)
+    inf.solve_kinds(output_tree, scalar_output)
     try:
         inf.resolve()
     except ShapeError as exc:
@@ -741,4 +914,5 @@ def parse_program(text: str, let: dict[str, Decl] | None = None) -> E.Program:
             output = build.build(stmt)
     inputs = {name: build.symbol(name) for name in inf.free if name != "<output>"}
     functions = frozenset(n for n, d in decls.items() if d.kind == "function")
-    return E.Program(inputs, tuple(definitions), output, functions, text, dict(inf.free), frozenset(decls))
+    return E.Program(inputs, tuple(definitions), output, functions, text, dict(inf.free), frozenset(decls),
+                     inf.assumed)

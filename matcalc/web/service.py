@@ -109,7 +109,7 @@ def _derive(command, expr, wrt, let, layout, steps, check, claim) -> tuple[int, 
             name, parsed = api.parse_declaration(decl)
             declarations[name] = parsed
         text, origin = expr, "<expression>"
-        program = api.parse_program(expr, declarations)
+        program = api.parse_program(expr, declarations, command in api.SCALAR_COMMANDS)
         d = getattr(api, command)(program, wrt, layout=layout)
         report, no_check = _check(d) if check else (None, None)
         verdict, unavailable = None, None
