@@ -69,6 +69,8 @@ def _infer_diag(inf, t, shapes):
     (r, c), = shapes
     if inf.u.find(c) == 1:
         return (r, r)
+    if inf.kinds.open(c):          # a vector or a matrix, decided when the width is known
+        return inf.kinds.diag((r, c), t, f"{inf.src(t)} needs a vector or a square matrix")
     inf.require_matrix(t, (r, c), "a vector or a square matrix")
     inf.unify(r, c, t, "needs a vector or a square matrix")
     return (r, 1)

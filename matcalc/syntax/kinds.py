@@ -70,7 +70,7 @@ class Kinds:
         self.u = u
         self.describe = describe            # (origin, a, b, what) -> (message, hint) for a conflict
         self.kinds: list[KindVar] = list(kinds or [])
-        self.pending: list[tuple] = list(pending or [])     # ("bcast" | "mul" | "link", ...)
+        self.pending: list[tuple] = list(pending or [])     # ("bcast" | "mul" | "diag" | "link", ...)
         self.branches = 0
 
     # ------------------------------------------------------------ dimensions
@@ -150,6 +150,15 @@ class Kinds:
             self.pending.append(entry)
         return out
 
+    def diag(self, shape, origin, what: str) -> tuple:
+        """The shape of diag(a): a vector's diagonal matrix, or a square matrix's diagonal.
+        Which one waits until a's width is known (1 or not), as a product does."""
+        out = (self.u.fresh(nonunit=False), self.u.fresh(nonunit=False))
+        entry = ("diag", shape, out, origin, what)
+        if not self._diag(entry):
+            self.pending.append(entry)
+        return out
+
     def force_scalar(self, shape, origin, why: str) -> None:
         self._unify(shape[0], 1, origin, why, force=True)
         self._unify(shape[1], 1, origin, why, force=True)
@@ -200,6 +209,19 @@ class Kinds:
             return True
         return False
 
+    def _diag(self, entry) -> bool:
+        _, (r, c), out, origin, what = entry
+        if self.is_one(c):
+            self._unify(out[0], r, origin, what)
+            self._unify(out[1], r, origin, what)
+            return True
+        if self.sure(c):
+            self._unify(r, c, origin, what)
+            self._unify(out[0], r, origin, what)
+            self._unify(out[1], 1, origin, what)
+            return True
+        return False
+
     def _link(self, entry) -> bool:
         """An upper-case name is a scalar (both sizes 1) or a matrix (neither 1)."""
         k = entry[1]
@@ -242,6 +264,9 @@ class Kinds:
                 if not (self.u.unify(a[1], b[0]) and self.u.unify(out[0], a[0]) and self.u.unify(out[1], b[1])):
                     message, hint = self.describe(origin, a, b, "multiply")
                     raise Conflict(origin, message, hint)
+            elif entry[0] == "diag":           # a width that may be 1 reads as a vector
+                self._unify(entry[1][1], 1, entry[3], entry[4])
+                self._diag(entry)
             elif entry[0] == "bcast":
                 _, a, b, out, origin, what = entry
                 for i in (0, 1):
