@@ -134,7 +134,12 @@ def tree(e: E.Expr, sp: Spelling):
     """The normal form of the tree e (what the text form parses back to)."""
     t = lambda x: tree(x, sp)
     if isinstance(e, E.Add):
-        return total([t(x.value if isinstance(x, E.Broadcast) else x) for x in e.terms])
+        # a broadcast scalar in a sum prints as the bare scalar, except beside I, where it
+        # prints as the ones matrix it is (I + 1 would read as a multiple of I)
+        beside_identity = any(isinstance(x, E.Identity) or (isinstance(x, E.Mul) and any(
+            isinstance(f, E.Identity) for f in x.factors)) for x in e.terms)
+        return total([t(x.value if isinstance(x, E.Broadcast) and not beside_identity else x)
+                      for x in e.terms])
     if isinstance(e, E.Mul):
         return product("mul", [t(f) for f in e.factors])
     if isinstance(e, E.Hadamard):
