@@ -22,6 +22,7 @@ from ..errors import UnsupportedError
 from ..expr import Fn
 from ..rules.algebra import is_nonnegative, is_spd, is_symmetric, transposed
 from ..shapes import is_column, is_row, is_scalar
+from . import cse
 from .targets import ADD, ATOM, MUL, POW, UNARY, Form, Target, form
 from .text import to_text
 
@@ -75,41 +76,92 @@ def _trivial(e: E.Expr) -> bool:
     return isinstance(e, (E.Symbol, E.Const)) or (isinstance(e, E.Transpose) and isinstance(e.arg, E.Symbol))
 
 
+def _untransposed(e: E.Expr) -> E.Expr:
+    """Aᵀ is A's class: computed as A (then transposed by name), never as Aᵀ of itself."""
+    while isinstance(e, E.Transpose):
+        e = e.arg
+    return e
+
+
 class _Function:
-    """Straight-line code for one generated function, with shared subexpressions."""
+    """Straight-line code for one generated function, with shared subexpressions.
+
+    Subexpressions are shared by class (cse.Keys): e, eᵀ and c·e are one class
+    when the derivation holds more than one of them; the first form met is computed,
+    and the others are its name, transposed (a view) or scaled (one pass, never a
+    recomputation)."""
 
     def __init__(self, module: "_Module", roots: list[E.Expr]):
         self.m = module
+        self.keys = module.keys
         self.lines: list[str] = []
-        self.names: dict[E.Expr, str] = {}
-        self.uses: Counter = Counter()
-        seen = set()
+        self.names: dict[tuple, tuple[str, bool]] = {}    # (rep, c) -> (name, holds repᵀ)
+        self.uses: Counter = Counter()                     # (rep, c) -> uses
+        self.form: dict[tuple, E.Expr] = {}                # (rep, c) -> the form computed
+        self.base: dict[E.Expr, object] = {}               # rep -> the c of the class the others scale
         for root in roots:
-            self.uses[root] += 1
-            for n in E.walk(root):
-                if n in seen:
-                    continue
-                seen.add(n)
-                for k in n.children():
-                    self.uses[k] += 1
+            self.uses[self._class(root)] += 1
+        todo = list(reversed(roots))
+        while todo:
+            n = _untransposed(todo.pop())
+            cls = self._class(n)
+            if cls in self.form:
+                continue
+            self.form[cls] = n
+            rep, c = cls
+            if c == 1 or rep not in self.base:
+                self.base[rep] = c
+            for k in reversed(n.children()):
+                self.uses[self._class(k)] += 1
+                todo.append(k)
+        for (rep, c), form in list(self.form.items()):   # c·rep from the base class's name: a use of it
+            base = (rep, self.base[rep])
+            if c != base[1] and not any(self._class(k) == base for k in form.children()):
+                self.uses[base] += 1
+
+    def _class(self, e: E.Expr) -> tuple:
+        rep, c, _ = self.keys.key(e)
+        return rep, c
 
     def assign(self, name: str, e: E.Expr, body_of: E.Expr | None = None):
         self.lines.append(f"{name} = {self.code(e)[0]}")
-        self.names[e] = name
+        self._name(e, name)
         if body_of is not None:
-            self.names[body_of] = name
+            self._name(body_of, name)
+
+    def _name(self, e: E.Expr, name: str) -> None:
+        rep, c, t = self.keys.key(e)
+        self.names.setdefault((rep, c), (name, t))
+
+    def _oriented(self, name: str, holds_t: bool, want_t: bool, rep: E.Expr) -> str:
+        vector = is_column(rep.shape) or is_row(rep.shape) or rep.is_scalar
+        return name + ".T" if holds_t != want_t and not vector else name
 
     def code(self, e: E.Expr) -> tuple[str, int]:
         """(source, precedence) of e, emitting temporaries for shared parts."""
-        if e in self.names:
-            return self.names[e], ATOM
-        src, prec = self.m.emit(self, e)
-        if self.uses[e] > 1 and not _trivial(e):
+        rep, c, t = self.keys.key(e)
+        if (rep, c) in self.names:
+            return self._oriented(*self.names[(rep, c)], t, rep), ATOM
+        base = self.base.get(rep, c)
+        if self.uses[(rep, c)] > 1 and not _trivial(rep):
+            form = self.form.get((rep, c)) or _untransposed(e)
+            src, prec = self._scale(c / base, rep, base) if base != c else self.m.emit(self, form)
             name = f"_t{self.m.next_temp()}"
             self.lines.append(f"{name} = {src}")
-            self.names[e] = name
-            return name, ATOM
-        return src, prec
+            held = self.keys.key(form)[2] if base == c else False
+            self.names[(rep, c)] = (name, held)
+            return self._oriented(name, held, t, rep), ATOM
+        if base != c:          # a multiple of a class computed anyway: a pass, not a recomputation
+            return self._scale(c / base, E.transpose(rep) if t else rep, base)
+        return self.m.emit(self, e)
+
+    def _scale(self, ratio, rep: E.Expr, base) -> tuple[str, int]:
+        """ratio · (base · rep), from the code of base · rep: a negation or one multiplication."""
+        src = self.code(cse.scaled(base, rep) if base != 1 else rep)
+        arg = src[0] if src[1] >= (ATOM if ratio == -1 else MUL + 1) else f"({src[0]})"
+        if ratio == -1:
+            return "-" + arg, UNARY
+        return f"{float(ratio)!r} * {arg}", MUL
 
     def named(self, e: E.Expr) -> str:
         """e as a name: a temporary unless it is one already (for code that uses it twice)."""
@@ -117,7 +169,7 @@ class _Function:
         if prec == ATOM and src.isidentifier():
             return src
         name = self.temp(src)
-        self.names[e] = name
+        self._name(e, name)
         return name
 
     def temp(self, src: str) -> str:
@@ -135,6 +187,7 @@ class _Module:
     def __init__(self, d, target: Target):
         self.d = d
         self.t = target
+        self.keys = cse.Keys()
         program = d.program
         self.program = program
         self.wrt = list(d.results)
@@ -480,6 +533,8 @@ class _Module:
     def function(self, name: str, doc: str, results: list[E.Expr]) -> str:
         program = self.program
         defs = _needed(list(program.definitions) + list(self.d.adjoints), results)
+        placed = cse.place_scalars([b for _, b in defs] + results, self.keys)
+        defs, results = [(s, b) for (s, _), b in zip(defs, placed)], placed[len(defs):]
         fn = _Function(self, [b for _, b in defs] + results)
         fn.lines += self.prologue()
         for sym, body in defs:
