@@ -72,6 +72,11 @@ def _is_diag(e: E.Expr) -> bool:
     return isinstance(e, E.Apply) and e.fn is Fn.DIAG
 
 
+def _is_ones_vector(e: E.Expr | None) -> bool:
+    """c·ones(n) or its transpose: a Broadcast vector (a product with it is a sum)."""
+    return isinstance(e, E.Broadcast) and (is_column(e.shape) or is_row(e.shape)) and not e.is_scalar
+
+
 def _trivial(e: E.Expr) -> bool:
     return isinstance(e, (E.Symbol, E.Const)) or (isinstance(e, E.Transpose) and isinstance(e.arg, E.Symbol))
 
@@ -297,10 +302,13 @@ class _Module:
 
     def _emit_Add(self, f, e):
         out = []
-        for i, t in enumerate(e.terms):
+        for i, (t, full) in enumerate(zip(e.terms, self._full(e.terms))):
             if isinstance(t, E.Broadcast):
                 t = t.value                       # NumPy broadcasts a scalar term
-            if i and isinstance(t, E.Mul) and isinstance(t.factors[0], E.Const) and t.factors[0].value < 0:
+            row = self._broadcast_operand(f, t, full)
+            if row is not None:
+                out.append((" + " if i else "") + row)
+            elif i and isinstance(t, E.Mul) and isinstance(t.factors[0], E.Const) and t.factors[0].value < 0:
                 out.append(" - " + f.wrap(E.mul(E.Const(-t.factors[0].value), *t.factors[1:]), MUL + 1))
             elif i and isinstance(t, E.Const) and t.value < 0:
                 out.append(f" - {repr(float(-t.value))}")
@@ -435,12 +443,41 @@ class _Module:
             return f"{par(ls, lp)} * {atom(v, vp)}", shape, MUL
         if is_scalar(lshape) or is_scalar(rshape):
             return f"{par(ls, lp)} * {par(rs, rp)}", shape, MUL
+        # ones' A and A ones: sums along an axis, not products (a 1-D array has axis 0 only)
+        if _is_ones_vector(lx) and is_row(lshape) and not is_row(rshape):
+            return self._scaled_sum(f, lx, (rs, rp), 0), shape, MUL
+        if _is_ones_vector(rx) and is_column(rshape) and not is_column(lshape):
+            return self._scaled_sum(f, rx, (ls, lp), 0 if is_row(lshape) else 1), shape, MUL
         if is_column(lshape) and is_row(rshape):
             return self.op("outer", a=(ls, lp), b=(rs, rp))[0], shape, ATOM
         return f"{par(ls, lp)} @ {par(rs, rp)}", shape, MUL
 
+    def _scaled_sum(self, f, ones: E.Broadcast, x: tuple[str, int], axis: int) -> str:
+        total = self.op("sum_axis", x=x, axis=(str(axis), ATOM))[0]
+        return total if E.is_const(ones.value, 1) else f"{f.wrap(ones.value, MUL + 1)} * {total}"
+
+    def _broadcast_operand(self, f, e: E.Expr, full: bool) -> str | None:
+        """v ones' (or ones vᵀ) beside a full-size operand of + or .*: v[:, None] (v[None, :]),
+        which the library broadcasts, instead of an outer product."""
+        if not (full and isinstance(e, E.Mul) and len(e.factors) == 2 and not e.is_scalar):
+            return None
+        a, b = e.factors
+        if is_column(a.shape) and _is_ones_vector(b) and E.is_const(b.value, 1):
+            return f"{f.wrap(a, ATOM)}[:, None]"
+        if is_row(b.shape) and _is_ones_vector(a) and E.is_const(a.value, 1):
+            return f"{f.wrap(b, ATOM)}[None, :]"
+        return None
+
+    def _full(self, parts) -> list[bool]:
+        """For each part: is there another part that is not an outer product with ones?"""
+        outer = [isinstance(p, E.Broadcast) or isinstance(p, E.Mul) and len(p.factors) == 2
+                 and any(_is_ones_vector(x) for x in p.factors) for p in parts]
+        return [any(not o for j, o in enumerate(outer) if j != i) for i in range(len(parts))]
+
     def _emit_Hadamard(self, f, e):
-        return " * ".join(f.wrap(x, MUL + 1) for x in e.factors), MUL
+        full = self._full(e.factors)
+        return " * ".join(self._broadcast_operand(f, x, ok) or f.wrap(x, MUL + 1)
+                          for x, ok in zip(e.factors, full)), MUL
 
     def _emit_Kron(self, f, e):
         def two_d(x):

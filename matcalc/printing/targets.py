@@ -170,6 +170,7 @@ NUMPY = Target(
         "zeros": "np.zeros({shape})",
         "full": "np.full({shape}, {v})",
         "outer": "np.outer({a}, {b})",
+        "sum_axis": "np.sum({x}, axis={axis})",     # A @ ones, ones' @ A: a sum, no multiplications
         "multi_dot": "np.linalg.multi_dot([{xs}])",     # three or more matrices: cheapest order
         "frobenius": "np.vdot({a}, {b})",
         "kron": "np.kron({a}, {b})",
@@ -231,6 +232,7 @@ TORCH = Target(
         "zeros": "torch.zeros({shape}{like})",
         "full": "torch.full({dims}, {v}{like})",
         "outer": "torch.outer({a}, {b})",
+        "sum_axis": "torch.sum({x}, dim={axis})",
         "multi_dot": "torch.linalg.multi_dot([{xs}])",
         "frobenius": Form("torch.sum({a} * {b})", operand=MUL + 1),
         "kron": "_kron({a}, {b})",
@@ -288,6 +290,7 @@ ARRAY_API = Target(
         "zeros": "xp.zeros({shape}{like})",
         "full": Form("{v} * xp.ones({shape}{like})", MUL, MUL),   # xp.full wants a Python scalar
         "outer": "xp.linalg.outer({a}, {b})",
+        "sum_axis": "xp.sum({x}, axis={axis})",
         "frobenius": Form("xp.sum({a} * {b})", operand=MUL + 1),
         "kron": "_kron(xp, {a}, {b})",
         "flatten": "xp.reshape({x}, (-1,))",
