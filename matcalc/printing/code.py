@@ -50,6 +50,8 @@ ASSUMPTIONS = {
     Fn.SQRTM: "sqrtm: no eigenvalue on the closed negative real axis",
     E.Solve: "solve(A, B): A is invertible",
 }
+# Functions of one vector that share their work: logsumexp and softmax exponentiate the same.
+PAIRED = {Fn.LOGSUMEXP: Fn.SOFTMAX, Fn.SOFTMAX: Fn.LOGSUMEXP}
 SCALAR_FORMS_PREC = {Fn.TRACE: POW, Fn.DET: POW, Fn.LOGDET: ATOM, Fn.INV: MUL, Fn.SUM: POW,
                      Fn.DIAGV: POW, Fn.VEC: POW}
 
@@ -119,6 +121,14 @@ class _Function:
             for k in reversed(n.children()):
                 self.uses[self._class(k)] += 1
                 todo.append(k)
+        for form in list(self.form.values()):   # partial products of chains: shared with whole classes
+            if isinstance(form, E.Mul):
+                chain = [x for x in form.factors if not x.is_scalar]
+                order = module.chain_order(chain) if len(chain) >= 3 else "multi_dot"
+                if order != "multi_dot":
+                    seq = list(reversed(chain)) if order == "right" else chain
+                    for k in range(2, len(seq)):
+                        self.uses[self._class(E.mul(*(reversed(seq[:k]) if order == "right" else seq[:k])))] += 1
         for (rep, c), form in list(self.form.items()):   # c·rep from the base class's name: a use of it
             base = (rep, self.base[rep])
             if c != base[1] and not any(self._class(k) == base for k in form.children()):
@@ -148,15 +158,17 @@ class _Function:
         if (rep, c) in self.names:
             return self._oriented(*self.names[(rep, c)], t, rep), ATOM
         base = self.base.get(rep, c)
+        # a multiple of a class computed anyway: a pass over its name, not a recomputation
+        via_base = base != c and ((rep, base) in self.names or self.uses[(rep, base)] > 1)
         if self.uses[(rep, c)] > 1 and not _trivial(rep):
             form = self.form.get((rep, c)) or _untransposed(e)
-            src, prec = self._scale(c / base, rep, base) if base != c else self.m.emit(self, form)
+            src, prec = self._scale(c / base, rep, base) if via_base else self.m.emit(self, form)
             name = f"_t{self.m.next_temp()}"
             self.lines.append(f"{name} = {src}")
-            held = self.keys.key(form)[2] if base == c else False
+            held = False if via_base else self.keys.key(form)[2]
             self.names[(rep, c)] = (name, held)
             return self._oriented(name, held, t, rep), ATOM
-        if base != c:          # a multiple of a class computed anyway: a pass, not a recomputation
+        if via_base:
             return self._scale(c / base, E.transpose(rep) if t else rep, base)
         return self.m.emit(self, e)
 
@@ -167,6 +179,31 @@ class _Function:
         if ratio == -1:
             return "-" + arg, UNARY
         return f"{float(ratio)!r} * {arg}", MUL
+
+    def needs(self, e: E.Expr) -> bool:
+        """Does this function compute e (up to transposition and scale)?"""
+        return self._class(e) in self.form
+
+    def pair(self, x: E.Expr) -> str:
+        """The name of (logsumexp(x), softmax(x)), computed together (one exp)."""
+        key = ("logsumexp_softmax",) + self._class(x)
+        if key not in self.names:
+            self.names[key] = (self.temp(self.m.op("logsumexp_softmax", x=self.code(x))[0]), False)
+        return self.names[key][0]
+
+    def shared(self, e: E.Expr) -> bool:
+        """Is e (up to transposition and scale) named already, or used more than once?"""
+        rep, c, _ = self.keys.key(e)
+        return (rep, c) in self.names or (self.uses[(rep, c)] > 1 and not _trivial(rep))
+
+    def name_as(self, e: E.Expr, src: str) -> str:
+        """src (the code of e) into a temporary that e's class will reuse."""
+        rep, c, t = self.keys.key(e)
+        if (rep, c) in self.names:
+            return self._oriented(*self.names[(rep, c)], t, rep)
+        name = self.temp(src)
+        self.names[(rep, c)] = (name, t)
+        return name
 
     def named(self, e: E.Expr) -> str:
         """e as a name: a temporary unless it is one already (for code that uses it twice)."""
@@ -340,42 +377,59 @@ class _Module:
             return "-" + (src if prec == ATOM else f"({src})"), UNARY
         return src, prec
 
+    def chain_order(self, chain) -> str:
+        """How _chain multiplies: 'right' (ends in a vector: A @ (B @ x)), 'left', or 'multi_dot'."""
+        matrices = all(not (is_column(x.shape) or is_row(x.shape) or _is_diag(x)) for x in chain)
+        if len(chain) >= 3 and matrices and "multi_dot" in self.t.ops:
+            return "multi_dot"
+        return "right" if is_column(chain[-1].shape) and not is_row(chain[0].shape) else "left"
+
     def _chain(self, f, chain) -> tuple[str, int]:
-        """A matrix chain; right-to-left when it ends in a vector (A @ (B @ x))."""
-        right_first = is_column(chain[-1].shape) and not is_row(chain[0].shape)
+        """A matrix chain; right-to-left when it ends in a vector (A @ (B @ x)).  A partial
+        product that is a shared subexpression (uᵀv in u uᵀ v and in the value) is its name."""
         gram = self._gram(f, chain)
         if gram is not None:
             return gram
-        matrices = all(not (is_column(x.shape) or is_row(x.shape) or _is_diag(x)) for x in chain)
-        if len(chain) >= 3 and matrices and "multi_dot" in self.t.ops:
+        order = self.chain_order(chain)
+        if order == "multi_dot":
             # matrices only: the cheapest parenthesisation depends on the sizes, known at call time
             return self.op("multi_dot", xs=(", ".join(self._operand(f, x)[0] for x in chain), ATOM))
-        # `alone` is the factor while the partial product is a single one (diag(v) needs to be seen)
-        if right_first:
-            alone = chain[-1]
-            src, shape, prec = self._operand(f, alone)
-            for x in reversed(chain[:-1]):
+        right = order == "right"
+        seq = list(reversed(chain)) if right else list(chain)
+        # the longest partial product already named (or shared) starts the loop
+        start = 1
+        for k in range(len(seq) - 1, 1, -1):
+            part = E.mul(*(reversed(seq[:k]) if right else seq[:k]))
+            if f.shared(part):
+                start = k
+                break
+        if start > 1:
+            src, prec = f.code(part)
+            shape, alone = part.shape, None
+        else:
+            # `alone` is the factor while the partial product is a single one (diag(v) needs to be seen)
+            alone = seq[0]
+            src, shape, prec = self._operand(f, alone, lazy=len(chain) > 1)
+        for k in range(start, len(seq)):
+            x = seq[k]
+            if right:
                 product = self._kron_times_vector(f, x, src, prec) if is_column(shape) else None
-                if product is not None:
-                    src, prec = product
-                    shape, alone = (x.shape[0], shape[1]), None
-                    continue
-                lsrc, lshape, lprec = self._operand(f, x)
-                src, shape, prec = self._product(f, (x, lsrc, lshape, lprec), (alone, src, shape, prec))
-                alone = None
-            return src, prec
-        alone = chain[0]
-        src, shape, prec = self._operand(f, alone)
-        for x in chain[1:]:
-            # vᵀ (A ⊗ B) = ((Aᵀ ⊗ Bᵀ) v)ᵀ, and a row is the same 1-D array as its column
-            product = self._kron_times_vector(f, x, src, prec, transpose=True) if is_row(shape) else None
+            else:   # vᵀ (A ⊗ B) = ((Aᵀ ⊗ Bᵀ) v)ᵀ, and a row is the same 1-D array as its column
+                product = self._kron_times_vector(f, x, src, prec, transpose=True) if is_row(shape) else None
             if product is not None:
                 src, prec = product
-                shape, alone = (shape[0], x.shape[1]), None
-                continue
-            rsrc, rshape, rprec = self._operand(f, x)
-            src, shape, prec = self._product(f, (alone, src, shape, prec), (x, rsrc, rshape, rprec))
+                shape = (x.shape[0], shape[1]) if right else (shape[0], x.shape[1])
+            else:
+                xsrc, xshape, xprec = self._operand(f, x, lazy=True)
+                if right:
+                    src, shape, prec = self._product(f, (x, xsrc, xshape, xprec), (alone, src, shape, prec))
+                else:
+                    src, shape, prec = self._product(f, (alone, src, shape, prec), (x, xsrc, xshape, xprec))
             alone = None
+            if k + 1 < len(seq):
+                part = E.mul(*(reversed(seq[:k + 1]) if right else seq[:k + 1]))
+                if f.shared(part):
+                    src, prec = f.name_as(part, src), ATOM
         return src, prec
 
     def _kron_times_vector(self, f, x, v_src, v_prec, transpose=False) -> tuple[str, int] | None:
@@ -417,7 +471,9 @@ class _Module:
         z = f.temp(f"{root}[:, None] * {f.wrap(chain[2], MUL + 1)}")
         return f"{z}.T @ {z}", MUL
 
-    def _operand(self, f, x):
+    def _operand(self, f, x, lazy: bool = False):
+        if lazy and _is_diag(x):
+            return "", x.shape, ATOM      # _product broadcasts diag(v): no dense matrix is made
         if isinstance(x, E.Transpose) and not (is_scalar(x.shape) or is_column(x.shape) or is_row(x.shape)):
             return f.wrap(x.arg, ATOM) + ".T", x.shape, ATOM
         if isinstance(x, E.Transpose):
@@ -520,6 +576,9 @@ class _Module:
         return self.op("matrix_power", x=f.code(e.base), k=(str(e.k), ATOM))
 
     def _emit_Apply(self, f, e):
+        partner = PAIRED.get(e.fn)
+        if partner is not None and f.needs(E.apply(partner, e.arg)):
+            return f"{f.pair(e.arg)}[{0 if e.fn is Fn.LOGSUMEXP else 1}]", ATOM
         if e.arg.is_scalar and e.fn in SCALAR_FORMS:     # tr(x'*A*x): a scalar already
             if SCALAR_FORMS[e.fn] is None:
                 return self.call(f, self.t.functions[Fn.LOG], e.arg, POW)[0], SCALAR_FORMS_PREC[e.fn]

@@ -56,7 +56,11 @@ class Keys:
     def _push(self, e: E.Expr, t: bool) -> E.Expr:
         if isinstance(e, E.Transpose):
             return self.pushed(e.arg, not t)
-        if e.is_scalar:
+        if e.is_scalar:      # its own transpose: uᵀv and vᵀu are one scalar, in one orientation
+            if isinstance(e, E.Mul) and not any(f.is_scalar for f in e.factors):
+                ahead = E.mul(*(self.pushed(f) for f in e.factors))
+                back = E.mul(*(self.pushed(f, True) for f in reversed(e.factors)))
+                return min(ahead, back, key=self._rank)
             return e
         if isinstance(e, E.Mul):
             factors = [self.pushed(f, t) for f in e.factors]

@@ -94,6 +94,13 @@ def _numeric_helpers(ns: str, param: str = "", positive_part: str = "{ns}.maximu
     m = {ns}.max(x)
     return m + {ns}.log({ns}.sum({ns}.exp(x - m)))
 ''',
+        # both, where a function needs both (a cross-entropy and its gradient): one exp
+        "_logsumexp_softmax": f'''def _logsumexp_softmax({param}x):
+    m = {ns}.max(x)
+    z = {ns}.exp(x - m)
+    s = {ns}.sum(z)
+    return m + {ns}.log(s), z / s
+''',
     }
 
 
@@ -171,6 +178,7 @@ NUMPY = Target(
         "full": "np.full({shape}, {v})",
         "outer": "np.outer({a}, {b})",
         "sum_axis": "np.sum({x}, axis={axis})",     # A @ ones, ones' @ A: a sum, no multiplications
+        "logsumexp_softmax": "_logsumexp_softmax({x})",
         "multi_dot": "np.linalg.multi_dot([{xs}])",     # three or more matrices: cheapest order
         "frobenius": "np.vdot({a}, {b})",
         "kron": "np.kron({a}, {b})",
@@ -233,6 +241,7 @@ TORCH = Target(
         "full": "torch.full({dims}, {v}{like})",
         "outer": "torch.outer({a}, {b})",
         "sum_axis": "torch.sum({x}, dim={axis})",
+        "logsumexp_softmax": "_logsumexp_softmax({x})",
         "multi_dot": "torch.linalg.multi_dot([{xs}])",
         "frobenius": Form("torch.sum({a} * {b})", operand=MUL + 1),
         "kron": "_kron({a}, {b})",
@@ -291,6 +300,7 @@ ARRAY_API = Target(
         "full": Form("{v} * xp.ones({shape}{like})", MUL, MUL),   # xp.full wants a Python scalar
         "outer": "xp.linalg.outer({a}, {b})",
         "sum_axis": "xp.sum({x}, axis={axis})",
+        "logsumexp_softmax": "_logsumexp_softmax(xp, {x})",
         "frobenius": Form("xp.sum({a} * {b})", operand=MUL + 1),
         "kron": "_kron(xp, {a}, {b})",
         "flatten": "xp.reshape({x}, (-1,))",
