@@ -83,6 +83,17 @@ def _trivial(e: E.Expr) -> bool:
     return isinstance(e, (E.Symbol, E.Const)) or (isinstance(e, E.Transpose) and isinstance(e.arg, E.Symbol))
 
 
+# Chains longer than this share only whole products (the subchains are quadratic in number).
+SUBCHAINS_UP_TO = 12
+
+
+def _subchains(chain: list[E.Expr]) -> list[tuple[int, int, E.Expr]]:
+    """(start, length, product) of 2 to len-1 consecutive factors of a matrix chain, longest first."""
+    if not 3 <= len(chain) <= SUBCHAINS_UP_TO:
+        return []
+    return [(i, n, E.mul(*chain[i:i + n])) for n in range(len(chain) - 1, 1, -1) for i in range(len(chain) - n + 1)]
+
+
 def _untransposed(e: E.Expr) -> E.Expr:
     """Aᵀ is A's class: computed as A (then transposed by name), never as Aᵀ of itself."""
     while isinstance(e, E.Transpose):
@@ -121,14 +132,10 @@ class _Function:
             for k in reversed(n.children()):
                 self.uses[self._class(k)] += 1
                 todo.append(k)
-        for form in list(self.form.values()):   # partial products of chains: shared with whole classes
+        for form in list(self.form.values()):   # products inside chains: shared with whole classes
             if isinstance(form, E.Mul):
-                chain = [x for x in form.factors if not x.is_scalar]
-                order = module.chain_order(chain) if len(chain) >= 3 else "multi_dot"
-                if order != "multi_dot":
-                    seq = list(reversed(chain)) if order == "right" else chain
-                    for k in range(2, len(seq)):
-                        self.uses[self._class(E.mul(*(reversed(seq[:k]) if order == "right" else seq[:k])))] += 1
+                for _, _, part in _subchains([x for x in form.factors if not x.is_scalar]):
+                    self.uses[self._class(part)] += 1
         for (rep, c), form in list(self.form.items()):   # c·rep from the base class's name: a use of it
             base = (rep, self.base[rep])
             if c != base[1] and not any(self._class(k) == base for k in form.children()):
@@ -390,27 +397,20 @@ class _Module:
         gram = self._gram(f, chain)
         if gram is not None:
             return gram
+        shared = next(((i, n, p) for i, n, p in _subchains(chain) if f.shared(p)), None)
+        if shared is not None:      # the longest product computed anyway (A B in A B x and in A B): its name
+            i, n, part = shared
+            return self._chain(f, chain[:i] + [part] + chain[i + n:])
         order = self.chain_order(chain)
         if order == "multi_dot":
             # matrices only: the cheapest parenthesisation depends on the sizes, known at call time
             return self.op("multi_dot", xs=(", ".join(self._operand(f, x)[0] for x in chain), ATOM))
         right = order == "right"
         seq = list(reversed(chain)) if right else list(chain)
-        # the longest partial product already named (or shared) starts the loop
-        start = 1
-        for k in range(len(seq) - 1, 1, -1):
-            part = E.mul(*(reversed(seq[:k]) if right else seq[:k]))
-            if f.shared(part):
-                start = k
-                break
-        if start > 1:
-            src, prec = f.code(part)
-            shape, alone = part.shape, None
-        else:
-            # `alone` is the factor while the partial product is a single one (diag(v) needs to be seen)
-            alone = seq[0]
-            src, shape, prec = self._operand(f, alone, lazy=len(chain) > 1)
-        for k in range(start, len(seq)):
+        # `alone` is the factor while the partial product is a single one (diag(v) needs to be seen)
+        alone = seq[0]
+        src, shape, prec = self._operand(f, alone, lazy=len(chain) > 1)
+        for k in range(1, len(seq)):
             x = seq[k]
             if right:
                 product = self._kron_times_vector(f, x, src, prec) if is_column(shape) else None
