@@ -80,7 +80,9 @@ def _is_ones_vector(e: E.Expr | None) -> bool:
 
 
 def _trivial(e: E.Expr) -> bool:
-    return isinstance(e, (E.Symbol, E.Const)) or (isinstance(e, E.Transpose) and isinstance(e.arg, E.Symbol))
+    """Never worth a temporary: a name, a number, ones (products with it are sums, often not made)."""
+    return isinstance(e, (E.Symbol, E.Const)) or (isinstance(e, E.Transpose) and isinstance(e.arg, E.Symbol)) \
+        or _is_ones_vector(e)
 
 
 # Chains longer than this share only whole products (the subchains are quadratic in number).
@@ -120,12 +122,17 @@ class _Function:
         for root in roots:
             self.uses[self._class(root)] += 1
         todo = list(reversed(roots))
+        seen: set[E.Expr] = set()
         while todo:
             n = _untransposed(todo.pop())
-            cls = self._class(n)
-            if cls in self.form:
+            if n in seen:
                 continue
-            self.form[cls] = n
+            # every distinct form's parts count: an emitter may write a second form from its parts
+            # (v ones' as v[:, None]), and then those parts are shared too
+            seen.add(n)
+            cls = self._class(n)
+            if cls not in self.form:
+                self.form[cls] = n
             rep, c = cls
             if c == 1 or rep not in self.base:
                 self.base[rep] = c
@@ -186,6 +193,15 @@ class _Function:
         if ratio == -1:
             return "-" + arg, UNARY
         return f"{float(ratio)!r} * {arg}", MUL
+
+    def part(self, whole: E.Expr, e: E.Expr) -> tuple[str, int]:
+        """The code of e, a part an emitter writes `whole` from without naming `whole`
+        (diag(v) as a broadcast of v): named if `whole` is wanted again."""
+        return (self.named(e), ATOM) if self.shared(whole) else self.code(e)
+
+    def wrap_part(self, whole: E.Expr, e: E.Expr) -> str:
+        src, prec = self.part(whole, e)
+        return src if prec >= ATOM else f"({src})"
 
     def needs(self, e: E.Expr) -> bool:
         """Does this function compute e (up to transposition and scale)?"""
@@ -489,13 +505,15 @@ class _Module:
         par = lambda s, p: s if p >= MUL + 1 else f"({s})"
         # diag(v) next to something: a broadcast instead of a dense diagonal
         atom = lambda s, p: s if p >= ATOM else f"({s})"
+        if _is_diag(lx) and _is_diag(rx):       # diag(v) diag(w) = diag(v ⊙ w)
+            return self.call(f, self.t.functions[Fn.DIAG], E.hadamard(lx.arg, rx.arg))[0], shape, ATOM
         if isinstance(lx, E.Apply) and lx.fn is Fn.DIAG:
-            v, vp = f.code(lx.arg)
+            v, vp = f.part(lx, lx.arg)
             if is_column(rshape):
                 return f"{atom(v, vp)} * {par(rs, rp)}", shape, MUL
             return f"{atom(v, vp)}[:, None] * {par(rs, rp)}", shape, MUL
         if isinstance(rx, E.Apply) and rx.fn is Fn.DIAG:
-            v, vp = f.code(rx.arg)
+            v, vp = f.part(rx, rx.arg)
             return f"{par(ls, lp)} * {atom(v, vp)}", shape, MUL
         if is_scalar(lshape) or is_scalar(rshape):
             return f"{par(ls, lp)} * {par(rs, rp)}", shape, MUL
@@ -519,9 +537,9 @@ class _Module:
             return None
         a, b = e.factors
         if is_column(a.shape) and _is_ones_vector(b) and E.is_const(b.value, 1):
-            return f"{f.wrap(a, ATOM)}[:, None]"
+            return f"{f.wrap_part(e, a)}[:, None]"
         if is_row(b.shape) and _is_ones_vector(a) and E.is_const(a.value, 1):
-            return f"{f.wrap(b, ATOM)}[None, :]"
+            return f"{f.wrap_part(e, b)}[None, :]"
         return None
 
     def _full(self, parts) -> list[bool]:
@@ -576,6 +594,9 @@ class _Module:
         return self.op("matrix_power", x=f.code(e.base), k=(str(e.k), ATOM))
 
     def _emit_Apply(self, f, e):
+        diagonal = self._diagonal_of_product(f, e)
+        if diagonal is not None:
+            return diagonal
         partner = PAIRED.get(e.fn)
         if partner is not None and f.needs(E.apply(partner, e.arg)):
             return f"{f.pair(e.arg)}[{0 if e.fn is Fn.LOGSUMEXP else 1}]", ATOM
@@ -595,6 +616,23 @@ class _Module:
                 return f.code(e.arg)[0], ATOM
             return self.op("vec", x=f.code(e.arg))
         return self.call(f, self.t.functions[e.fn], e.arg)
+
+    def _diagonal_of_product(self, f, e) -> tuple[str, int] | None:
+        """diag(L R) = Σⱼ (L ⊙ Rᵀ)ᵢⱼ: the diagonal without the rest of the product (n² work, not n³)."""
+        if not (e.fn is Fn.DIAGV and isinstance(e.arg, E.Mul)):
+            return None
+        chain = [x for x in e.arg.factors if not x.is_scalar]
+        scale = [x for x in e.arg.factors if x.is_scalar]
+        if len(chain) < 2 or any(_is_diag(x) for x in chain):
+            return None
+        left, right = E.mul(*chain[:-1]), chain[-1]
+        if any(is_column(x.shape) or is_row(x.shape) for x in (left, right)):
+            return None
+        pairs = f"{f.wrap(left, MUL + 1)} * {f.wrap(E.transpose(right), MUL + 1)}"
+        total = self.op("sum_axis", x=(pairs, MUL), axis=("1", ATOM))
+        if not scale:
+            return total
+        return f"{f.wrap(E.mul(*scale), MUL)} * {total[0]}", MUL
 
     def call(self, f, template, arg: E.Expr, level: int = 0) -> tuple[str, int]:
         """A function's template applied to arg (parenthesised below `level`).  An argument

@@ -23,6 +23,10 @@ from .. import expr as E
 from ..rules.algebra import is_symmetric
 from ..shapes import is_column, is_row
 
+# Functions with f(Xᵀ) = f(X): the argument is taken in one orientation (diag(AB) = diag(BᵀAᵀ)).
+ORIENTATION_FREE = {E.Fn.TRACE, E.Fn.DIAGV, E.Fn.SUM, E.Fn.NORM1, E.Fn.NORM2, E.Fn.DET, E.Fn.LOGDET,
+                    E.Fn.NORM_NUC, E.Fn.NORM_SPEC, E.Fn.EIGVALS, E.Fn.EIGMAX, E.Fn.EIGMIN}
+
 # Nodes through which a transpose moves inwards, and through which a scalar factor
 # moves to one operand (c(AB) = (cA)B, c(A⊙B) = (cA)⊙B, (cA)ᵀ = cAᵀ).
 _SCALE_THROUGH = (E.Mul, E.Hadamard, E.Transpose)
@@ -56,6 +60,10 @@ class Keys:
     def _push(self, e: E.Expr, t: bool) -> E.Expr:
         if isinstance(e, E.Transpose):
             return self.pushed(e.arg, not t)
+        if isinstance(e, E.Apply) and e.fn in ORIENTATION_FREE and not e.arg.is_scalar:
+            arg = min(self.pushed(e.arg), self.pushed(e.arg, True), key=self._rank)
+            e = e if arg == e.arg else E.apply(e.fn, arg)
+            return E.transpose(e) if t and not e.is_scalar else e
         if e.is_scalar:      # its own transpose: uᵀv and vᵀu are one scalar, in one orientation
             if isinstance(e, E.Mul) and not any(f.is_scalar for f in e.factors):
                 ahead = E.mul(*(self.pushed(f) for f in e.factors))

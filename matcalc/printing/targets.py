@@ -301,6 +301,7 @@ ARRAY_API = Target(
         "outer": "xp.linalg.outer({a}, {b})",
         "sum_axis": "xp.sum({x}, axis={axis})",
         "logsumexp_softmax": "_logsumexp_softmax(xp, {x})",
+        "multi_dot": "_multi_dot([{xs}])",         # the standard has none: the helper's order
         "frobenius": Form("xp.sum({a} * {b})", operand=MUL + 1),
         "kron": "_kron(xp, {a}, {b})",
         "flatten": "xp.reshape({x}, (-1,))",
@@ -310,6 +311,22 @@ ARRAY_API = Target(
         "commutation": "_commutation(xp, {m}, {n}{like})",
     },
     helpers={**_numeric_helpers("xp", "xp, "), **MATFUN_HELPERS,
+             "_multi_dot": '''def _multi_dot(arrays):
+    """A chain of matrices in the cheapest order for their sizes (as numpy.linalg.multi_dot)."""
+    n = len(arrays)
+    dims = [a.shape[0] for a in arrays] + [arrays[-1].shape[1]]
+    cost = {(i, i): 0 for i in range(n)}
+    split = {}
+    for length in range(1, n):
+        for i in range(n - length):
+            j = i + length
+            cost[i, j], split[i, j] = min((cost[i, k] + cost[k + 1, j] + dims[i] * dims[k + 1] * dims[j + 1], k)
+                                          for k in range(i, j))
+
+    def product(i, j):
+        return arrays[i] if i == j else product(i, split[i, j]) @ product(split[i, j] + 1, j)
+    return product(0, n - 1)
+''',
              "_diag": '''def _diag(xp, v):
     return v[:, None] * xp.eye(v.shape[0], dtype=v.dtype, device=array_api_compat.device(v))
 ''',
