@@ -171,7 +171,8 @@ def run(quick: bool = False) -> dict:
         rows = _rows(problem, inputs)
         times = C.interleaved(rows, repeats, quiet=QUIET)
         note = f"; one expression `{problem.expression}`, program `{problem.program}`"
-        text, med = _section(problem.title, rows, times, "hand-written NumPy backprop", note=note)
+        title = problem.title + (" (--quick: small sizes)" if quick else "")
+        text, med = _section(title, rows, times, "hand-written NumPy backprop", note=note)
         parts.append(text)
         print(text + "\n", flush=True)
         for spelling in ("one expression", "program"):

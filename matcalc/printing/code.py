@@ -119,6 +119,7 @@ class _Function:
         self.uses: Counter = Counter()                     # (rep, c) -> uses
         self.form: dict[tuple, E.Expr] = {}                # (rep, c) -> the form computed
         self.base: dict[E.Expr, object] = {}               # rep -> the c of the class the others scale
+        self.pending: set[tuple] = set()                   # classes whose code is being written
         for root in roots:
             self.uses[self._class(root)] += 1
         todo = list(reversed(roots))
@@ -173,10 +174,14 @@ class _Function:
             return self._oriented(*self.names[(rep, c)], t, rep), ATOM
         base = self.base.get(rep, c)
         # a multiple of a class computed anyway: a pass over its name, not a recomputation
-        via_base = base != c and ((rep, base) in self.names or self.uses[(rep, base)] > 1)
+        # (not while the base class is being written: its form may be written from this one)
+        via_base = base != c and ((rep, base) in self.names or self.uses[(rep, base)] > 1) \
+            and (rep, base) not in self.pending
         if self.uses[(rep, c)] > 1 and not _trivial(rep):
             form = self.form.get((rep, c)) or _untransposed(e)
+            self.pending.add((rep, c))
             src, prec = self._scale(c / base, rep, base) if via_base else self.m.emit(self, form)
+            self.pending.discard((rep, c))
             name = f"_t{self.m.next_temp()}"
             self.lines.append(f"{name} = {src}")
             held = False if via_base else self.keys.key(form)[2]
@@ -202,6 +207,12 @@ class _Function:
     def wrap_part(self, whole: E.Expr, e: E.Expr) -> str:
         src, prec = self.part(whole, e)
         return src if prec >= ATOM else f"({src})"
+
+    def computed(self, e: E.Expr) -> bool:
+        """Is e computed anyway (a whole subexpression somewhere, and shared)?  A product that
+        only two chains have in common is not: multiplying it out could cost more than
+        each chain in its own cheapest order (Xᵀ G X, d×d, against Xᵀ (G (X W)))."""
+        return self._class(e) in self.form and self.shared(e)
 
     def needs(self, e: E.Expr) -> bool:
         """Does this function compute e (up to transposition and scale)?"""
@@ -369,7 +380,8 @@ class _Module:
             if row is not None:
                 out.append((" + " if i else "") + row)
             elif i and isinstance(t, E.Mul) and isinstance(t.factors[0], E.Const) and t.factors[0].value < 0:
-                out.append(" - " + f.wrap(E.mul(E.Const(-t.factors[0].value), *t.factors[1:]), MUL + 1))
+                positive = E.mul(E.Const(-t.factors[0].value), *t.factors[1:])
+                out.append(" - " + (self._broadcast_operand(f, positive, full) or f.wrap(positive, MUL + 1)))
             elif i and isinstance(t, E.Const) and t.value < 0:
                 out.append(f" - {repr(float(-t.value))}")
             else:
@@ -413,10 +425,16 @@ class _Module:
         gram = self._gram(f, chain)
         if gram is not None:
             return gram
-        shared = next(((i, n, p) for i, n, p in _subchains(chain) if f.shared(p)), None)
+        # a product computed anyway, or shared with other chains where only diag(v) factors
+        # (broadcasts, no products) are left around it
+        shared = next(((i, n, p) for i, n, p in _subchains(chain) if f.computed(p) or (
+            f.shared(p) and all(_is_diag(x) for x in chain[:i] + chain[i + n:]))), None)
         if shared is not None:      # the longest product computed anyway (A B in A B x and in A B): its name
             i, n, part = shared
             return self._chain(f, chain[:i] + [part] + chain[i + n:])
+        ends = self._diag_ends(f, chain)
+        if ends is not None:
+            return ends
         order = self.chain_order(chain)
         if order == "multi_dot":
             # matrices only: the cheapest parenthesisation depends on the sizes, known at call time
@@ -444,8 +462,27 @@ class _Module:
             alone = None
             if k + 1 < len(seq):
                 part = E.mul(*(reversed(seq[:k + 1]) if right else seq[:k + 1]))
-                if f.shared(part):
+                if f.computed(part):
                     src, prec = f.name_as(part, src), ATOM
+        return src, prec
+
+    def _diag_ends(self, f, chain) -> tuple[str, int] | None:
+        """diag(v) A B C diag(w): the matrices in their cheapest order, then the diagonals as
+        broadcasts (which cost the same at either end)."""
+        lo, hi = 0, len(chain)
+        while lo < hi and _is_diag(chain[lo]):
+            lo += 1
+        while hi > lo and _is_diag(chain[hi - 1]):
+            hi -= 1
+        middle = chain[lo:hi]
+        if not (lo or hi < len(chain)) or len(middle) < 3 or self.chain_order(middle) != "multi_dot":
+            return None
+        src, prec = self._chain(f, middle)
+        shape = (middle[0].shape[0], middle[-1].shape[1])
+        for x in reversed(chain[:lo]):
+            src, shape, prec = self._product(f, (x, "", x.shape, ATOM), (None, src, shape, prec))
+        for x in chain[hi:]:
+            src, shape, prec = self._product(f, (None, src, shape, prec), (x, "", x.shape, ATOM))
         return src, prec
 
     def _kron_times_vector(self, f, x, v_src, v_prec, transpose=False) -> tuple[str, int] | None:
