@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import builtins
 import keyword
-from collections import Counter
 from fractions import Fraction
 
 from .. import expr as E
@@ -23,6 +22,7 @@ from ..expr import Fn
 from ..rules.algebra import is_nonnegative, is_spd, is_symmetric, transposed
 from ..shapes import is_column, is_row, is_scalar
 from . import cse
+from .cse import _Function, _is_diag, _is_ones_vector, _subchains
 from .targets import ADD, ATOM, MUL, POW, UNARY, Form, Target, form
 from .text import to_text
 
@@ -70,195 +70,6 @@ def python_names(names, reserved) -> dict[str, str]:
     return out
 
 
-def _is_diag(e: E.Expr) -> bool:
-    return isinstance(e, E.Apply) and e.fn is Fn.DIAG
-
-
-def _is_ones_vector(e: E.Expr | None) -> bool:
-    """c·ones(n) or its transpose: a Broadcast vector (a product with it is a sum)."""
-    return isinstance(e, E.Broadcast) and (is_column(e.shape) or is_row(e.shape)) and not e.is_scalar
-
-
-def _trivial(e: E.Expr) -> bool:
-    """Never worth a temporary: a name, a number, ones (products with it are sums, often not made)."""
-    return isinstance(e, (E.Symbol, E.Const)) or (isinstance(e, E.Transpose) and isinstance(e.arg, E.Symbol)) \
-        or _is_ones_vector(e)
-
-
-# Chains longer than this share only whole products (the subchains are quadratic in number).
-SUBCHAINS_UP_TO = 12
-
-
-def _subchains(chain: list[E.Expr]) -> list[tuple[int, int, E.Expr]]:
-    """(start, length, product) of 2 to len-1 consecutive factors of a matrix chain, longest first."""
-    if not 3 <= len(chain) <= SUBCHAINS_UP_TO:
-        return []
-    return [(i, n, E.mul(*chain[i:i + n])) for n in range(len(chain) - 1, 1, -1) for i in range(len(chain) - n + 1)]
-
-
-def _untransposed(e: E.Expr) -> E.Expr:
-    """Aᵀ is A's class: computed as A (then transposed by name), never as Aᵀ of itself."""
-    while isinstance(e, E.Transpose):
-        e = e.arg
-    return e
-
-
-class _Function:
-    """Straight-line code for one generated function, with shared subexpressions.
-
-    Subexpressions are shared by class (cse.Keys): e, eᵀ and c·e are one class
-    when the derivation holds more than one of them; the first form met is computed,
-    and the others are its name, transposed (a view) or scaled (one pass, never a
-    recomputation)."""
-
-    def __init__(self, module: "_Module", roots: list[E.Expr]):
-        self.m = module
-        self.keys = module.keys
-        self.lines: list[str] = []
-        self.names: dict[tuple, tuple[str, bool]] = {}    # (rep, c) -> (name, holds repᵀ)
-        self.uses: Counter = Counter()                     # (rep, c) -> uses
-        self.form: dict[tuple, E.Expr] = {}                # (rep, c) -> the form computed
-        self.base: dict[E.Expr, object] = {}               # rep -> the c of the class the others scale
-        self.pending: set[tuple] = set()                   # classes whose code is being written
-        for root in roots:
-            self.uses[self._class(root)] += 1
-        todo = list(reversed(roots))
-        seen: set[E.Expr] = set()
-        while todo:
-            n = _untransposed(todo.pop())
-            if n in seen:
-                continue
-            # every distinct form's parts count: an emitter may write a second form from its parts
-            # (v ones' as v[:, None]), and then those parts are shared too
-            seen.add(n)
-            cls = self._class(n)
-            if cls not in self.form:
-                self.form[cls] = n
-            rep, c = cls
-            if c == 1 or rep not in self.base:
-                self.base[rep] = c
-            for k in reversed(n.children()):
-                self.uses[self._class(k)] += 1
-                todo.append(k)
-        for form in list(self.form.values()):   # products inside chains: shared with whole classes
-            if isinstance(form, E.Mul):
-                for _, _, part in _subchains([x for x in form.factors if not x.is_scalar]):
-                    self.uses[self._class(part)] += 1
-        for (rep, c), form in list(self.form.items()):   # c·rep from the base class's name: a use of it
-            base = (rep, self.base[rep])
-            if c != base[1] and not any(self._class(k) == base for k in form.children()):
-                self.uses[base] += 1
-
-    def _class(self, e: E.Expr) -> tuple:
-        rep, c, _ = self.keys.key(e)
-        return rep, c
-
-    def assign(self, name: str, e: E.Expr, body_of: E.Expr | None = None):
-        self.lines.append(f"{name} = {self.code(e)[0]}")
-        self._name(e, name)
-        if body_of is not None:
-            self._name(body_of, name)
-
-    def _name(self, e: E.Expr, name: str) -> None:
-        rep, c, t = self.keys.key(e)
-        self.names.setdefault((rep, c), (name, t))
-
-    def _oriented(self, name: str, holds_t: bool, want_t: bool, rep: E.Expr) -> str:
-        vector = is_column(rep.shape) or is_row(rep.shape) or rep.is_scalar
-        return name + ".T" if holds_t != want_t and not vector else name
-
-    def code(self, e: E.Expr) -> tuple[str, int]:
-        """(source, precedence) of e, emitting temporaries for shared parts."""
-        rep, c, t = self.keys.key(e)
-        if (rep, c) in self.names:
-            return self._oriented(*self.names[(rep, c)], t, rep), ATOM
-        base = self.base.get(rep, c)
-        # a multiple of a class computed anyway: a pass over its name, not a recomputation
-        # (not while the base class is being written: its form may be written from this one)
-        via_base = base != c and ((rep, base) in self.names or self.uses[(rep, base)] > 1) \
-            and (rep, base) not in self.pending
-        if self.uses[(rep, c)] > 1 and not _trivial(rep):
-            form = self.form.get((rep, c)) or _untransposed(e)
-            self.pending.add((rep, c))
-            src, prec = self._scale(c / base, rep, base) if via_base else self.m.emit(self, form)
-            self.pending.discard((rep, c))
-            name = f"_t{self.m.next_temp()}"
-            self.lines.append(f"{name} = {src}")
-            held = False if via_base else self.keys.key(form)[2]
-            self.names[(rep, c)] = (name, held)
-            return self._oriented(name, held, t, rep), ATOM
-        if via_base:
-            return self._scale(c / base, E.transpose(rep) if t else rep, base)
-        return self.m.emit(self, e)
-
-    def _scale(self, ratio, rep: E.Expr, base) -> tuple[str, int]:
-        """ratio · (base · rep), from the code of base · rep: a negation or one multiplication."""
-        src = self.code(cse.scaled(base, rep) if base != 1 else rep)
-        arg = src[0] if src[1] >= (ATOM if ratio == -1 else MUL + 1) else f"({src[0]})"
-        if ratio == -1:
-            return "-" + arg, UNARY
-        return f"{float(ratio)!r} * {arg}", MUL
-
-    def part(self, whole: E.Expr, e: E.Expr) -> tuple[str, int]:
-        """The code of e, a part an emitter writes `whole` from without naming `whole`
-        (diag(v) as a broadcast of v): named if `whole` is wanted again."""
-        return (self.named(e), ATOM) if self.shared(whole) else self.code(e)
-
-    def wrap_part(self, whole: E.Expr, e: E.Expr) -> str:
-        src, prec = self.part(whole, e)
-        return src if prec >= ATOM else f"({src})"
-
-    def computed(self, e: E.Expr) -> bool:
-        """Is e computed anyway (a whole subexpression somewhere, and shared)?  A product that
-        only two chains have in common is not: multiplying it out could cost more than
-        each chain in its own cheapest order (Xᵀ G X, d×d, against Xᵀ (G (X W)))."""
-        return self._class(e) in self.form and self.shared(e)
-
-    def needs(self, e: E.Expr) -> bool:
-        """Does this function compute e (up to transposition and scale)?"""
-        return self._class(e) in self.form
-
-    def pair(self, x: E.Expr) -> str:
-        """The name of (logsumexp(x), softmax(x)), computed together (one exp)."""
-        key = ("logsumexp_softmax",) + self._class(x)
-        if key not in self.names:
-            self.names[key] = (self.temp(self.m.op("logsumexp_softmax", x=self.code(x))[0]), False)
-        return self.names[key][0]
-
-    def shared(self, e: E.Expr) -> bool:
-        """Is e (up to transposition and scale) named already, or used more than once?"""
-        rep, c, _ = self.keys.key(e)
-        return (rep, c) in self.names or (self.uses[(rep, c)] > 1 and not _trivial(rep))
-
-    def name_as(self, e: E.Expr, src: str) -> str:
-        """src (the code of e) into a temporary that e's class will reuse."""
-        rep, c, t = self.keys.key(e)
-        if (rep, c) in self.names:
-            return self._oriented(*self.names[(rep, c)], t, rep)
-        name = self.temp(src)
-        self.names[(rep, c)] = (name, t)
-        return name
-
-    def named(self, e: E.Expr) -> str:
-        """e as a name: a temporary unless it is one already (for code that uses it twice)."""
-        src, prec = self.code(e)
-        if prec == ATOM and src.isidentifier():
-            return src
-        name = self.temp(src)
-        self._name(e, name)
-        return name
-
-    def temp(self, src: str) -> str:
-        """A new temporary holding src."""
-        name = f"_t{self.m.next_temp()}"
-        self.lines.append(f"{name} = {src}")
-        return name
-
-    def wrap(self, e: E.Expr, level: int) -> str:
-        src, prec = self.code(e)
-        return f"({src})" if prec < level else src
-
-
 class _Module:
     def __init__(self, d, target: Target):
         self.d = d
@@ -267,12 +78,16 @@ class _Module:
         program = d.program
         self.program = program
         self.wrt = list(d.results)
-        own = set(target.bound) | {"value", "value_and_grad"} | {f"{d.command}_{w}" for w in self.wrt}
+        own = set(target.bound) | {"value", "value_and_grad", "hvp", "jvp", "value_and_jvp"} | \
+            {f"{d.command}_{w}" for w in self.wrt} | {f"jvp_{w}" for w in d.wrt}
         inputs = list(program.inputs) + sorted(program.functions) + \
             [f"grad_{f}" for f in sorted(program.functions)]
-        local = [s.name for s, _ in program.definitions] + [g.name for g, _ in d.adjoints]
+        local = [s.name for s, _ in program.definitions] + [g.name for g, _ in list(d.adjoints) + list(d.hvp_named)]
         self.py = python_names(inputs + local, own)
         self.params = [self.py[n] for n in inputs]
+        # the directions dX of a jvp or hvp: parameters beside the inputs, named apart from every name
+        directions = python_names([f"d{w}" for w in d.wrt], own | set(self.py.values()))
+        self.direction = {w: directions[f"d{w}"] for w in d.wrt}
         self.dims = self._dimension_sources()
         self._temps = 0
         # Constants (eye, zeros) and scalar inputs take the dtype and device of an array
@@ -349,6 +164,9 @@ class _Module:
 
     def _emit_Symbol(self, f, e):
         return self.py[e.name], ATOM
+
+    def _emit_Differential(self, f, e):
+        return self.direction[e.target.name], ATOM        # dX: the direction, a parameter
 
     def _emit_Const(self, f, e):
         v = float(e.value)
@@ -701,9 +519,12 @@ class _Module:
         return f"{self.py['grad_' + e.name]}({f.code(e.arg)[0]})", ATOM
 
     # ---------------------------------------------------- functions
-    def function(self, name: str, doc: str, results: list[E.Expr]) -> str:
+    def function(self, name: str, doc: str, results: list[E.Expr], directions: list[str] = (),
+                 as_tuple: bool = False) -> str:
+        """def name(inputs..., dX, ...): straight-line code for the results; `directions`
+        names the variables whose directions dX it takes (a jvp or hvp)."""
         program = self.program
-        defs = _needed(list(program.definitions) + list(self.d.adjoints), results)
+        defs = _needed(list(program.definitions) + list(self.d.adjoints) + list(self.d.hvp_named), results)
         placed = cse.place_scalars([b for _, b in defs] + results, self.keys)
         defs, results = [(s, b) for (s, _), b in zip(defs, placed)], placed[len(defs):]
         fn = _Function(self, [b for _, b in defs] + results)
@@ -714,8 +535,9 @@ class _Module:
         out = [self.fill(self.t.constant, v=fn.code(r))[0] if self.t.constant and r.is_scalar and not E.symbols(r)
                else fn.code(r)[0] for r in results]
         body = [f'    """{doc}"""'] + [f"    {line}" for line in fn.lines]
-        body.append(f"    return {out[0] if len(out) == 1 else ', '.join(out)}")
-        return f"def {name}({', '.join(self.params)}):\n" + "\n".join(body) + "\n"
+        body.append(f"    return {out[0] if len(out) == 1 and not as_tuple else ', '.join(out) + (',' if len(out) == 1 else '')}")
+        params = self.params + [self.direction[w] for w in directions]
+        return f"def {name}({', '.join(params)}):\n" + "\n".join(body) + "\n"
 
 
     def delegate(self, name: str, doc: str, index: int) -> str:
@@ -743,24 +565,58 @@ def _is_scalar_variable(d, name: str) -> bool:
     return variable is not None and variable.is_scalar
 
 
+def _comment(label: str, g: E.Expr) -> str:
+    text = to_text(g)
+    return f"{label} = {text}" if len(text) < 200 else "see the derivation"
+
+
+def _derivative_sections(m: _Module, d) -> list[str]:
+    """grad_X / jacobian_X / hessian_X (and hessian_X_Y blocks), value_and_grad, and for a
+    Hessian hvp: the differential of the gradient along every direction, never the matrix."""
+    what = {"grad": "∂L/∂{}", "jacobian": "∂vec(f)/∂vec({})", "hessian": "∂²L/∂vec({})²"}[d.command]
+    delegate = len(d.results) > SEPARATE_UP_TO
+    sections = []
+    for i, (name, g) in enumerate(d.results.items()):
+        comment = _comment(f"{d.command}_{name}", g)
+        pair = d.blocks.get(name)
+        label = ("∂f/∂{}" if d.command == "jacobian" and _is_scalar_variable(d, name) else what).format(name)
+        if pair:
+            label = f"∂²L/∂vec({pair[0]})∂vec({pair[1]})"
+        if delegate:
+            sections.append(m.delegate(f"{d.command}_{name}", f"{label}: {comment}", i + 1))
+        else:
+            sections.append(m.function(f"{d.command}_{name}", f"{label}: {comment}", [g]))
+    sections.append(m.function("value_and_grad", "The value and every gradient (" +
+                               ", ".join(d.results) + "), sharing the forward pass.",
+                               [d.program.output] + list(d.results.values())))
+    if d.hvp:
+        directions = ", ".join(m.direction[w] for w in d.wrt)
+        sections.append(m.function("hvp", f"The Hessian times the direction ({directions}): a tuple shaped like "
+                                   f"({', '.join(d.wrt)}), the differential of the gradient; never forms the Hessian.",
+                                   [d.hvp[w] for w in d.wrt], d.wrt, as_tuple=True))
+    return sections
+
+
+def _jvp_sections(m: _Module, d) -> list[str]:
+    """jvp_X(..., dX) per variable: df along dX; with several, jvp(..., dX, dY) the total; and value_and_jvp."""
+    sections = [m.function(f"jvp_{name}", f"df along d{name}: {_comment(f'jvp_{name}', g)}", [g], [name])
+                for name, g in d.results.items()]
+    if len(d.results) > 1:
+        sections.append(m.function("jvp", f"The total differential df: {_comment('jvp', d.total)}", [d.total], d.wrt))
+    sections.append(m.function("value_and_jvp", "The value and the total differential df, sharing the forward pass.",
+                               [d.program.output, d.total], d.wrt))
+    return sections
+
+
 def module_source(d, target: Target) -> str:
     """The generated module's source for one target."""
     m = _Module(d, target)
     value = d.program.output
     sections = [m.function("value", "The value of the expression.", [value])]
-    what = {"grad": "∂L/∂{}", "jacobian": "∂vec(f)/∂vec({})", "hessian": "∂²L/∂vec({})²"}[d.command]
-    delegate = len(d.results) > SEPARATE_UP_TO
-    for i, (name, g) in enumerate(d.results.items()):
-        text = to_text(g)
-        comment = f"{d.command}_{name} = {text}" if len(text) < 200 else "see the derivation"
-        label = "∂f/∂{}" if d.command == "jacobian" and _is_scalar_variable(d, name) else what
-        if delegate:
-            sections.append(m.delegate(f"{d.command}_{name}", f"{label.format(name)}: {comment}", i + 1))
-        else:
-            sections.append(m.function(f"{d.command}_{name}", f"{label.format(name)}: {comment}", [g]))
-    sections.append(m.function("value_and_grad", "The value and every gradient (" +
-                               ", ".join(d.results) + "), sharing the forward pass.",
-                               [value] + list(d.results.values())))
+    if d.command == "differential":
+        sections += _jvp_sections(m, d)
+    else:
+        sections += _derivative_sections(m, d)
     shapes = []
     for name, sym in d.program.inputs.items():
         shape = sym.shape

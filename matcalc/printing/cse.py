@@ -1,7 +1,8 @@
 """Common subexpressions of generated code, recognised up to transposition and scale.
 
-Layer L2: imports expr and rules.algebra (for symmetry).  The code printer
-(code.py) asks two things of this module:
+Layer L2: imports expr, rules.algebra (for symmetry) and the target precedences.
+The code printer (code.py) writes each function's body with `_Function` (below),
+which shares subexpressions by the keys of this module:
 
 * `Keys.key(e)`: a key (rep, c, t) with e = c · rep (transposed when t), where rep is
   one representative of e's class: e, eᵀ, −e and 2e share it.  The canonical forms of
@@ -20,8 +21,10 @@ from collections import Counter
 from fractions import Fraction
 
 from .. import expr as E
+from ..expr import Fn
 from ..rules.algebra import is_symmetric
 from ..shapes import is_column, is_row
+from .targets import ATOM, MUL, UNARY
 
 # Functions with f(Xᵀ) = f(X): the argument is taken in one orientation (diag(AB) = diag(BᵀAᵀ)).
 ORIENTATION_FREE = {E.Fn.TRACE, E.Fn.DIAGV, E.Fn.SUM, E.Fn.NORM1, E.Fn.NORM2, E.Fn.DET, E.Fn.LOGDET,
@@ -193,3 +196,195 @@ def place_scalars(exprs: list[E.Expr], keys: Keys) -> list[E.Expr]:
 
     memo: dict = {}
     return [E.map_bottom_up(root, place, memo) for root in exprs]
+
+
+# ------------------------------------------------------------ one generated function's body
+
+def _is_diag(e: E.Expr | None) -> bool:
+    return isinstance(e, E.Apply) and e.fn is Fn.DIAG
+
+
+def _is_ones_vector(e: E.Expr | None) -> bool:
+    """c·ones(n) or its transpose: a Broadcast vector (a product with it is a sum)."""
+    return isinstance(e, E.Broadcast) and (is_column(e.shape) or is_row(e.shape)) and not e.is_scalar
+
+
+def _trivial(e: E.Expr) -> bool:
+    """Never worth a temporary: a name, a number, ones (products with it are sums, often not made)."""
+    return isinstance(e, (E.Symbol, E.Const)) or (isinstance(e, E.Transpose) and isinstance(e.arg, E.Symbol)) \
+        or _is_ones_vector(e)
+
+
+# Chains longer than this share only whole products (the subchains are quadratic in number).
+SUBCHAINS_UP_TO = 12
+
+
+def _subchains(chain: list[E.Expr]) -> list[tuple[int, int, E.Expr]]:
+    """(start, length, product) of 2 to len-1 consecutive factors of a matrix chain, longest first."""
+    if not 3 <= len(chain) <= SUBCHAINS_UP_TO:
+        return []
+    return [(i, n, E.mul(*chain[i:i + n])) for n in range(len(chain) - 1, 1, -1) for i in range(len(chain) - n + 1)]
+
+
+def _untransposed(e: E.Expr) -> E.Expr:
+    """Aᵀ is A's class: computed as A (then transposed by name), never as Aᵀ of itself."""
+    while isinstance(e, E.Transpose):
+        e = e.arg
+    return e
+
+
+class _Function:
+    """Straight-line code for one generated function, with shared subexpressions.
+
+    Subexpressions are shared by class (Keys): e, eᵀ and c·e are one class
+    when the derivation holds more than one of them; the first form met is computed,
+    and the others are its name, transposed (a view) or scaled (one pass, never a
+    recomputation)."""
+
+    def __init__(self, module, roots: list[E.Expr]):
+        """module: the code printer (code._Module): its emit, op, next_temp and keys."""
+        self.m = module
+        self.keys = module.keys
+        self.lines: list[str] = []
+        self.names: dict[tuple, tuple[str, bool]] = {}    # (rep, c) -> (name, holds repᵀ)
+        self.uses: Counter = Counter()                     # (rep, c) -> uses
+        self.form: dict[tuple, E.Expr] = {}                # (rep, c) -> the form computed
+        self.base: dict[E.Expr, object] = {}               # rep -> the c of the class the others scale
+        self.pending: set[tuple] = set()                   # classes whose code is being written
+        for root in roots:
+            self.uses[self._class(root)] += 1
+        todo = list(reversed(roots))
+        seen: set[E.Expr] = set()
+        while todo:
+            n = _untransposed(todo.pop())
+            if n in seen:
+                continue
+            # every distinct form's parts count: an emitter may write a second form from its parts
+            # (v ones' as v[:, None]), and then those parts are shared too
+            seen.add(n)
+            cls = self._class(n)
+            if cls not in self.form:
+                self.form[cls] = n
+            rep, c = cls
+            if c == 1 or rep not in self.base:
+                self.base[rep] = c
+            for k in reversed(n.children()):
+                self.uses[self._class(k)] += 1
+                todo.append(k)
+        for form in list(self.form.values()):   # products inside chains: shared with whole classes
+            if isinstance(form, E.Mul):
+                for _, _, part in _subchains([x for x in form.factors if not x.is_scalar]):
+                    self.uses[self._class(part)] += 1
+        for (rep, c), form in list(self.form.items()):   # c·rep from the base class's name: a use of it
+            base = (rep, self.base[rep])
+            if c != base[1] and not any(self._class(k) == base for k in form.children()):
+                self.uses[base] += 1
+
+    def _class(self, e: E.Expr) -> tuple:
+        rep, c, _ = self.keys.key(e)
+        return rep, c
+
+    def assign(self, name: str, e: E.Expr, body_of: E.Expr | None = None):
+        self.lines.append(f"{name} = {self.code(e)[0]}")
+        self._name(e, name)
+        if body_of is not None:
+            self._name(body_of, name)
+
+    def _name(self, e: E.Expr, name: str) -> None:
+        rep, c, t = self.keys.key(e)
+        self.names.setdefault((rep, c), (name, t))
+
+    def _oriented(self, name: str, holds_t: bool, want_t: bool, rep: E.Expr) -> str:
+        vector = is_column(rep.shape) or is_row(rep.shape) or rep.is_scalar
+        return name + ".T" if holds_t != want_t and not vector else name
+
+    def code(self, e: E.Expr) -> tuple[str, int]:
+        """(source, precedence) of e, emitting temporaries for shared parts."""
+        rep, c, t = self.keys.key(e)
+        if (rep, c) in self.names:
+            return self._oriented(*self.names[(rep, c)], t, rep), ATOM
+        base = self.base.get(rep, c)
+        # a multiple of a class computed anyway: a pass over its name, not a recomputation
+        # (not while the base class is being written: its form may be written from this one)
+        via_base = base != c and ((rep, base) in self.names or self.uses[(rep, base)] > 1) \
+            and (rep, base) not in self.pending
+        if self.uses[(rep, c)] > 1 and not _trivial(rep):
+            form = self.form.get((rep, c)) or _untransposed(e)
+            self.pending.add((rep, c))
+            src, prec = self._scale(c / base, rep, base) if via_base else self.m.emit(self, form)
+            self.pending.discard((rep, c))
+            name = f"_t{self.m.next_temp()}"
+            self.lines.append(f"{name} = {src}")
+            held = False if via_base else self.keys.key(form)[2]
+            self.names[(rep, c)] = (name, held)
+            return self._oriented(name, held, t, rep), ATOM
+        if via_base:
+            return self._scale(c / base, E.transpose(rep) if t else rep, base)
+        return self.m.emit(self, e)
+
+    def _scale(self, ratio, rep: E.Expr, base) -> tuple[str, int]:
+        """ratio · (base · rep), from the code of base · rep: a negation or one multiplication."""
+        src = self.code(scaled(base, rep) if base != 1 else rep)
+        arg = src[0] if src[1] >= (ATOM if ratio == -1 else MUL + 1) else f"({src[0]})"
+        if ratio == -1:
+            return "-" + arg, UNARY
+        return f"{float(ratio)!r} * {arg}", MUL
+
+    def part(self, whole: E.Expr, e: E.Expr) -> tuple[str, int]:
+        """The code of e, a part an emitter writes `whole` from without naming `whole`
+        (diag(v) as a broadcast of v): named if `whole` is wanted again."""
+        return (self.named(e), ATOM) if self.shared(whole) else self.code(e)
+
+    def wrap_part(self, whole: E.Expr, e: E.Expr) -> str:
+        src, prec = self.part(whole, e)
+        return src if prec >= ATOM else f"({src})"
+
+    def computed(self, e: E.Expr) -> bool:
+        """Is e computed anyway (a whole subexpression somewhere, and shared)?  A product that
+        only two chains have in common is not: multiplying it out could cost more than
+        each chain in its own cheapest order (Xᵀ G X, d×d, against Xᵀ (G (X W)))."""
+        return self._class(e) in self.form and self.shared(e)
+
+    def needs(self, e: E.Expr) -> bool:
+        """Does this function compute e (up to transposition and scale)?"""
+        return self._class(e) in self.form
+
+    def pair(self, x: E.Expr) -> str:
+        """The name of (logsumexp(x), softmax(x)), computed together (one exp)."""
+        key = ("logsumexp_softmax",) + self._class(x)
+        if key not in self.names:
+            self.names[key] = (self.temp(self.m.op("logsumexp_softmax", x=self.code(x))[0]), False)
+        return self.names[key][0]
+
+    def shared(self, e: E.Expr) -> bool:
+        """Is e (up to transposition and scale) named already, or used more than once?"""
+        rep, c, _ = self.keys.key(e)
+        return (rep, c) in self.names or (self.uses[(rep, c)] > 1 and not _trivial(rep))
+
+    def name_as(self, e: E.Expr, src: str) -> str:
+        """src (the code of e) into a temporary that e's class will reuse."""
+        rep, c, t = self.keys.key(e)
+        if (rep, c) in self.names:
+            return self._oriented(*self.names[(rep, c)], t, rep)
+        name = self.temp(src)
+        self.names[(rep, c)] = (name, t)
+        return name
+
+    def named(self, e: E.Expr) -> str:
+        """e as a name: a temporary unless it is one already (for code that uses it twice)."""
+        src, prec = self.code(e)
+        if prec == ATOM and src.isidentifier():
+            return src
+        name = self.temp(src)
+        self._name(e, name)
+        return name
+
+    def temp(self, src: str) -> str:
+        """A new temporary holding src."""
+        name = f"_t{self.m.next_temp()}"
+        self.lines.append(f"{name} = {src}")
+        return name
+
+    def wrap(self, e: E.Expr, level: int) -> str:
+        src, prec = self.code(e)
+        return f"({src})" if prec < level else src
