@@ -407,7 +407,7 @@ def test_source_imports_only_its_library_and_uses_only_its_names(target):
     bound = {(a.asname or a.name) for n in imports for a in n.names}
     module_level = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)} | bound
     for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
-        params = {a.arg for a in fn.args.args}
+        params = {a.arg for a in fn.args.args} | {a.arg for a in (fn.args.vararg, fn.args.kwarg) if a}
         assigned = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         for n in ast.walk(fn):
             if isinstance(n, ast.Name):

@@ -24,10 +24,12 @@ from ..shapes import is_column, is_row, is_scalar
 from . import cse
 from .cse import _Function, _is_diag, _is_ones_vector, _subchains
 from .targets import ADD, ATOM, MUL, POW, UNARY, Form, Target, form
+from .numerical import with_solves
 from .text import to_text
 
 # With more derivatives than this, grad_X calls value_and_grad instead of holding
-# its own copy of the forward and backward passes: the module stays linear in size.
+# its own copy of the forward and backward passes, passing its inputs through
+# (not listing them again): the module stays linear in size.
 SEPARATE_UP_TO = 4
 
 # Matrix functions of a 1x1 argument, which the generated code holds as a scalar
@@ -525,6 +527,9 @@ class _Module:
         names the variables whose directions dX it takes (a jvp or hvp)."""
         program = self.program
         defs = _needed(list(program.definitions) + list(self.d.adjoints) + list(self.d.hvp_named), results)
+        memo: dict = {}           # solves for inverses that are only multiplied (numerical.py)
+        defs = [(sym, with_solves(body, memo)) for sym, body in defs]
+        results = [with_solves(r, memo) for r in results]
         placed = cse.place_scalars([b for _, b in defs] + results, self.keys)
         defs, results = [(s, b) for (s, _), b in zip(defs, placed)], placed[len(defs):]
         fn = _Function(self, [b for _, b in defs] + results)
@@ -541,10 +546,13 @@ class _Module:
 
 
     def delegate(self, name: str, doc: str, index: int) -> str:
-        """A derivative taken from value_and_grad: one copy of the backward pass in the module."""
-        return (f"def {name}({', '.join(self.params)}):\n    \"\"\"{doc}\n\n    (Computes every derivative: "
-                f"call value_and_grad to have them all at once.)\"\"\"\n"
-                f"    return value_and_grad({', '.join(self.params)})[{index}]\n")
+        """A derivative taken from value_and_grad: one copy of the backward pass in the module,
+        and a few lines per derivative whatever the number of inputs (value_and_grad's
+        parameters, passed through), so the module grows linearly with the derivatives."""
+        return (f"def {name}(*inputs, **by_name):\n    \"\"\"{doc}\n\n    Takes the inputs of value_and_grad "
+                f"(by position or by name) and computes every derivative: call value_and_grad to have "
+                f"them all at once.\"\"\"\n"
+                f"    return value_and_grad(*inputs, **by_name)[{index}]\n")
 
 
 def _needed(definitions, roots) -> list[tuple[E.Symbol, E.Expr]]:
