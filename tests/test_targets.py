@@ -33,7 +33,8 @@ from matcalc.numeric import to_user
 from matcalc.printing.targets import TARGETS, Form
 
 OPS = ["eye", "zeros", "full", "outer", "frobenius", "kron", "flatten", "unflatten", "vec", "matrix_power",
-       "commutation", "solve", "logdet_spd", "frechet_adj", "frechet_jac", "spectral", "loewner_adj"]
+       "commutation", "solve", "logdet_spd", "frechet_adj", "frechet_jac", "spectral", "loewner_adj",
+       "sum_axis", "logsumexp_softmax"]
 OPTIONAL_OPS = {"multi_dot"}      # where the library has it; otherwise the chain is written out
 
 
@@ -109,6 +110,10 @@ CASES = [
     ("grad", "sum(sqrt(x .* x + 1)) + norm1(A*x - y) + norm2(A)", ["x", "A"], None, True),
     ("grad", "sum(sin(A*x) .* cos(x)) + tan(alpha) + sum(abs(x))", ["A", "x", "alpha"], None, True),
     ("grad", "logsumexp(W*x + b) + y'*log(softmax(W*x))", ["W", "b"], None, True),
+    # code that shares work (issue 17): one exp for logsumexp and softmax, sums for ones products
+    ("grad", "logsumexp(W*x) - y'*W*x", ["W"], None, True),
+    ("grad", "norm2(W2*tanh(W1*X + b1*ones(B)') + b2*ones(B)' - Y)^2 + sum(log(ones(k)'*exp(W2*tanh(W1*X))))",
+     ["W1", "b1", "W2", "b2"], {"W1": "matrix(h, d)", "W2": "matrix(k, h)", "X": "matrix(d, B)"}, True),
     ("grad", "exp(2)*sum(x) + log(3) + softplus(1)*sqrt(2) + sum(x)*step(1) + logdet(x'*x)", ["x"], None, True),
     ("grad", "sum(arcsin(x) + arccos(x) + arctan(A*x) + sinh(x) + cosh(x) + expm1(x)) + sum(log1p(y))"
              " + max(alpha, beta) + sum(min(x, 0)) + sum(max(A*x, x)) + sum(x)/n + pi*alpha^2",
