@@ -438,6 +438,20 @@ class FrechetJac(Expr):
         return frechet_jac(self.fn, kids[0])
 
 
+@node
+class Unvec(Expr):
+    """unvec(v, m, n): the m×n matrix whose vec (columns stacked) is v.  The adjoint
+    of vec: G : vec(M) = unvec(G, m, n) : M (docs/kron-vec.md)."""
+    arg: Expr
+    shape: Shape
+
+    def children(self):
+        return (self.arg,)
+
+    def with_children(self, kids):
+        return unvec(kids[0], self.shape)
+
+
 # ------------------------------------------------------------ constructors
 
 def const(value) -> Const:
@@ -664,6 +678,16 @@ def frechet_jac(fn: Fn, x: Expr) -> Expr:
 def _square_arg(fn: Fn, x: Expr) -> Expr:
     _square(fn, x.shape)
     return x
+
+
+def unvec(v: Expr, shape: Shape) -> Expr:
+    """The matrix of `shape` whose vec is v (v itself where that shape is a column)."""
+    if v.shape[1] != 1 or v.shape[0] != dim_product(shape[0], shape[1]):
+        raise ShapeError(f"unvec() of {show_shape(v.shape)} to {show_shape(shape)}: it needs a vector "
+                         f"of {dim_product(shape[0], shape[1])} entries")
+    if shape == v.shape:
+        return v
+    return transpose(v) if shape[0] == 1 else Unvec(v, tuple(shape))
 
 
 def call(name: str, arg: Expr) -> Expr:

@@ -201,6 +201,8 @@ class Evaluator:
             return _frechet_adj(np, KERNELS[n.fn], v[0], v[1])
         if isinstance(n, E.FrechetJac):
             return _frechet_jac(np, KERNELS[n.fn], v[0])
+        if isinstance(n, E.Unvec):
+            return v[0].reshape((self.dim(n.shape[0]), self.dim(n.shape[1])), order="F")
         if isinstance(n, E.Call):
             return _scalar(self.functions[n.name](v[0]))
         if isinstance(n, E.GradCall):

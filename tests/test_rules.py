@@ -73,6 +73,7 @@ DIFF_CASES: dict[object, list[tuple[str, dict | None]]] = {
     Fn.DIAG: [("diag(x .* y)", None), ("diag(x)*A", None)],
     Fn.DIAGV: [("diag(A*B)", {"A": "matrix(n, m)", "B": "matrix(m, n)"})],
     Fn.VEC: [("vec(A*B)", None)],
+    E.Unvec: [("unvec(v, 2, 3)", {"v": "vector(6)"}), ("unvec(kron(x, y), n, n)*A", None)],
     Fn.SUM: [("sum(A .* B)", None), ("sum(x)", None)],
     Fn.INV: [("inv(X)", None), ("X^-1", None), ("X^-2", None)],
     Fn.DET: [("det(X)", None)],
@@ -234,6 +235,8 @@ def test_elementwise_gradient_checks(fn, template, wrt):
     assert d.result.shape == d.program.inputs[wrt].shape
 
 
+KRON_LET = {"A": "matrix(n, n)", "B": "matrix(m, m)"}
+
 # ====================================================================
 # ADJOINTS: a scalar expression through each linear operation, d.check()
 # ====================================================================
@@ -252,16 +255,18 @@ ADJ_CASES: dict[object, list[tuple[str, dict | None, list[str]]]] = {
     Fn.DIAG: [("y'*diag(x)*z", None, ["x"]), ("sum(diag(x)*A)", None, ["x"]), ("tr(diag(x)*A)", None, ["x"])],
     Fn.DIAGV: [("x'*diag(A*B)", {"A": "matrix(n, m)", "B": "matrix(m, n)"}, ["A", "B"])],
     Fn.SUM: [("sum(A*B)", None, ["A"]), ("sum(x .* y)", None, ["x"])],
+    Fn.VEC: [("sum(vec(A))", None, ["A"]), ("y'*vec(A*B)", None, ["A", "B"]),
+             ("norm2(kron(A, B)*vec(X) - y)^2", KRON_LET, ["X", "A"]), ("vec(x)'*y", None, ["x"])],
+    E.Unvec: [("sum(unvec(v, 2, 3)*A)", {"v": "vector(6)"}, ["v"]),
+              ("tr(unvec(vec(X), n, n)*A)", None, ["X"])],
     E.Solve: [("b'*solve(A, C*x)", None, ["A", "C", "x", "b"])],
     Fn.TRIL_HALF: [("sum(tril_half(X)*A)", None, ["X", "A"])],
     E.FrechetAdj: [("sum(expm(X))", None, ["X"]), ("sum(logm(X)*A)", None, ["X"]),
                    ("y'*sqrtm(S)*z", {"S": "symmetric(n)"}, ["S"]), ("sum(expm_adj(A, X))", None, ["X"])],
 }
 ADJ_UNSUPPORTED = {
-    Fn.VEC: [("sum(vec(A))", "A", "vec()"), ("y'*vec(A*B)", "B", "vec()")],
     E.Kron: [("sum(kron(A, B))", "A", "kron()"), ("x'*kron(A, B)*y", "B", "kron()")],
 }
-KRON_LET = {"A": "matrix(n, n)", "B": "matrix(m, m)"}
 
 
 def test_every_adjoint_has_a_case():
@@ -352,7 +357,9 @@ ALG_CASES: dict[object, list[tuple[str, dict | None, str]]] = {
             ("x'*diag(v)*A", None, "products"),
             ("x*(beta/beta)", None, "scalars commute"),
             ("exp(alpha)/(1 + exp(alpha))*sigmoid(alpha)^3*x", None, "scalars commute"),
-            ("(y'*x)*A + (x'*y)*A", None, "inner products commute")],
+            ("(y'*x)*A + (x'*y)*A", None, "inner products commute"),
+            ("kron(A, B)*vec(X)", {"X": "matrix(m, n)", "B": "matrix(m, m)"}, "vec trick"),
+            ("vec(X)'*kron(A, B)", {"X": "matrix(m, n)", "B": "matrix(m, m)"}, "vec trick")],
     E.Add: [("A + 0*B", None, "zero term"),
             ("A + 2*A - 0.5*A", None, "like terms"),
             ("A*x + B*x", None, "common factor"),
@@ -403,6 +410,10 @@ ALG_CASES: dict[object, list[tuple[str, dict | None, str]]] = {
     Fn.DIAGV: [("diag(diag(x))", None, "diag"), ("diag(x*y')", None, "diag"), ("diag(I) .* x", None, "diag"),
                ("diag(2*x*y'*alpha)", None, "diag")],
     Fn.DIAG: [("diag(ones + 0*x)*A", None, "diag of a constant"), ("diag(0*x + 2)*A", None, "diag of a constant")],
+    E.Unvec: [("unvec(vec(A), n, n)", None, "unvec"), ("unvec(2*x + 0*x, n, m)", None, "unvec"),
+              ("unvec(kron(A, B)*x, m, n)", {"A": "matrix(n, p)", "B": "matrix(m, q)"}, "unvec"),
+              ("unvec(x + 1, n, m)", None, "unvec")],
+    Fn.VEC: [("vec(unvec(v, 2, 3))", {"v": "vector(6)"}, "vec of unvec")],
     Fn.SUM: [("sum(alpha)", None, "sum of a scalar"), ("sum(x'*y)", None, "sum of a scalar")],
     Fn.NORM1: [("norm1(alpha - 3)", None, "norm of a scalar")],
     Fn.NORM2: [("norm2(x'*y)", None, "norm of a scalar"), ("norm2(0)^2 + alpha", None, "norm of a scalar")],

@@ -470,6 +470,11 @@ class _Module:
     def _emit_FrechetJac(self, f, e):
         return self.op("frechet_jac", f=(f"_{e.fn.text}", ATOM), x=f.code(e.x))
 
+    def _emit_Unvec(self, f, e):
+        if is_row(e.shape):                 # a row is the same 1-D array as its vec
+            return f.code(e.arg)
+        return self.op("unvec", x=f.code(e.arg), r=(self.dim(e.shape[0]), ATOM), c=(self.dim(e.shape[1]), ATOM))
+
     def _emit_Call(self, f, e):
         return f"{self.py[e.name]}({f.code(e.arg)[0]})", ATOM
 

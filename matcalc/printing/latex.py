@@ -66,6 +66,11 @@ def latex_name(name: str) -> str:
     return f"{base}_{{{latex_name(sub) if not sub.isdigit() else sub}}}" if sub else base
 
 
+def dim_latex(d) -> str:
+    """A dimension: n, 3, or m n for the product m*n."""
+    return " ".join(x if x.isdigit() else latex_name(x) for x in str(d).split("*"))
+
+
 class LatexPrinter(MathPrinter):
     """Brackets as pretty output's (MathPrinter); only the spellings differ."""
     what = "LaTeX"
@@ -144,6 +149,10 @@ class LatexPrinter(MathPrinter):
         name = E.FRECHET_ADJ[e.fn].replace("_", r"\_")
         return rf"\operatorname{{{name}\_jac}}\left({self.print(e.x)}\right)"
 
+    def _print_Unvec(self, e):
+        rows, cols = (dim_latex(d) for d in e.shape)
+        return rf"\operatorname{{vec}}^{{-1}}_{{{rows} \times {cols}}}\left({self.print(e.arg)}\right)"
+
     def _print_Call(self, e):
         return rf"{latex_name(e.name)}\left({self.print(e.arg)}\right)"
 
@@ -193,8 +202,7 @@ def display_math(tex: str) -> str:
 
 def _space(sym: E.Symbol) -> str:
     r"""The set a symbol lives in: \mathbb{R}^{m \times n}, \mathbb{S}^{n} if symmetric."""
-    rows, cols = (" ".join(x if x.isdigit() else latex_name(x) for x in str(d).split("*"))
-                  for d in sym.shape)
+    rows, cols = (dim_latex(d) for d in sym.shape)
     if sym.symmetric:
         return rf"\mathbb{{S}}^{{{rows}}}"
     if sym.is_scalar:

@@ -175,6 +175,9 @@ class PrettyPrinter(MathPrinter):
 
     _print_FrechetAdj = _print_FrechetJac = _print_Solve
 
+    def _print_Unvec(self, e):            # its shape is the line's (a gradient shaped like X)
+        return f"vec⁻¹({self.print(e.arg)})"
+
     def _print_Call(self, e):
         return f"{pretty_name(e.name)}({self.print(e.arg)})"
 

@@ -42,7 +42,7 @@ class Target:
     imports: tuple[str, ...]
     bound: frozenset[str]          # names the module or every function binds: inputs get renamed around them
     functions: dict[Fn, str | Form]
-    ops: dict[str, str | Form]     # eye zeros full outer frobenius kron flatten unflatten vec matrix_power commutation
+    ops: dict[str, str | Form]     # eye zeros full outer frobenius kron flatten unflatten vec unvec matrix_power commutation
                                    # (multi_dot where the library has it)
     helpers: dict[str, str | Callable]   # helper name -> its source, or a kernel whose source it is
     inputs_doc: str
@@ -176,6 +176,7 @@ NUMPY = Target(
         "flatten": Form("{x}.reshape(-1)", operand=ATOM),
         "unflatten": Form("{x}.reshape({r}, {c})", operand=ATOM),       # row-major, as flatten
         "vec": Form("{x}.reshape(-1, order='F')", operand=ATOM),
+        "unvec": Form("{x}.reshape({c}, {r}).T", operand=ATOM),      # vec stacks columns
         "matrix_power": "np.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation({m}, {n})",
         **_matfun_ops("np", "np.diag"),
@@ -237,6 +238,7 @@ TORCH = Target(
         "flatten": Form("{x}.reshape(-1)", operand=ATOM),
         "unflatten": Form("{x}.reshape({r}, {c})", operand=ATOM),
         "vec": Form("{x}.T.reshape(-1)", operand=ATOM),
+        "unvec": Form("{x}.reshape({c}, {r}).T", operand=ATOM),
         "matrix_power": "torch.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation({m}, {n}{like})",
     },
@@ -293,6 +295,7 @@ ARRAY_API = Target(
         "flatten": "xp.reshape({x}, (-1,))",
         "unflatten": "xp.reshape({x}, ({r}, {c}))",
         "vec": Form("xp.reshape({x}.T, (-1,))", operand=ATOM),
+        "unvec": "xp.reshape({x}, ({c}, {r})).T",
         "matrix_power": "xp.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation(xp, {m}, {n}{like})",
     },

@@ -115,6 +115,9 @@ class TextPrinter(Printer):
 
     _print_FrechetAdj = _print_FrechetJac = _print_Solve
 
+    def _print_Unvec(self, e):
+        return f"unvec({self.print(e.arg)}, {e.shape[0]}, {e.shape[1]})"
+
     def _print_Call(self, e):
         return f"{e.name}({self.print(e.arg)})"
 

@@ -23,6 +23,7 @@ from ..errors import UnsupportedError
 from ..expr import Fn
 from ..steps import Rule
 from .algebra import frechet_along_identity
+from .jacobians import vec
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,9 @@ ADJOINTS: dict[object, AdjointRule] = {
     Fn.DIAG: _fixed(DIAG, lambda G, e, i: E.apply(Fn.DIAGV, G)),
     Fn.DIAGV: _fixed(DIAG, lambda G, e, i: E.apply(Fn.DIAG, G)),
     Fn.SUM: _fixed(SUM, lambda G, e, i: E.broadcast(G, e.arg.shape)),
-    Fn.VEC: AdjointRule(Rule("vec", ""), _unsupported("vec()")),
+    Fn.VEC: _fixed(Rule("adjoint of vec", "G : vec(M) = unvec(G) : M"),
+                   lambda G, e, i: E.unvec(G, e.arg.shape)),
+    E.Unvec: _fixed(Rule("adjoint of unvec", "G : unvec(v) = vec(G) : v"), lambda G, e, i: vec(G)),
     E.Kron: AdjointRule(Rule("kron", ""), _unsupported("kron()")),
     E.Solve: _fixed(Rule("adjoint of a solve", "G : solve(A, M) = solve(Aᵀ, G) : M"),
                     lambda G, e, i: E.solve(E.transpose(e.a), G)),

@@ -17,6 +17,7 @@ from .. import expr as E
 from ..expr import Fn
 from ..steps import Rule
 from .elementwise import ELEMENTWISE
+from .kronecker import kron_times_vec, unvec_rules, vec_of_unvec
 from .symmetry import is_symmetric
 
 
@@ -569,7 +570,8 @@ RULES: dict[object, list[AlgebraRule]] = {
             AlgebraRule(Rule("identity factor", "A I = A"), _m_identity),
             AlgebraRule(Rule("scalars commute", "A (s B) = s A B"), _m_scalars_first),
             AlgebraRule(Rule("products", "X X⁻¹ = I, X X = X², diag(v) x = v ⊙ x"), _m_chain),
-            AlgebraRule(Rule("inner products commute", "yᵀx = xᵀy"), _m_inner_product)],
+            AlgebraRule(Rule("inner products commute", "yᵀx = xᵀy"), _m_inner_product),
+            AlgebraRule(Rule("vec trick", "(A ⊗ B) vec(M) = vec(B M Aᵀ)"), kron_times_vec)],
     E.Add: [AlgebraRule(Rule("zero term", "A + 0 = A"), _a_zero),
             AlgebraRule(Rule("like terms", "aA + bA = (a+b)A"), _a_collect),
             AlgebraRule(Rule("common factor", "AC + BC = (A+B)C"), _a_factor),
@@ -579,6 +581,8 @@ RULES: dict[object, list[AlgebraRule]] = {
     E.Frobenius: [AlgebraRule(Rule("Frobenius of vectors", "a:b = aᵀb"), _frobenius)],
     E.Broadcast: [AlgebraRule(Rule("zero broadcast", "0·11ᵀ = 0"), _broadcast)],
     E.Kron: [AlgebraRule(Rule("Kronecker identities", "I ⊗ I = I, s ⊗ B = sB"), _kron)],
+    E.Unvec: [AlgebraRule(Rule("unvec", "unvec(vec(M)) = M, unvec((A ⊗ B) v) = B unvec(v) Aᵀ"), unvec_rules)],
+    Fn.VEC: [AlgebraRule(Rule("vec of unvec", "vec(unvec(v)) = v"), vec_of_unvec)],
     Fn.TRACE: [AlgebraRule(Rule("trace", "tr(s) = s, tr(Aᵀ) = tr(A), tr(x yᵀ) = yᵀx"), _fn_trace)],
     Fn.INV: [AlgebraRule(Rule("inverse of a scalar", "inv(s) = 1/s"), _fn_of_scalar),
              AlgebraRule(Rule("inverse", "(X⁻¹)⁻¹ = X, I⁻¹ = I"), _fn_inverse)],

@@ -256,6 +256,7 @@ DIFFERENTIALS: dict[object, DiffRule] = {
     Fn.DIAG: linear(LINEAR),
     Fn.DIAGV: linear(LINEAR),
     Fn.VEC: linear(LINEAR),
+    E.Unvec: linear(LINEAR),
     Fn.SUM: linear(LINEAR),
     E.Mul: multilinear(PRODUCT),
     E.Hadamard: multilinear(HADAMARD),

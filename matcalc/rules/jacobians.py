@@ -115,6 +115,7 @@ JACOBIANS: dict[object, JacobianRule] = {
     Fn.SUM: JacobianRule(Rule("sum", "sum(M) = 1ᵀ vec(M)"),
                          lambda e, i: E.broadcast(E.ONE, (1, _size(e.arg.shape)))),
     Fn.VEC: JacobianRule(Rule("vec", "vec(M)"), lambda e, i: identity(_size(e.shape))),
+    E.Unvec: JacobianRule(Rule("unvec", "vec(unvec(v)) = v"), lambda e, i: identity(_size(e.shape))),
     Fn.DIAG: JacobianRule(Rule("diag as a selection", "vec(diag(m)) = Pᵀ m, P = (1ᵀ⊗I) ⊙ (I⊗1ᵀ)"),
                           lambda e, i: E.transpose(_diagonal_selection(e.shape[0]))),
     Fn.DIAGV: JacobianRule(Rule("diag as a selection", "diag(M) = P vec(M), P = (1ᵀ⊗I) ⊙ (I⊗1ᵀ)"),

@@ -198,7 +198,9 @@ def sized_shape(name: str, dims: list) -> tuple:
     return (dims[0], dims[1] if len(dims) == 2 else 1)
 
 
-RESERVED = frozenset(FUNCTIONS) | frozenset(KINDS) | {"I", "ones", "commutation"}
+# unvec(v, m, n): an expression, then the m×n shape it is folded into (names, numbers or products).
+UNVEC = "unvec"
+RESERVED = frozenset(FUNCTIONS) | frozenset(KINDS) | {"I", "ones", "commutation", UNVEC}
 
 
 def _span(text: str, t) -> Span:
@@ -477,11 +479,39 @@ class _Infer:
                          f"{'s' if counts != (1,) else ''}, e.g. {example}", NameError_)
         return dims
 
+    def unvec_dims(self, t, args) -> tuple:
+        """The m, n of unvec(v, m, n): names, positive integers or products of them (m*n)."""
+        if len(args) != 3:
+            self.fail(t, f"unvec takes a vector and two dimensions, e.g. unvec(v, m, n), got "
+                         f"{len(args)} argument{'s' if len(args) != 1 else ''}", NameError_)
+
+        def dim(a):
+            if a.data == "number" and re.fullmatch(r"[1-9]\d*", str(a.children[0])):
+                return int(str(a.children[0]))
+            if a.data == "name":
+                return str(a.children[0])
+            if a.data == "mul":
+                return dim_product(dim(a.children[0]), dim(a.children[1]))
+            self.fail(a, f"unvec(v, m, n) takes dimensions (names, positive integers or products "
+                         f"like m*n) after the vector, not {self.src(a)}")
+        return dim(args[1]), dim(args[2])
+
+    def t_unvec(self, t, args):
+        m, n = self.unvec_dims(t, args)
+        r, c = self.infer(args[0])
+        size = dim_product(m, n)
+        if not (self.u.unify(c, 1) and self.u.unify(r, self.product(n, m, t))):
+            self.fail(t, f"{self.src(t)} needs a vector of {size} entries, but {self.src(args[0])} "
+                         f"is {self.show((r, c))}")
+        return (m, n)
+
     def t_call(self, t):
         name_tok, *args = t.children
         name = str(name_tok)
         if name in SIZED:
             return sized_shape(name, self.dims_of(t, args, name))
+        if name == UNVEC:
+            return self.t_unvec(t, args)
         shapes = [self.infer(a) for a in args]
         decl = self.decls.get(name)
         if decl is not None and decl.kind == "function" or (
@@ -650,6 +680,8 @@ class _Build:
             shape = sized_shape(name, dims)
             return (E.commutation(*dims) if name == "commutation" else
                     E.Identity(shape) if name == "I" else E.ones(shape))
+        if name == UNVEC:
+            return E.unvec(self.build(args[0]), self.inf.unvec_dims(t, args))
         built = [self.build(a) for a in args]
         if name in FUNCTIONS and (name not in self.inf.decls):
             return FUNCTIONS[name][2](built)
