@@ -12,7 +12,7 @@ from fractions import Fraction
 from .. import expr as E
 from ..expr import Fn
 from ..rules.elementwise import ELEMENTWISE
-from .precedence import JUXTAPOSED, MathPrinter, coefficient, orientation
+from .precedence import JUXTAPOSED, MathPrinter, call_parts, coefficient, orientation
 
 GREEK = set("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
             "pi rho sigma tau upsilon phi chi psi omega".split())
@@ -148,6 +148,13 @@ class LatexPrinter(MathPrinter):
     def _print_FrechetJac(self, e):
         name = E.FRECHET_ADJ[e.fn].replace("_", r"\_")
         return rf"\operatorname{{{name}\_jac}}\left({self.print(e.x)}\right)"
+
+    def _print_KronAdjLeft(self, e):      # and kron_adj_right(G, B)
+        name, args = call_parts(e)
+        name = name.replace("_", r"\_")
+        return rf"\operatorname{{{name}}}\left({', '.join(self.print(a) for a in args)}\right)"
+
+    _print_KronAdjRight = _print_KronAdjLeft
 
     def _print_Unvec(self, e):
         rows, cols = (dim_latex(d) for d in e.shape)

@@ -113,7 +113,7 @@ class TextPrinter(Printer):
     def _print_Solve(self, e):            # and expm_adj(Y, G), expm_adj_jac(Y)
         return print_call(self, e)
 
-    _print_FrechetAdj = _print_FrechetJac = _print_Solve
+    _print_FrechetAdj = _print_FrechetJac = _print_KronAdjLeft = _print_KronAdjRight = _print_Solve
 
     def _print_Unvec(self, e):
         return f"unvec({self.print(e.arg)}, {e.shape[0]}, {e.shape[1]})"

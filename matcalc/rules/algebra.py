@@ -17,7 +17,8 @@ from .. import expr as E
 from ..expr import Fn
 from ..steps import Rule
 from .elementwise import ELEMENTWISE
-from .kronecker import kron_times_vec, unvec_rules, vec_of_unvec
+from .kronecker import (frobenius_of_inverse, inverse_of_kron, kron_adj_rules, kron_times_vec,
+                        unvec_rules, vec_of_unvec)
 from .symmetry import is_symmetric
 
 
@@ -578,14 +579,19 @@ RULES: dict[object, list[AlgebraRule]] = {
             AlgebraRule(Rule("terms in order", "A + B = B + A"), _a_sort)],
     E.Hadamard: [AlgebraRule(Rule("Hadamard normal form", "A⊙B = B⊙A, A⊙1 = A, (sA)⊙B = s(A⊙B)"), _h_simplify)],
     E.Power: [AlgebraRule(Rule("powers", "A^1 = A, (A^p)^q = A^(pq), 0^p = 0 for p > 0"), _p_trivial)],
-    E.Frobenius: [AlgebraRule(Rule("Frobenius of vectors", "a:b = aᵀb"), _frobenius)],
+    E.Frobenius: [AlgebraRule(Rule("Frobenius of vectors", "a:b = aᵀb"), _frobenius),
+                  AlgebraRule(Rule("Frobenius of an inverse", "X⁻ᵀ : X = tr(I)"), frobenius_of_inverse)],
+    **{key: [AlgebraRule(Rule("Kronecker adjoint", "kron_adj_left(A, P ⊗ Q) = (A : P) Q, "
+                              "kron_adj_right(P ⊗ Q, B) = (Q : B) P"), kron_adj_rules)]
+       for key in (E.KronAdjLeft, E.KronAdjRight)},
     E.Broadcast: [AlgebraRule(Rule("zero broadcast", "0·11ᵀ = 0"), _broadcast)],
     E.Kron: [AlgebraRule(Rule("Kronecker identities", "I ⊗ I = I, s ⊗ B = sB"), _kron)],
     E.Unvec: [AlgebraRule(Rule("unvec", "unvec(vec(M)) = M, unvec((A ⊗ B) v) = B unvec(v) Aᵀ"), unvec_rules)],
     Fn.VEC: [AlgebraRule(Rule("vec of unvec", "vec(unvec(v)) = v"), vec_of_unvec)],
     Fn.TRACE: [AlgebraRule(Rule("trace", "tr(s) = s, tr(Aᵀ) = tr(A), tr(x yᵀ) = yᵀx"), _fn_trace)],
     Fn.INV: [AlgebraRule(Rule("inverse of a scalar", "inv(s) = 1/s"), _fn_of_scalar),
-             AlgebraRule(Rule("inverse", "(X⁻¹)⁻¹ = X, I⁻¹ = I"), _fn_inverse)],
+             AlgebraRule(Rule("inverse", "(X⁻¹)⁻¹ = X, I⁻¹ = I"), _fn_inverse),
+             AlgebraRule(Rule("inverse of a Kronecker product", "(A ⊗ B)⁻¹ = A⁻¹ ⊗ B⁻¹"), inverse_of_kron)],
     Fn.DET: [AlgebraRule(Rule("determinant of a scalar", "det(s) = s"), _fn_of_scalar)],
     Fn.LOG: [AlgebraRule(Rule("softplus", "log(1 + exp(z)) = softplus(z)"), _fn_log)],
 

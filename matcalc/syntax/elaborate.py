@@ -130,6 +130,19 @@ def _infer_frechet_jac(inf, t, shapes):
     return (size, size)
 
 
+def _infer_kron_adj(left: bool):
+    """kron_adj_left(A, G), kron_adj_right(G, B): G is the shape of A ⊗ M (of M ⊗ B); the result M's."""
+    def rule(inf, t, shapes):
+        (p, q), (g_rows, g_cols) = shapes if left else shapes[::-1]
+        m, n = inf.u.fresh(nonunit=False), inf.u.fresh(nonunit=False)
+        rows, cols = (inf.product(p, m, t), inf.product(q, n, t)) if left else \
+            (inf.product(m, p, t), inf.product(n, q, t))
+        inf.u.unify(g_rows, rows)        # a product variable takes any size: a G that is not
+        inf.u.unify(g_cols, cols)        # a multiple of the factor's shape fails as the products settle
+        return (m, n)
+    return rule
+
+
 def _build_diag(args):
     x, = args
     return E.apply(E.Fn.DIAG if x.shape[1] == 1 and x.shape[0] != 1 else E.Fn.DIAGV, x)
@@ -153,6 +166,9 @@ FUNCTIONS = {
     "softmax": (1, _infer_vector_to("vector"), _fn(E.Fn.SOFTMAX)),
     "logsumexp": (1, _infer_vector_to("scalar"), _fn(E.Fn.LOGSUMEXP)),
     "kron": (2, _infer_kron, lambda args: E.kron(*args)),
+    # the adjoints of M ↦ A ⊗ M and M ↦ M ⊗ B (docs/kron-vec.md)
+    "kron_adj_left": (2, _infer_kron_adj(True), lambda args: E.kron_adj_left(*args)),
+    "kron_adj_right": (2, _infer_kron_adj(False), lambda args: E.kron_adj_right(*args)),
     # matrix functions (docs/matrix-functions.md)
     **{fn.text: (1, _infer_square_to("matrix"), _fn(fn))
        for fn in (E.Fn.EXPM, E.Fn.LOGM, E.Fn.SQRTM, E.Fn.EIGVECS, E.Fn.CHOL, E.Fn.ADJ, E.Fn.TRIL_HALF)},
