@@ -309,3 +309,12 @@ def test_every_node_has_printers_an_emitter_and_a_differential():
             assert hasattr(_Module, f"_emit_{node.__name__}"), node.__name__
     for node in (E.Unvec, E.KronAdjLeft, E.KronAdjRight, E.Kron):
         assert node in DIFFERENTIALS and node in ADJOINTS and node in JACOBIANS, node.__name__
+
+
+@pytest.mark.parametrize("text, wrt, name", [("norm2(kron(A, B)*vec(X) - y)^2", "X", "unvec"),
+                                             ("sum(kron(A, X) .* C)", "X", "kron_adj_left")])
+def test_no_sympy_form_is_said_in_the_languages_words(text, wrt, name):
+    pytest.importorskip("sympy")
+    from matcalc.errors import UnsupportedError
+    with pytest.raises(UnsupportedError, match=rf"matcalc's {name} \(in {name}\("):
+        matcalc.grad(text, wrt=wrt, let=KRON_LET if "vec" in text else None).to_sympy()

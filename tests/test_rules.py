@@ -411,7 +411,7 @@ ALG_CASES: dict[object, list[tuple[str, dict | None, str]]] = {
     E.Unvec: [("unvec(vec(A), n, n)", None, "unvec"), ("unvec(2*x + 0*x, n, m)", None, "unvec"),
               ("unvec(kron(A, B)*x, m, n)", {"A": "matrix(n, p)", "B": "matrix(m, q)"}, "unvec"),
               ("unvec(x + 1, n, m)", None, "unvec")],
-    Fn.VEC: [("vec(unvec(v, 2, 3))", {"v": "vector(6)"}, "vec of unvec")],
+    Fn.VEC: [("vec(unvec(v, 2, 3))", {"v": "vector(6)"}, "vec"), ("vec(x + 1)'*vec(y')", None, "vec")],
     E.KronAdjLeft: [("kron_adj_left(A, kron(B, C))", {"B": "matrix(n, m)", "A": "matrix(n, m)"}, "Kronecker adjoint"),
                     ("kron_adj_left(A, 2*G + 0*G)", KRON_ADJ_LET, "Kronecker adjoint"),
                     ("kron_adj_left(A, ones*ones' + 0*G)", KRON_ADJ_LET, "Kronecker adjoint"),

@@ -442,8 +442,8 @@ class _Module:
             half = E.mul(E.Const(Fraction(1, 2)), E.add(e.arg, E.transpose(e.arg)))
             return self.call(f, self.t.functions[e.fn], half)
         if e.fn is Fn.VEC:
-            if is_column(e.arg.shape) or is_row(e.arg.shape):
-                return f.code(e.arg)[0], ATOM
+            if is_column(e.arg.shape) or is_row(e.arg.shape):       # the same 1-D array, precedence kept
+                return f.code(e.arg)
             return self.op("vec", x=f.code(e.arg))
         return self.call(f, self.t.functions[e.fn], e.arg)
 

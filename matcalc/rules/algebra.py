@@ -18,7 +18,7 @@ from ..expr import Fn
 from ..steps import Rule
 from .elementwise import ELEMENTWISE
 from .kronecker import (frobenius_of_inverse, inverse_of_kron, kron_adj_rules, kron_times_vec,
-                        unvec_rules, vec_of_unvec)
+                        unvec_rules, vec_rules)
 from .symmetry import is_symmetric
 
 
@@ -587,7 +587,7 @@ RULES: dict[object, list[AlgebraRule]] = {
     E.Broadcast: [AlgebraRule(Rule("zero broadcast", "0·11ᵀ = 0"), _broadcast)],
     E.Kron: [AlgebraRule(Rule("Kronecker identities", "I ⊗ I = I, s ⊗ B = sB"), _kron)],
     E.Unvec: [AlgebraRule(Rule("unvec", "unvec(vec(M)) = M, unvec((A ⊗ B) v) = B unvec(v) Aᵀ"), unvec_rules)],
-    Fn.VEC: [AlgebraRule(Rule("vec of unvec", "vec(unvec(v)) = v"), vec_of_unvec)],
+    Fn.VEC: [AlgebraRule(Rule("vec", "vec(unvec(v)) = v, vec(x) = x, vec(xᵀ) = x"), vec_rules)],
     Fn.TRACE: [AlgebraRule(Rule("trace", "tr(s) = s, tr(Aᵀ) = tr(A), tr(x yᵀ) = yᵀx"), _fn_trace)],
     Fn.INV: [AlgebraRule(Rule("inverse of a scalar", "inv(s) = 1/s"), _fn_of_scalar),
              AlgebraRule(Rule("inverse", "(X⁻¹)⁻¹ = X, I⁻¹ = I"), _fn_inverse),

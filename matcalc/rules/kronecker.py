@@ -6,7 +6,7 @@ columns and the shapes checked, so that a product the shapes do not settle
 (6 = 2·3 = 3·2) is left alone:
 
     (A ⊗ B) vec(M) = vec(B M Aᵀ)          vec(M)ᵀ (A ⊗ B) = vec(Bᵀ M A)ᵀ
-    unvec(vec(M)) = M                      vec(unvec(v)) = v
+    unvec(vec(M)) = M                      vec(unvec(v)) = v, vec(x) = x for a column x
     unvec((A ⊗ B) v) = B unvec(v) Aᵀ       unvec is linear: sums and scalars pass through
     kron_adj_left(A, P ⊗ Q) = (A : P) Q     kron_adj_right(P ⊗ Q, B) = (Q : B) P
     kron_adj_left(A, s11ᵀ) = s sum(A) 11ᵀ  kron_adj_left(A, I) = tr(A) I; both linear in G
@@ -48,8 +48,14 @@ def kron_times_vec(e: E.Mul, ctx=None) -> E.Expr | None:
     return None
 
 
-def vec_of_unvec(e: E.Apply, ctx=None) -> E.Expr | None:
-    return e.arg.arg if isinstance(e.arg, E.Unvec) else None
+def vec_rules(e: E.Apply, ctx=None) -> E.Expr | None:
+    """vec(unvec(v)) = v; a column is its own vec, a row's is its transpose."""
+    a = e.arg
+    if isinstance(a, E.Unvec):
+        return a.arg
+    if a.shape[1] == 1:
+        return a
+    return E.transpose(a) if a.shape[0] == 1 else None
 
 
 def unvec_rules(e: E.Unvec, ctx=None) -> E.Expr | None:
