@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Iterable
 
 from . import derive
+from . import differentiate
 from . import jacobian as jacobians
 from .errors import MatcalcError, UsageError  # noqa: F401 (MatcalcError: for the web layer)
 from .engine.simplify import Simplifier
@@ -27,7 +28,7 @@ from .printing.text import derivation_text, to_text
 from .syntax.elaborate import (Decl, parse_declaration,  # noqa: F401 (used by the CLI and web)
                                parse_kind, parse_program)
 
-__all__ = ["parse", "grad", "jacobian", "hessian", "Derivation", "from_sympy", "to_sympy", "LAYOUTS", "as_json"]
+__all__ = ["parse", "grad", "jacobian", "hessian", "differential", "Derivation", "from_sympy", "to_sympy", "LAYOUTS", "as_json"]
 
 # What `--format F` prints, for every F but json: as_json carries them all.
 CODE_FORMATS = {"numpy": "numpy", "jax": "jax", "torch": "torch", "array-api": "array-api"}   # --format -> target
@@ -132,6 +133,9 @@ class Derivation(derive.Derivation):
         expression's names: d.compare("2*A*x").  Several variables: {"W": ..., "b": ...}, or
         a list of formulas ("b = ..." labels one).  The verdict has .agrees, .diagnosis
         (how it differs: transposed, factor, sign, ...), .worst_error and str()."""
+        if self.command == "differential":
+            raise UsageError("--claim compares a derivative (grad, jacobian, hessian); a differential is "
+                             "verified with --check", hint="matcalc grad ... --claim FORMULA")
         from .claim import compare       # NumPy is imported by the comparison, not by the package
         return compare(self, claim, seed)
 
@@ -179,6 +183,15 @@ def hessian(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] |
     return Derivation.of(jacobians.hessian(_program(expr, let), _names(wrt)), layout)
 
 
+def differential(expr: str | Program, wrt: str | Iterable[str], let: dict[str, str] | None = None,
+                 layout: str = DENOMINATOR) -> Derivation:
+    """df in terms of dX (d(inv(X)) = -inv(X)*dX*inv(X)); several variables give the total
+    differential, d.total, and d.results[X] is its part in dX, what jvp_X computes.
+    The same in either layout (a differential has no layout)."""
+    check_layout(layout)
+    return Derivation.of(differentiate.differential(_program(expr, let), _names(wrt)), layout)
+
+
 def formatted(d: Derivation, fmt: str, steps: str | None = None) -> str:
     """What `--format fmt [--steps[=steps]]` prints (without the check's comment lines)."""
     if fmt == "latex":
@@ -208,6 +221,8 @@ def as_json(d: Derivation, report=None, steps: str | None = None, verdict=None) 
         "layout": d.layout,
         "results": {n: {"text": to_text(g), "latex": to_latex(g), "pretty": to_pretty(g), "shape": list(g.shape)}
                     for n, g in d.results.items()},
+        **({"total": {"text": to_text(d.total), "latex": to_latex(d.total), "pretty": to_pretty(d.total),
+                      "shape": list(d.total.shape)}} if d.command == "differential" else {}),
         "adjoints": [{"name": g.name, "text": to_text(b), "latex": to_latex(b)} for g, b in d.named],
         "steps": steps_json(d),
         "code": formats["numpy"],

@@ -16,6 +16,7 @@ says so instead of passing or failing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -79,24 +80,31 @@ def check_derivation(derivation, seed: int = 0, points: int = 3, run_code: bool 
         if env is None:
             continue          # these sizes may be the obstacle (a Gram product of a wide factor)
         done += 1
-        ev = run_program(program, env, functions, dims, derivation.adjoints)
+        # a differential is checked along one random direction dX per variable
+        toward = {name: _random_directions(env[name], _symmetric(program, name), rng, 1)
+                  for name in derivation.results} if derivation.command == "differential" else {}
+        along = {f"d{name}": column.reshape(env[name].shape, order="F") for name, column in toward.items()}
+        ev = run_program(program, {**env, **along}, functions, dims, derivation.adjoints)
         value_of = _value(program, functions, dims)
         terms = _terms(program, env, functions, dims)
-        code = _run_module(module, program, env, functions, derivation) if module is not None else None
+        code = _run_module(module, program, env, functions, derivation, along) if module is not None else None
         if code is not None:
             code_value, code = code
             generated["value"] = max(generated.get("value", 0.0), _value_error(code_value, ev, program))
+        if code is not None and derivation.hvp:
+            generated["hvp"] = max(generated.get("hvp", 0.0),
+                                   _hvp_error(module, derivation.wrt, program, env, functions, value_of, terms, rng))
         for name, result in derivation.results.items():
-            fixed = frozenset() if name in program.inputs else frozenset({name})
-            point = {**env, name: ev.env[name]}     # an intermediate is perturbed with its definition held
-            sym = program.inputs.get(name)
-            symmetric = sym is not None and sym.symmetric
-            compare = _COMPARE[derivation.command]
+            pair = derivation.blocks.get(name)      # a Hessian block ∂²L/∂X∂Y: both perturbed
+            fixed = frozenset(n for n in (pair or (name,)) if n not in program.inputs)
+            point = {**env, **{n: ev.env[n] for n in (pair or (name,))}}   # an intermediate: its definition held
+            symmetric = _symmetric(program, name)
+            compare = _along(toward[name]) if toward else _block(*pair, *map(partial(_symmetric, program), pair)) if pair else _COMPARE[derivation.command]
             candidates = [ev(result)] + ([code.get(name)] if code is not None else [])
             errors = compare(candidates, point, name, fixed, symmetric, value_of, terms, rng)
             worst[name] = max(worst[name], errors[0])
             if code is not None:
-                label = f"{derivation.command}_{name}"
+                label = f"{_function_prefix(derivation)}_{name}"
                 generated[label] = max(generated.get(label, 0.0), errors[1])
     if done == 0:
         return CheckReport(False, float("nan"), {}, "check: could not find a point where the expression "
@@ -182,6 +190,84 @@ def _compare_hessian(candidates, point, name, fixed, symmetric, value_of, terms,
     return errors
 
 
+def _along(direction: np.ndarray):
+    """The comparison of a differential df (evaluated along `direction`, a column vec(dX))
+    with the first difference of the value along it."""
+    def compare(candidates, point, name, fixed, symmetric, value_of, terms, rng) -> list[float]:
+        numeric, noise = _first_differences(value_of, point, name, fixed, direction, terms)
+        return [_discrepancy(a.reshape(-1, 1, order="F"), numeric, noise)
+                if a is not None and a.size == numeric.shape[0] else float("inf") for a in candidates]
+    return compare
+
+
+def _block(x_name: str, y_name: str, x_symmetric: bool, y_symmetric: bool):
+    """The comparison of a Hessian block ∂²L/∂vec(X)∂vec(Y) with mixed second differences
+    of the value along pairs of directions, one in X and one in Y."""
+    def compare(candidates, point, name, fixed, symmetric, value_of, terms, rng) -> list[float]:
+        x, y = point[x_name], point[y_name]
+        U, V = (_random_directions(z, sym, rng, HESSIAN_DIRECTIONS) if z.size > HESSIAN_ENTRYWISE_UP_TO
+                else _directions(z, sym) for z, sym in ((x, x_symmetric), (y, y_symmetric)))
+        numeric, noise = np.zeros((U.shape[1], V.shape[1])), np.zeros((U.shape[1], V.shape[1]))
+        for i, u in enumerate(U.T):
+            for j, v in enumerate(V.T):
+                numeric[i, j], noise[i, j] = _mixed_difference(
+                    value_of, point, fixed, {x_name: u.reshape(x.shape, order="F")},
+                    {y_name: v.reshape(y.shape, order="F")}, terms)
+        return [_discrepancy(U.T @ a @ V, numeric, noise) if a is not None and a.shape == (x.size, y.size)
+                else float("inf") for a in candidates]
+    return compare
+
+
+def _mixed_difference(value_of, point, fixed, u: dict, v: dict, terms=0.0) -> tuple[float, float]:
+    """d²L(point + s u + t v)/ds dt at 0 (u, v: name -> direction), by four-point mixed
+    differences Richardson-extrapolated from h and 2h, and an estimate of its error."""
+    scale = max([1.0] + [float(np.max(np.abs(point[n]), initial=0.0)) for n in set(u) | set(v)])
+    h = STEP2 * scale
+
+    def f(a, b):
+        moved = {n: point[n] + a * u.get(n, 0.0) + b * v.get(n, 0.0) for n in set(u) | set(v)}
+        return float(value_of({**point, **moved}, fixed).item())
+    est, size = {}, terms
+    for k in (1, 2):
+        values = [f(k * h, k * h), f(k * h, -k * h), f(-k * h, k * h), f(-k * h, -k * h)]
+        est[k] = (values[0] - values[1] - values[2] + values[3]) / (4 * (k * h) ** 2)
+        size = max(size, max(abs(x) for x in values))
+    return (4 * est[1] - est[2]) / 3, abs(est[1] - est[2]) + ROUNDING * size / h ** 2
+
+
+def _hvp_error(module, names, program, env, functions, value_of, terms, rng, pairs: int = 3) -> float:
+    """The generated hvp along random directions v (every variable at once), read with
+    random u: Σ_X ⟨u_X, hvp_X(v)⟩ against the mixed second difference of the value along u, v."""
+    worst = 0.0
+    args = [to_user(env[n], s.shape) for n, s in program.inputs.items()]
+    opaque = sorted(program.functions)
+    args += [functions[f] for f in opaque] + [functions["grad_" + f] for f in opaque]
+    for _ in range(pairs):
+        u = {n: _random_directions(env[n], _symmetric(program, n), rng, 1).reshape(env[n].shape, order="F")
+             for n in names}
+        v = {n: _random_directions(env[n], _symmetric(program, n), rng, 1).reshape(env[n].shape, order="F")
+             for n in names}
+        try:
+            with np.errstate(all="ignore"):
+                got = module.hvp(*args, *[to_user(v[n], program.inputs[n].shape) for n in names])
+            analytic = sum(float(np.sum(u[n] * from_user(g, program.inputs[n].shape))) for n, g in zip(names, got))
+        except Exception:        # noqa: BLE001 -- whatever the generated code raises is a failed check
+            return float("inf")
+        numeric, noise = _mixed_difference(value_of, env, frozenset(), u, v, terms)
+        worst = max(worst, _discrepancy(np.array([[analytic]]), np.array([[numeric]]), np.array([[noise]])))
+    return worst
+
+
+def _symmetric(program, name: str) -> bool:
+    sym = program.inputs.get(name)
+    return sym is not None and sym.symmetric
+
+
+def _function_prefix(derivation) -> str:
+    """What the generated module calls a result: jvp_X for a differential, else grad_X, ..."""
+    return "jvp" if derivation.command == "differential" else derivation.command
+
+
 _COMPARE = {"grad": _compare_gradient, "jacobian": _compare_jacobian, "hessian": _compare_hessian}
 
 
@@ -263,22 +349,24 @@ def _generated(derivation):
         return None, f"generated code not run: {exc.message}"
 
 
-def _run_module(module, program, env, functions, derivation) -> tuple:
+def _run_module(module, program, env, functions, derivation, along=None) -> tuple:
     """The module's value, and each variable's derivative, as 2-D arrays (NaN, or None
-    for a derivative, where the code raised)."""
+    for a derivative, where the code raised); a jvp_X also takes its direction from `along`."""
     args = [to_user(env[n], s.shape) for n, s in program.inputs.items()]
     opaque = sorted(program.functions)       # the module's parameters: f, g, ..., then grad_f, grad_g, ...
     args += [functions[f] for f in opaque] + [functions["grad_" + f] for f in opaque]
 
-    def call(fname, shape):
+    def call(fname, shape, *direction):
         try:
             with np.errstate(all="ignore"):
-                return from_user(getattr(module, fname)(*args), shape)
+                return from_user(getattr(module, fname)(*args, *direction), shape)
         except Exception:        # noqa: BLE001 -- whatever the generated code raises is a failed check
             return None
     value = call("value", program.output.shape)
     return (np.array([[np.nan]]) if value is None else value,
-            {n: call(f"{derivation.command}_{n}", r.shape) for n, r in derivation.results.items()})
+            {n: call(f"{_function_prefix(derivation)}_{n}", r.shape,
+                     *([to_user(along[f"d{n}"], program.inputs[n].shape)] if along else []))
+             for n, r in derivation.results.items()})
 
 
 def _value_error(got, ev: Evaluator, program) -> float:

@@ -29,12 +29,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="matcalc", description="Symbolic matrix calculus: gradients, Jacobians, Hessians.")
+    parser = _Parser(prog="matcalc", description="Symbolic matrix calculus: gradients, Jacobians, Hessians, differentials.")
     parser.add_argument("--version", action="version", version="matcalc 0.1.0")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, what in [("grad", "gradient of a scalar expression"),
                        ("jacobian", "Jacobian of a vector expression"),
-                       ("hessian", "Hessian of a scalar expression")]:
+                       ("hessian", "Hessian of a scalar expression (several --wrt: every block)"),
+                       ("differential", "the differential df, in terms of dX (several --wrt: the total differential)")]:
         p = commands.add_parser(name, help=what, description=what)
         p.add_argument("expr", nargs="?", help="the expression, or - for standard input")
         p.add_argument("-f", "--file", help="read a program from FILE")

@@ -39,8 +39,12 @@ class Derivation:
     adjoints: list[tuple[E.Symbol, E.Expr]]          # g_a = ..., in evaluation order
     steps: list[Step] = field(default_factory=list)
     differentials: dict[str, E.Expr] = field(default_factory=dict)   # name -> d(definition)
-    command: str = "grad"                            # grad | jacobian | hessian
+    command: str = "grad"                            # grad | jacobian | hessian | differential
     shared: list[tuple[E.Symbol, E.Expr]] = field(default_factory=list)  # t = ..., products named (chains.py)
+    total: E.Expr | None = None                      # differential: df, the sum of the results
+    hvp: dict[str, E.Expr] = field(default_factory=dict)   # hessian: X -> d(∂L/∂X) along every dY
+    hvp_named: list[tuple[E.Symbol, E.Expr]] = field(default_factory=list)  # what hvp needs beyond `named`
+    blocks: dict[str, tuple[str, str]] = field(default_factory=dict)  # hessian: "X_Y" -> (X, Y), a block's key in results
 
     @property
     def result(self) -> E.Expr:

@@ -18,6 +18,7 @@ from .derive import (Derivation, _active, _differential_step, _fresh, _inline_si
 from .engine.adjoint import IDENTIFY
 from .engine.differential import differential
 from .engine.jacobian import forward_linear
+from .differentiate import tangents
 from .engine.simplify import Simplifier
 from .errors import UsageError
 from .rules.jacobians import identity, vec
@@ -122,9 +123,10 @@ def hessian(program: E.Program, wrt: list[str]) -> Derivation:
         raise UsageError(f"hessian needs a scalar expression; this one is {show_shape(program.output.shape)}",
                          program.spans.get("<output>"),
                          hint="use `matcalc jacobian` for a vector or matrix expression")
-    results, named, steps = {}, [], []
+    results, named, steps, blocks = {}, [], [], {}
     taken: set[str] = set()                     # names stay distinct across the variables
-    for name in wrt:
+    for i, name in enumerate(wrt):
+        later = [y for y in wrt[i + 1:] if y != name]     # the blocks ∂²L/∂X∂Y, X before Y
         g = grad(program, [name], share_products=False)
         steps += g.steps                        # first the gradient, then its Jacobian
         flat = vec(g.result)                 # the output: the gradient's vec, so the name has its shape
@@ -132,19 +134,58 @@ def hessian(program: E.Program, wrt: list[str]) -> Derivation:
         gradient_program = E.Program(program.inputs, tuple(program.definitions) + tuple(g.adjoints) +
                                      ((out, flat),), out, program.functions, program.source,
                                      declared=program.declared)
-        h = jacobian(gradient_program, [name], command="hessian", taken=taken)
+        h = jacobian(gradient_program, [name] + later, command="hessian", taken=taken)
         back = {out: flat}                   # the gradient by its value, not its temporary name
         memo: dict = {}
         unname = lambda e: E.map_bottom_up(e, lambda n: back.get(n, n), memo)
         results[name] = unname(h.results[name])
+        for y in later:                      # d vec(∂L/∂X) = H_XY d vec(Y)
+            key = _fresh(f"{name}_{y}", taken | set(wrt) | set(results))
+            results[key], blocks[key] = unname(h.results[y]), (name, y)
         named += [(s, unname(b)) for s, b in h.adjoints if s.name != "_gradient"]
         named = [(s, b) for s, b in named] + [(s, b) for s, b in g.adjoints if s.name not in {n.name for n, _ in named}]
-        steps += [Step(s.rule, unname(s.before), unname(s.after), s.note, s.kind) for s in h.steps]
+        keys = {y: k for k, (x, y) in blocks.items() if x == name}     # a block's identification is by its key
+        steps += [Step(s.rule, unname(s.before), unname(s.after),
+                       keys.get(s.note, s.note) if s.kind == "identify" else s.note, s.kind) for s in h.steps]
     used = set()
     for e in list(results.values()) + [b for _, b in named]:
         used |= set(E.symbols(e))
     ordered = _evaluation_order(named, used)
-    return Derivation(program, list(wrt), results, ordered, steps, {}, "hessian")
+    out = Derivation(program, list(wrt), results, ordered, steps, {}, "hessian", blocks=blocks)
+    if all(name in program.inputs for name in wrt):
+        taken |= {s.name for s, _ in ordered}
+        out.hvp, out.hvp_named = hessian_vector_product(program, wrt, taken)
+    return out
+
+
+def hessian_vector_product(program: E.Program, wrt: list[str], taken: set[str]):
+    """hvp: the differential of the gradient along every direction dX, by forward tangents
+    through the gradient program (its definitions and adjoints); the Hessian never
+    appears, so it costs about a gradient.  Returns ({X: d(∂L/∂X)}, the definitions it
+    needs, named apart from `taken`)."""
+    simplify = Simplifier()
+    g = grad(program, wrt, keep_steps=False, share_products=False)
+    taken |= set(program.inputs) | {s.name for s, _ in program.definitions} | set(program.functions)
+    taken |= {f"d{w}" for w in wrt}
+    rename: dict[E.Expr, E.Expr] = {}
+    memo: dict = {}
+    renamed = lambda e: E.map_bottom_up(e, lambda n: rename.get(n, n), memo) if rename else e
+    adjoints = []
+    for sym, body in g.adjoints:             # the gradient's own adjoints, apart from the Hessian's names
+        fresh = E.Symbol(_fresh(sym.name, taken), sym.shape, "defined")
+        if fresh != sym:
+            rename[sym] = fresh
+            memo.clear()
+        adjoints.append((fresh, renamed(body)))
+    gradients = [renamed(g.results[w]) for w in wrt]
+    definitions = list(program.definitions) + adjoints
+    active = set(wrt)
+    for sym, body in definitions:
+        if any(n in active for n in E.symbols(body)):
+            active.add(sym.name)
+    outs, tangent_defs = tangents(definitions, gradients, active, simplify, taken)
+    hvp, needed = _inline_single_use(dict(zip(wrt, outs)), adjoints + tangent_defs, simplify)
+    return hvp, _evaluation_order(needed, {n for e in hvp.values() for n in E.symbols(e)})
 
 
 def _evaluation_order(named, used):

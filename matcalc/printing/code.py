@@ -138,12 +138,16 @@ class _Module:
         program = d.program
         self.program = program
         self.wrt = list(d.results)
-        own = set(target.bound) | {"value", "value_and_grad"} | {f"{d.command}_{w}" for w in self.wrt}
+        own = set(target.bound) | {"value", "value_and_grad", "hvp", "jvp", "value_and_jvp"} | \
+            {f"{d.command}_{w}" for w in self.wrt} | {f"jvp_{w}" for w in d.wrt}
         inputs = list(program.inputs) + sorted(program.functions) + \
             [f"grad_{f}" for f in sorted(program.functions)]
-        local = [s.name for s, _ in program.definitions] + [g.name for g, _ in d.adjoints]
+        local = [s.name for s, _ in program.definitions] + [g.name for g, _ in list(d.adjoints) + list(d.hvp_named)]
         self.py = python_names(inputs + local, own)
         self.params = [self.py[n] for n in inputs]
+        # the directions dX of a jvp or hvp: parameters beside the inputs, named apart from every name
+        directions = python_names([f"d{w}" for w in d.wrt], own | set(self.py.values()))
+        self.direction = {w: directions[f"d{w}"] for w in d.wrt}
         self.dims = self._dimension_sources()
         self._temps = 0
         # Constants (eye, zeros) and scalar inputs take the dtype and device of an array
@@ -220,6 +224,9 @@ class _Module:
 
     def _emit_Symbol(self, f, e):
         return self.py[e.name], ATOM
+
+    def _emit_Differential(self, f, e):
+        return self.direction[e.target.name], ATOM        # dX: the direction, a parameter
 
     def _emit_Const(self, f, e):
         v = float(e.value)
@@ -494,9 +501,12 @@ class _Module:
         return f"{self.py['grad_' + e.name]}({f.code(e.arg)[0]})", ATOM
 
     # ---------------------------------------------------- functions
-    def function(self, name: str, doc: str, results: list[E.Expr]) -> str:
+    def function(self, name: str, doc: str, results: list[E.Expr], directions: list[str] = (),
+                 as_tuple: bool = False) -> str:
+        """def name(inputs..., dX, ...): straight-line code for the results; `directions`
+        names the variables whose directions dX it takes (a jvp or hvp)."""
         program = self.program
-        defs = _needed(list(program.definitions) + list(self.d.adjoints), results)
+        defs = _needed(list(program.definitions) + list(self.d.adjoints) + list(self.d.hvp_named), results)
         fn = _Function(self, [b for _, b in defs] + results)
         fn.lines += self.prologue()
         for sym, body in defs:
@@ -505,8 +515,9 @@ class _Module:
         out = [self.fill(self.t.constant, v=fn.code(r))[0] if self.t.constant and r.is_scalar and not E.symbols(r)
                else fn.code(r)[0] for r in results]
         body = [f'    """{doc}"""'] + [f"    {line}" for line in fn.lines]
-        body.append(f"    return {out[0] if len(out) == 1 else ', '.join(out)}")
-        return f"def {name}({', '.join(self.params)}):\n" + "\n".join(body) + "\n"
+        body.append(f"    return {out[0] if len(out) == 1 and not as_tuple else ', '.join(out) + (',' if len(out) == 1 else '')}")
+        params = self.params + [self.direction[w] for w in directions]
+        return f"def {name}({', '.join(params)}):\n" + "\n".join(body) + "\n"
 
 
     def delegate(self, name: str, doc: str, index: int) -> str:
@@ -534,24 +545,58 @@ def _is_scalar_variable(d, name: str) -> bool:
     return variable is not None and variable.is_scalar
 
 
+def _comment(label: str, g: E.Expr) -> str:
+    text = to_text(g)
+    return f"{label} = {text}" if len(text) < 200 else "see the derivation"
+
+
+def _derivative_sections(m: _Module, d) -> list[str]:
+    """grad_X / jacobian_X / hessian_X (and hessian_X_Y blocks), value_and_grad, and for a
+    Hessian hvp: the differential of the gradient along every direction, never the matrix."""
+    what = {"grad": "∂L/∂{}", "jacobian": "∂vec(f)/∂vec({})", "hessian": "∂²L/∂vec({})²"}[d.command]
+    delegate = len(d.results) > SEPARATE_UP_TO
+    sections = []
+    for i, (name, g) in enumerate(d.results.items()):
+        comment = _comment(f"{d.command}_{name}", g)
+        pair = d.blocks.get(name)
+        label = ("∂f/∂{}" if d.command == "jacobian" and _is_scalar_variable(d, name) else what).format(name)
+        if pair:
+            label = f"∂²L/∂vec({pair[0]})∂vec({pair[1]})"
+        if delegate:
+            sections.append(m.delegate(f"{d.command}_{name}", f"{label}: {comment}", i + 1))
+        else:
+            sections.append(m.function(f"{d.command}_{name}", f"{label}: {comment}", [g]))
+    sections.append(m.function("value_and_grad", "The value and every gradient (" +
+                               ", ".join(d.results) + "), sharing the forward pass.",
+                               [d.program.output] + list(d.results.values())))
+    if d.hvp:
+        directions = ", ".join(m.direction[w] for w in d.wrt)
+        sections.append(m.function("hvp", f"The Hessian times the direction ({directions}): a tuple shaped like "
+                                   f"({', '.join(d.wrt)}), the differential of the gradient; never forms the Hessian.",
+                                   [d.hvp[w] for w in d.wrt], d.wrt, as_tuple=True))
+    return sections
+
+
+def _jvp_sections(m: _Module, d) -> list[str]:
+    """jvp_X(..., dX) per variable: df along dX; with several, jvp(..., dX, dY) the total; and value_and_jvp."""
+    sections = [m.function(f"jvp_{name}", f"df along d{name}: {_comment(f'jvp_{name}', g)}", [g], [name])
+                for name, g in d.results.items()]
+    if len(d.results) > 1:
+        sections.append(m.function("jvp", f"The total differential df: {_comment('jvp', d.total)}", [d.total], d.wrt))
+    sections.append(m.function("value_and_jvp", "The value and the total differential df, sharing the forward pass.",
+                               [d.program.output, d.total], d.wrt))
+    return sections
+
+
 def module_source(d, target: Target) -> str:
     """The generated module's source for one target."""
     m = _Module(d, target)
     value = d.program.output
     sections = [m.function("value", "The value of the expression.", [value])]
-    what = {"grad": "∂L/∂{}", "jacobian": "∂vec(f)/∂vec({})", "hessian": "∂²L/∂vec({})²"}[d.command]
-    delegate = len(d.results) > SEPARATE_UP_TO
-    for i, (name, g) in enumerate(d.results.items()):
-        text = to_text(g)
-        comment = f"{d.command}_{name} = {text}" if len(text) < 200 else "see the derivation"
-        label = "∂f/∂{}" if d.command == "jacobian" and _is_scalar_variable(d, name) else what
-        if delegate:
-            sections.append(m.delegate(f"{d.command}_{name}", f"{label.format(name)}: {comment}", i + 1))
-        else:
-            sections.append(m.function(f"{d.command}_{name}", f"{label.format(name)}: {comment}", [g]))
-    sections.append(m.function("value_and_grad", "The value and every gradient (" +
-                               ", ".join(d.results) + "), sharing the forward pass.",
-                               [value] + list(d.results.values())))
+    if d.command == "differential":
+        sections += _jvp_sections(m, d)
+    else:
+        sections += _derivative_sections(m, d)
     shapes = []
     for name, sym in d.program.inputs.items():
         shape = sym.shape

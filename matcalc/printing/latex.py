@@ -12,7 +12,7 @@ from fractions import Fraction
 from .. import expr as E
 from ..expr import Fn
 from ..rules.elementwise import ELEMENTWISE
-from .precedence import JUXTAPOSED, MathPrinter, call_parts, coefficient, orientation
+from .precedence import JUXTAPOSED, MathPrinter, call_parts, coefficient, differential_name, orientation
 
 GREEK = set("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
             "pi rho sigma tau upsilon phi chi psi omega".split())
@@ -178,6 +178,18 @@ def derivative_label(command: str, name: str) -> str:
             "hessian": rf"\frac{{\partial^2 L}}{{\partial \operatorname{{vec}} {x}^2}}"}[command]
 
 
+def block_label(x: str, y: str) -> str:
+    """A Hessian block ∂²L/∂vec(X)∂vec(Y)."""
+    return (rf"\frac{{\partial^2 L}}{{\partial \operatorname{{vec}} {latex_name(x)}\,"
+            rf"\partial \operatorname{{vec}} {latex_name(y)}}}")
+
+
+def result_label(d, name: str) -> str:
+    """The LaTeX left side for d's result by `name` (a variable, or a Hessian block's key)."""
+    pair = d.blocks.get(name)
+    return block_label(*pair) if pair else derivative_label(label_command(d, name), name)
+
+
 def label_command(d, name: str) -> str:
     """The derivative_label key for d's result by `name`."""
     variable = d.program.inputs.get(name) or next((s for s, _ in d.program.definitions if s.name == name), None)
@@ -188,8 +200,10 @@ def label_command(d, name: str) -> str:
 def derivation_latex(d) -> str:
     """The results (and shared adjoints) as LaTeX."""
     lines = [f"{latex_name(g.name)} &= {to_latex(body)}" for g, body in d.named]
-    for name, g in d.results.items():
-        lines.append(f"{derivative_label(label_command(d, name), name)} &= {to_latex(g)}")
+    if d.command == "differential":          # one line: the total differential
+        lines.append(rf"\mathrm{{d}}{latex_name(differential_name(d))} &= {to_latex(d.total)}")
+    for name, g in d.results.items() if d.command != "differential" else ():
+        lines.append(f"{result_label(d, name)} &= {to_latex(g)}")
     if len(lines) == 1:
         return lines[0].replace(" &= ", " = ")
     return align(lines)

@@ -260,3 +260,10 @@ def call_parts(e: E.Expr) -> tuple[str, tuple[E.Expr, ...]]:
 def print_call(printer, e: E.Expr) -> str:
     name, args = call_parts(e)
     return f"{name}({', '.join(printer.print(a) for a in args)})"
+
+
+def differential_name(d) -> str:
+    """What a derivation's differential is called: dL for a program whose last definition
+    is L, else df (the printers spell the d their own way)."""
+    out = d.program.output
+    return out.name if isinstance(out, E.Symbol) and d.program.definitions else "f"

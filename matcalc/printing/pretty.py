@@ -24,7 +24,7 @@ from fractions import Fraction
 from .. import expr as E
 from ..expr import Fn
 from ..shapes import is_column, is_row
-from .precedence import JUXTAPOSED, MathPrinter, coefficient, orientation, print_call
+from .precedence import JUXTAPOSED, MathPrinter, coefficient, differential_name, orientation, print_call
 
 MINUS = "\u2212"
 SUPERSCRIPT = str.maketrans("0123456789-+", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺")
@@ -69,7 +69,10 @@ VEC_LABELS = {"jacobian": "∂vec(f)/∂vec({})", "hessian": "∂²L/∂vec({})�
 
 
 def derivative_text(d, name: str, spell=str) -> str:
-    """∂L/∂X, ∂f/∂x, or ∂vec(f)/∂vec(X) where the variable or f is a matrix."""
+    """∂L/∂X, ∂f/∂x, or ∂vec(f)/∂vec(X) where the variable or f is a matrix; ∂²L/∂X∂Y for a Hessian block."""
+    if name in d.blocks:
+        matrix = lambda v: v in d.program.inputs and 1 not in d.program.inputs[v].shape
+        return "∂²L/" + "".join(f"∂vec({spell(v)})" if matrix(v) else f"∂{spell(v)}" for v in d.blocks[name])
     shape = next((s.shape for s in [d.program.inputs.get(name)] + [s for s, _ in d.program.definitions
                                                                      if s.name == name] if s is not None), None)
     matrix = lambda sh: sh is not None and sh[0] != 1 and sh[1] != 1
@@ -201,5 +204,7 @@ def align_on_equals(rows: list[tuple[str, str, str]], why_column: int = 72) -> s
 def derivation_pretty(d) -> str:
     """The results as `∂L/∂X = ...`, after the shared names (adjoints, products), one per line."""
     rows = [(pretty_name(g.name), to_pretty(body), "") for g, body in d.named]
+    if d.command == "differential":          # one line: the total differential
+        return align_on_equals(rows + [("d" + pretty_name(differential_name(d)), to_pretty(d.total), "")])
     rows += [(derivative_text(d, name, pretty_name), to_pretty(g), "") for name, g in d.results.items()]
     return align_on_equals(rows)

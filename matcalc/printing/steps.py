@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..steps import NUMERATOR_LAYOUT, Step
-from .latex import align, derivative_label, display_math, label_command, latex_name, to_latex
+from .latex import align, derivative_label, display_math, latex_name, result_label, to_latex
 from .pretty import LABELS, align_on_equals, derivative_text, pretty_name, to_pretty
 from .text import to_text
 
@@ -150,8 +150,11 @@ def _latex_why(s: Step, merged: list[str]) -> str:
 def steps_latex(d, verbosity: str = "brief") -> str:
     out = []
     for lhs, rhs, why in _lines(d, verbosity, to_latex, _latex_why):
-        command = label_command(d, lhs[1]) if lhs is not None and lhs[0] == "result" else d.command
-        out.append(f"{_latex_label(lhs, command)} &= {rhs}" + (f" && {why}" if why else ""))
+        if lhs is not None and lhs[0] == "result":
+            label = result_label(d, lhs[1])
+        else:
+            label = _latex_label(lhs, d.command)
+        out.append(f"{label} &= {rhs}" + (f" && {why}" if why else ""))
     return align(out)
 
 

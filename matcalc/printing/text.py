@@ -8,7 +8,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from .. import expr as E
-from .precedence import (FROBENIUS, MUL, NEG, POSTFIX, Printer, coefficient, format_number,
+from .precedence import (differential_name, FROBENIUS, MUL, NEG, POSTFIX, Printer, coefficient, format_number,
                          print_call, print_hadamard, print_sum)
 
 
@@ -135,8 +135,12 @@ def derivation_text(d) -> str:
     One variable and nothing named: the bare expression.  Otherwise the
     shared adjoints `g_a = ...` first, then `grad_X = ...` per variable.
     """
+    if d.command == "differential" and not d.named:
+        return to_text(d.total)
     if len(d.results) == 1 and not d.named:
         return to_text(d.result)
     lines = [f"{g.name} = {to_text(body)}" for g, body in d.named]
+    if d.command == "differential":
+        return "\n".join(lines + [f"d{differential_name(d)} = {to_text(d.total)}"])
     lines += [f"{d.command}_{name} = {to_text(g)}" for name, g in d.results.items()]
     return "\n".join(lines)
