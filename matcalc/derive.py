@@ -172,13 +172,20 @@ def grad(program: E.Program, wrt: list[str], keep_steps: bool = True, share_prod
                 steps.append(Step(SYMMETRIC, G, sym_G, sym.name, "symmetric"))
             G = sym_G
         results[sym.name] = G
+    simplify.fired = [] if steps is not None else None
     results, adjoints = _inline_single_use(results, adjoints, simplify)
     results, adjoints = _refer_to_definitions(program, results, adjoints, simplify)
     _within_size(list(results.values()) + [b for _, b in adjoints])
     if steps is not None:
+        final = simplification_rule(simplify.fired)
         for sym in wrt_syms:
-            steps.append(Step(IDENTIFY, state_expr([(raw[sym.name], E.differential(sym))]),
-                              results[sym.name], sym.name, "identify"))
+            before = state_expr([(raw[sym.name], E.differential(sym))])
+            if final is not None and results[sym.name] != raw[sym.name]:
+                # the simplifications after the adjoints are substituted, as one named step
+                after = state_expr([(results[sym.name], E.differential(sym))])
+                steps.append(Step(final, before, after, sym.name, "rewrite"))
+                before = after
+            steps.append(Step(IDENTIFY, before, results[sym.name], sym.name, "identify"))
     return Derivation(program, list(wrt), results, adjoints, steps or [], differentials,
                       shared=[(t, bodies[t]) for t in shared])
 
@@ -260,6 +267,26 @@ def _inline_single_use(results, adjoints, simplify):
     return results, kept
 
 
+# Rules that only reorder or tidy: a reader sees no new form in them.
+TIDYING = {"terms in order", "inner products commute", "transpose pushed to the leaves", "transpose of a scalar",
+           "zero term", "identity factor"}
+
+
+def simplification_rule(fired: list[Rule] | None) -> Rule | None:
+    """The rules that changed the form, in the order they first fired, as one step's rule."""
+    names = list(dict.fromkeys(r.name for r in fired or () if r.name not in TIDYING))
+    if not names:
+        return None
+    shown = {r.name: r for r in fired}
+    return Rule("simplification: " + ", ".join(names),
+                "; ".join(f"{n}: {shown[n].display}" for n in names))
+
+
+def _has_reciprocal(e: E.Expr) -> bool:
+    return any(isinstance(n, E.Power) and isinstance(n.exponent, E.Const) and n.exponent.value < 0
+               for n in E.walk(e))
+
+
 def _refer_to_definitions(program, results, adjoints, simplify=None):
     """Write tanh(a1) as h1 where the program defined h1 = tanh(a1) (as written,
     or in the simplifier's canonical form, which is what results are in)."""
@@ -272,5 +299,13 @@ def _refer_to_definitions(program, results, adjoints, simplify=None):
     if not names:
         return results, adjoints
     memo: dict = {}
-    fold = lambda e: E.map_bottom_up(e, lambda n: names.get(n, n), memo)
+
+    def fold(e):
+        # written with y for sigmoid(Phi*w), factors that met only as (1 - y)⁻¹ and
+        # (1 - sigmoid(Phi*w)) now cancel: simplify once more where the fold changed
+        # something that has a reciprocal in it (the only case a cancellation needs)
+        folded = E.map_bottom_up(e, lambda n: names.get(n, n), memo)
+        if simplify is None or folded is e or not _has_reciprocal(folded):
+            return folded
+        return simplify(folded)
     return {k: fold(v) for k, v in results.items()}, [(g, fold(b)) for g, b in adjoints]

@@ -22,6 +22,7 @@ class Simplifier:
         self._keys: dict[E.Expr, str] = {}
         self.rewrites = 0
         self.ctx = Context(self.key)
+        self.fired: list | None = None      # a list to record the rules that rewrite (for --steps)
 
     def key(self, e: E.Expr) -> str:
         k = self._keys.get(e)
@@ -51,6 +52,8 @@ class Simplifier:
                 if new.shape != e.shape:   # the IR check: a rewrite never changes a shape
                     raise AssertionError(f"rule {entry.rule.name!r} changed {e.shape} to {new.shape}")
                 self.rewrites += 1
+                if self.fired is not None:
+                    self.fired.append(entry.rule)
                 if self.rewrites > MAX_REWRITES:
                     raise LimitError(f"simplification took more than {MAX_REWRITES:,} rewrites")
                 return self(new)

@@ -143,10 +143,16 @@ def format_number(v) -> str:
 
 def signed_terms(e: E.Add):
     """The terms of a sum as (sign, term): a negative coefficient becomes ' - '
-    with the positive term; a broadcast scalar prints as the scalar itself."""
+    with the positive term; a broadcast scalar prints as the scalar itself, except
+    beside I, where `I - 1/D` would read as a multiple of I (it is I - 11ᵀ/D)."""
+    beside_identity = any(isinstance(t, E.Identity) or (isinstance(t, E.Mul) and any(
+        isinstance(f, E.Identity) for f in t.factors)) for t in e.terms)
     for i, t in enumerate(e.terms):
-        if isinstance(t, E.Broadcast):
+        if isinstance(t, E.Broadcast) and not beside_identity:
             t = t.value
+        elif isinstance(t, E.Broadcast) and i and coefficient(t.value)[0] < 0:
+            yield "-", E.broadcast(E.neg(t.value), t.shape)
+            continue
         c, rest = coefficient(t)
         if i and c < 0:
             yield "-", (E.mul(E.Const(-c), *rest) if rest else E.Const(-c))

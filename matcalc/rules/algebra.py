@@ -17,8 +17,14 @@ from .. import expr as E
 from ..expr import Fn
 from ..steps import Rule
 from .elementwise import ELEMENTWISE
-from .kronecker import (frobenius_of_inverse, inverse_of_kron, kron_adj_rules, kron_times_vec,
-                        unvec_rules, vec_rules)
+from .kronecker import (frobenius_of_inverse, inverse_of_kron, kron_adj_rules, unvec_rules,
+                        vec_rules)
+from .identities import (determinant_of_power, inverse_of_power, kron_of_scaled, kronecker_products,
+                         inner_product_of_reciprocals, log_of_sigmoid, log_of_softmax,
+                         product_inverse_beside_factor, shorter_elementwise, sign_times_self, sum_of_diagonals,
+                         sum_of_scaled)
+from .forms import (from_signed_power, is_vector_shape, scaled as _scaled, signed_power,
+                    split_coefficient, transposed)
 from .symmetry import is_symmetric
 
 
@@ -32,6 +38,7 @@ class Context:
     """What rules may ask the driver: a total order on expressions."""
     def __init__(self, key: Callable[[E.Expr], str]):
         self.key = key
+        self.sizes: dict[E.Expr, int] = {}      # tree sizes, the cost a cost-based rule minimises
 
 
 # ------------------------------------------------------------ predicates
@@ -84,27 +91,6 @@ def _one_minus_unit(e: E.Expr) -> bool:
                 isinstance(u, E.Power) and u.exponent == E.const(2) and isinstance(u.base, E.Apply)
                 and u.base.fn in (Fn.TANH, Fn.SIGMOID))
     return False
-
-
-def transposed(e: E.Expr) -> E.Expr:
-    """eᵀ without building Transpose(Transpose(.)) or transposing symmetric leaves."""
-    if isinstance(e, E.Transpose):
-        return e.arg
-    if e.is_scalar or (isinstance(e, (E.Symbol, E.Identity)) and is_symmetric(e)):
-        return e
-    return E.transpose(e)
-
-
-def split_coefficient(e: E.Expr) -> tuple[Fraction | float, E.Expr]:
-    if isinstance(e, E.Const):
-        return e.value, E.ONE
-    if isinstance(e, E.Mul) and isinstance(e.factors[0], E.Const):
-        return e.factors[0].value, E.mul(*e.factors[1:])
-    return Fraction(1), e
-
-
-def _scaled(c, e: E.Expr) -> E.Expr:
-    return E.mul(E.Const(c), e)
 
 
 # ------------------------------------------------------------ transpose
@@ -169,18 +155,6 @@ def _m_scalars_first(e, ctx):
     return None if new == e else new
 
 
-def _inverse_pair(a: E.Expr, b: E.Expr) -> bool:
-    """a b = I: X X⁻¹, X⁻¹ X, and their transposes."""
-    if isinstance(a, E.Transpose) and isinstance(b, E.Transpose):
-        a, b = a.arg, b.arg
-    inv = lambda x, y: isinstance(x, E.Apply) and x.fn is Fn.INV and x.arg == y
-    return inv(a, b) or inv(b, a)
-
-
-def _power_of(x: E.Expr) -> tuple[E.Expr, int]:
-    return (x.base, x.k) if isinstance(x, E.MatPow) else (x, 1)
-
-
 def _m_inner_product(e, ctx):
     """y'x = x'y: one order for inner products, so that like terms meet."""
     if not e.is_scalar or len(e.factors) != 2:
@@ -203,14 +177,21 @@ def _m_chain(e, ctx):
     changed = False
     for f in chain:
         prev = out[-1] if out else None
-        if prev is not None and _inverse_pair(prev, f):
-            out.pop()
+        # Xᵃ Xᵇ = Xᵃ⁺ᵇ for integers a, b of either sign (X X⁻¹ = I, X (X⁻¹)³ X = X⁻¹):
+        # where X⁻¹ appears X is invertible wherever the product is defined
+        if prev is not None and not is_vector_shape(f) and not isinstance(f, E.Identity) \
+                and signed_power(prev)[0] == signed_power(f)[0]:
+            base = signed_power(f)[0]
+            combined = from_signed_power(base, signed_power(prev)[1] + signed_power(f)[1])
+            if combined is None:
+                out.pop()
+            else:
+                out[-1] = combined
             changed = True
             continue
-        if prev is not None and _power_of(prev)[0] == _power_of(f)[0] and not is_vector_shape(f) \
-                and not isinstance(f, E.Identity):
-            base = _power_of(f)[0]
-            out[-1] = E.matpow(base, _power_of(prev)[1] + _power_of(f)[1])
+        # diag(a) diag(b) = diag(a ⊙ b): diagonal matrices multiply entry by entry
+        if prev is not None and all(isinstance(x, E.Apply) and x.fn is Fn.DIAG for x in (prev, f)):
+            out[-1] = E.apply(Fn.DIAG, E.hadamard(prev.arg, f.arg))
             changed = True
             continue
         if prev is not None and isinstance(prev, E.Apply) and prev.fn is Fn.DIAG and f.shape[1] == 1:
@@ -228,10 +209,6 @@ def _m_chain(e, ctx):
         n = chain[0].shape[0]
         out = [E.Identity((n, n))]
     return E.mul(*scalars, *out)
-
-
-def is_vector_shape(x: E.Expr) -> bool:
-    return x.shape[0] == 1 or x.shape[1] == 1
 
 
 # ------------------------------------------------------------ sums
@@ -271,6 +248,7 @@ def _powers_table(factors) -> tuple[dict, list]:
 def _combine_powers(bases: dict, order: list) -> list:
     """x^a x^b = x^(a+b) for a base -> exponents table (exponents 0 drop out)."""
     _logistic(bases, order)
+    sign_times_self(bases, order)
     out = []
     for base in order:
         exps = bases[base]
@@ -346,14 +324,18 @@ def _a_factor(e, ctx):
 
 
 def _a_sort(e, ctx):
-    def order(t):
-        c, _ = split_coefficient(t)
+    def order(t):       # a broadcast -c·1 is a negative term too: I - 11ᵀ/D, x - mu
+        c, _ = split_coefficient(t.value if isinstance(t, E.Broadcast) else t)
         return (c < 0, ctx.key(_scaled(-c, t) if c < 0 else t))
     terms = sorted(e.terms, key=order)
     return None if terms == list(e.terms) else E.add(*terms)
 
 
 # ------------------------------------------------------------ Hadamard
+
+def _is_divisor(f: E.Expr) -> bool:
+    return isinstance(f, E.Power) and E.is_const(f.exponent, -1)
+
 
 def _h_simplify(e, ctx):
     """Zeros, ones and scalars leave; equal bases combine (x .* x = x.^2); order."""
@@ -369,7 +351,7 @@ def _h_simplify(e, ctx):
             scale.append(E.Const(c))
         plain.append(rest if c != 1 else f)
     factors = _combine_powers(*_powers_table(plain))
-    factors.sort(key=ctx.key)
+    factors.sort(key=lambda f: (_is_divisor(f), ctx.key(f)))     # divisors last: x ⊘ y, not y⁻¹ ⊙ x
     body = E.hadamard(*factors) if factors else E.broadcast(E.ONE, e.shape)
     new = E.mul(*scale, body) if scale else body
     return None if new == e else new
@@ -564,43 +546,63 @@ def frechet_along_identity(e: E.FrechetAdj, ctx=None) -> E.Expr | None:
     return E.mul(*(f for f in factors if f.is_scalar), E.transpose(FRECHET_ALONG_I[e.fn](e.x)))
 
 
+# One rule, several node types: the cost-based expansion of rules/polynomial.py.
+CANCEL = Rule("cancel and collect", "b⁻¹ ⊙ b = 1, (1 − t) ⊙ y − t ⊙ (1 − y) = y − t")
+
 RULES: dict[object, list[AlgebraRule]] = {
     E.Transpose: [AlgebraRule(Rule("transpose of a scalar", "sᵀ = s"), _t_scalar),
                   AlgebraRule(Rule("transpose pushed to the leaves", "(AB)ᵀ = BᵀAᵀ, (Aᵀ)ᵀ = A, Sᵀ = S"), _t_push)],
     E.Mul: [AlgebraRule(Rule("zero factor", "0 A = 0"), _m_zero),
             AlgebraRule(Rule("identity factor", "A I = A"), _m_identity),
             AlgebraRule(Rule("scalars commute", "A (s B) = s A B"), _m_scalars_first),
-            AlgebraRule(Rule("products", "X X⁻¹ = I, X X = X², diag(v) x = v ⊙ x"), _m_chain),
+            AlgebraRule(Rule("products", "X X⁻¹ = I, Xᵃ Xᵇ = Xᵃ⁺ᵇ, diag(a) diag(b) = diag(a ⊙ b), diag(v) x = v ⊙ x"), _m_chain),
             AlgebraRule(Rule("inner products commute", "yᵀx = xᵀy"), _m_inner_product),
-            AlgebraRule(Rule("vec trick", "(A ⊗ B) vec(M) = vec(B M Aᵀ)"), kron_times_vec)],
+            AlgebraRule(Rule("Kronecker and vec products", "vec(B)ᵀ(C ⊗ A) = vec(AᵀBC)ᵀ, "
+                             "(C ⊗ A)vec(B) = vec(ABCᵀ), (A ⊗ B)(C ⊗ D) = AC ⊗ BD", "520"), kronecker_products),
+            AlgebraRule(Rule("inverse of a product", "(ABC)⁻¹ = C⁻¹B⁻¹A⁻¹ beside A or C (square factors)"),
+                        product_inverse_beside_factor),
+            AlgebraRule(Rule("inner product with the reciprocal", "uᵀ(u⁻¹) = sum(1)"), inner_product_of_reciprocals),
+            AlgebraRule(CANCEL, shorter_elementwise)],
     E.Add: [AlgebraRule(Rule("zero term", "A + 0 = A"), _a_zero),
             AlgebraRule(Rule("like terms", "aA + bA = (a+b)A"), _a_collect),
+            AlgebraRule(Rule("sum of diagonals", "a diag(u) + b diag(v) = diag(a u + b v)"), sum_of_diagonals),
+            AlgebraRule(CANCEL, shorter_elementwise),
             AlgebraRule(Rule("common factor", "AC + BC = (A+B)C"), _a_factor),
             AlgebraRule(Rule("terms in order", "A + B = B + A"), _a_sort)],
-    E.Hadamard: [AlgebraRule(Rule("Hadamard normal form", "A⊙B = B⊙A, A⊙1 = A, (sA)⊙B = s(A⊙B)"), _h_simplify)],
-    E.Power: [AlgebraRule(Rule("powers", "A^1 = A, (A^p)^q = A^(pq), 0^p = 0 for p > 0"), _p_trivial)],
+    E.Hadamard: [AlgebraRule(Rule("Hadamard normal form", "A⊙B = B⊙A, A⊙1 = A, (sA)⊙B = s(A⊙B)"), _h_simplify),
+                 AlgebraRule(CANCEL, shorter_elementwise)],
+    E.Power: [AlgebraRule(Rule("powers", "A^1 = A, (A^p)^q = A^(pq), 0^p = 0 for p > 0"), _p_trivial),
+              AlgebraRule(CANCEL, shorter_elementwise)],
     E.Frobenius: [AlgebraRule(Rule("Frobenius of vectors", "a:b = aᵀb"), _frobenius),
                   AlgebraRule(Rule("Frobenius of an inverse", "X⁻ᵀ : X = tr(I)"), frobenius_of_inverse)],
     **{key: [AlgebraRule(Rule("Kronecker adjoint", "kron_adj_left(A, P ⊗ Q) = (A : P) Q, "
                               "kron_adj_right(P ⊗ Q, B) = (Q : B) P"), kron_adj_rules)]
        for key in (E.KronAdjLeft, E.KronAdjRight)},
     E.Broadcast: [AlgebraRule(Rule("zero broadcast", "0·11ᵀ = 0"), _broadcast)],
-    E.Kron: [AlgebraRule(Rule("Kronecker identities", "I ⊗ I = I, s ⊗ B = sB"), _kron)],
+    E.Kron: [AlgebraRule(Rule("Kronecker identities", "I ⊗ I = I, s ⊗ B = sB"), _kron),
+             AlgebraRule(Rule("scalars leave a Kronecker product", "(aA) ⊗ (bB) = ab (A ⊗ B)"), kron_of_scaled)],
     E.Unvec: [AlgebraRule(Rule("unvec", "unvec(vec(M)) = M, unvec((A ⊗ B) v) = B unvec(v) Aᵀ"), unvec_rules)],
     Fn.VEC: [AlgebraRule(Rule("vec", "vec(unvec(v)) = v, vec(x) = x, vec(xᵀ) = x"), vec_rules)],
     Fn.TRACE: [AlgebraRule(Rule("trace", "tr(s) = s, tr(Aᵀ) = tr(A), tr(x yᵀ) = yᵀx"), _fn_trace)],
     Fn.INV: [AlgebraRule(Rule("inverse of a scalar", "inv(s) = 1/s"), _fn_of_scalar),
              AlgebraRule(Rule("inverse", "(X⁻¹)⁻¹ = X, I⁻¹ = I"), _fn_inverse),
+             AlgebraRule(Rule("inverse of a power", "(Xᵏ)⁻¹ = (X⁻¹)ᵏ"), inverse_of_power),
              AlgebraRule(Rule("inverse of a Kronecker product", "(A ⊗ B)⁻¹ = A⁻¹ ⊗ B⁻¹"), inverse_of_kron)],
-    Fn.DET: [AlgebraRule(Rule("determinant of a scalar", "det(s) = s"), _fn_of_scalar)],
-    Fn.LOG: [AlgebraRule(Rule("softplus", "log(1 + exp(z)) = softplus(z)"), _fn_log)],
+    Fn.DET: [AlgebraRule(Rule("determinant of a scalar", "det(s) = s"), _fn_of_scalar),
+             AlgebraRule(Rule("determinant of a power", "det(Xᵏ) = det(X)ᵏ, det(X⁻¹) = 1/det(X), det(Xᵀ) = det(X)",
+                              "18"), determinant_of_power)],
+    Fn.LOG: [AlgebraRule(Rule("softplus", "log(1 + exp(z)) = softplus(z)"), _fn_log),
+             AlgebraRule(Rule("log of a sigmoid", "log σ(z) = −softplus(−z), log(1 − σ(z)) = −softplus(z)"),
+                         log_of_sigmoid),
+             AlgebraRule(Rule("log-softmax", "log softmax(z) = z − logsumexp(z)"), log_of_softmax)],
 
     Fn.LOGDET: [AlgebraRule(Rule("log det of a scalar", "logdet(s) = log(s)"), _fn_of_scalar)],
     Fn.SOFTMAX: [AlgebraRule(Rule("softmax of one entry", "softmax(s) = 1"), _fn_of_scalar)],
     Fn.LOGSUMEXP: [AlgebraRule(Rule("logsumexp of one entry", "logsumexp(s) = s"), _fn_of_scalar)],
     Fn.DIAGV: [AlgebraRule(Rule("diag", "diag(diag(v)) = v, diag(a bᵀ) = a ⊙ b"), _fn_diag)],
     Fn.DIAG: [AlgebraRule(Rule("diag of a constant", "diag(s 1) = s I"), _fn_diag)],
-    Fn.SUM: [AlgebraRule(Rule("sum of a scalar", "sum(s) = s"), _fn_sum)],
+    Fn.SUM: [AlgebraRule(Rule("sum of a scalar", "sum(s) = s"), _fn_sum),
+             AlgebraRule(Rule("sum of a multiple", "sum(s A) = s sum(A)"), sum_of_scaled)],
     Fn.NORM1: [AlgebraRule(Rule("norm of a scalar", "‖s‖ = |s|"), _fn_norm_of_scalar)],
     Fn.NORM2: [AlgebraRule(Rule("norm of a scalar", "‖s‖ = |s|"), _fn_norm_of_scalar)],
     E.FrechetAdj: [AlgebraRule(Rule("Fréchet derivative along I", "expm_adj(Y, I) = expm(Y)ᵀ, "

@@ -5,7 +5,6 @@ rewrite is one identity of Magnus & Neudecker (2019) ch. 2, with vec stacking
 columns and the shapes checked, so that a product the shapes do not settle
 (6 = 2·3 = 3·2) is left alone:
 
-    (A ⊗ B) vec(M) = vec(B M Aᵀ)          vec(M)ᵀ (A ⊗ B) = vec(Bᵀ M A)ᵀ
     unvec(vec(M)) = M                      vec(unvec(v)) = v, vec(x) = x for a column x
     unvec((A ⊗ B) v) = B unvec(v) Aᵀ       unvec is linear: sums and scalars pass through
     kron_adj_left(A, P ⊗ Q) = (A : P) Q     kron_adj_right(P ⊗ Q, B) = (Q : B) P
@@ -20,32 +19,6 @@ from ..expr import Fn
 
 def _is_vec(e: E.Expr) -> bool:
     return isinstance(e, E.Apply) and e.fn is Fn.VEC
-
-
-def _vec_trick(kron: E.Kron, m: E.Expr) -> E.Expr | None:
-    """(A ⊗ B) vec(M) = vec(B M Aᵀ) where M is (columns of B) × (columns of A)."""
-    a, b = kron.left, kron.right
-    if m.shape != (b.shape[1], a.shape[1]):
-        return None
-    return E.apply(Fn.VEC, E.mul(b, m, E.transpose(a)))
-
-
-def kron_times_vec(e: E.Mul, ctx=None) -> E.Expr | None:
-    """A Kronecker product times a vec, or a transposed vec times one: never the mn × pq matrix."""
-    fs = e.factors
-    for i in range(len(fs) - 1):
-        left, right = fs[i], fs[i + 1]
-        if isinstance(left, E.Kron) and _is_vec(right):
-            new = _vec_trick(left, right.arg)
-        elif isinstance(right, E.Kron) and isinstance(left, E.Transpose) and _is_vec(left.arg):
-            flipped = E.kron(E.transpose(right.left), E.transpose(right.right))
-            new = _vec_trick(flipped, left.arg.arg)
-            new = None if new is None else E.transpose(new)
-        else:
-            continue
-        if new is not None:
-            return E.mul(*fs[:i], new, *fs[i + 2:])
-    return None
 
 
 def vec_rules(e: E.Apply, ctx=None) -> E.Expr | None:
