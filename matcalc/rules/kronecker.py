@@ -66,7 +66,7 @@ def kron_adj_rules(e: E.KronAdjLeft | E.KronAdjRight, ctx=None) -> E.Expr | None
         return E.broadcast(E.mul(g.value, E.apply(Fn.SUM, factor)), e.shape)
     square = factor.shape[0] == factor.shape[1] and e.shape[0] == e.shape[1]
     if isinstance(g, E.Identity) and square:         # I = I ⊗ I: Σ Aᵢᵢ I = tr(A) I
-        return E.mul(E.apply(Fn.TRACE, factor), E.Identity(e.shape))
+        return E.mul(_trace(factor), E.Identity(e.shape))
     if isinstance(g, E.Kron):                        # blocks Pᵢⱼ Q: Σ Aᵢⱼ Pᵢⱼ Q = (A : P) Q
         near, far = (g.left, g.right) if left else (g.right, g.left)
         if near.shape == factor.shape and far.shape == e.shape:
@@ -80,6 +80,14 @@ def kron_adj_rules(e: E.KronAdjLeft | E.KronAdjRight, ctx=None) -> E.Expr | None
         if scalars and chain:
             return E.mul(*scalars, again(E.mul(*chain)))
     return None
+
+
+def _trace(a: E.Expr) -> E.Expr:
+    """tr(A); tr(I) is the size, a number where the size is one."""
+    n = a.shape[0]
+    if isinstance(a, E.Identity):
+        return E.const(n) if isinstance(n, int) else E.apply(Fn.TRACE, a)
+    return E.apply(Fn.TRACE, a)
 
 
 def inverse_of_kron(e: E.Apply, ctx=None) -> E.Expr | None:
@@ -99,5 +107,4 @@ def frobenius_of_inverse(e: E.Frobenius, ctx=None) -> E.Expr | None:
     """X⁻ᵀ : X = tr(X⁻¹ X) = tr(I), the size of X: a number where it is one."""
     if not (_is_inverse_transpose(e.left, e.right) or _is_inverse_transpose(e.right, e.left)):
         return None
-    n = e.left.shape[0]
-    return E.const(n) if isinstance(n, int) else E.apply(Fn.TRACE, E.Identity((n, n)))
+    return _trace(E.Identity(e.left.shape))
