@@ -70,7 +70,6 @@ WHY = {
     "vae-kl-mu": "no expression for a dimension: n is written sum(ones(n))",
     "gp_likelihood.mc": "the gradient through chol keeps the Cholesky adjoint (tril_half); no rule reduces it "
                         "to tr(C⁻¹)",
-    "sym-gauss": "the two transposed terms are not factored as S⁻¹(A + Aᵀ)S⁻¹",
     "eq105": "a gradient through kron() of a variable is not supported yet",
     "eq120-kron": "a gradient through kron() of a variable is not supported yet",
     "eq120-kron-infer": "a gradient through kron() of a variable is not supported yet",

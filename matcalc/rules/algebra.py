@@ -301,8 +301,10 @@ def _factor(e: E.Add, at_end: bool):
         if chain and not isinstance(chain[-1 if at_end else 0], (E.Broadcast, E.Identity)):
             groups[chain[-1 if at_end else 0]].append(i)
     for common, members in groups.items():
-        # a term that is only the common factor would leave an I behind: keep A + A*B as it is
-        if len(members) < 2 or any(len(chains[i][1]) == 1 for i in members):
+        # a term that is only the common factor would leave an I behind: it stays outside
+        # (A + A*B as it is; A - A*B*A - A*C*A = A - A*(B + C)*A)
+        members = [i for i in members if len(chains[i][1]) > 1]
+        if len(members) < 2:
             continue
         rest = []
         for i in members:
