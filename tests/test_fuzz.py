@@ -2,8 +2,8 @@
 
 A hypothesis strategy writes expression TEXT bottom-up by shape (scalar, vectors
 of length n and m, n×n, m×n, n×m, m×m matrices and row vectors), over every
-operator and function of docs/reference.md §1, kron, vec and unvec of variables
-included.  Domains are kept sane by construction: log/sqrt/./ and fractional
+operator and function of docs/reference.md §1 but kron/vec (tests/test_kronvec.py
+has those).  Domains are kept sane by construction: log/sqrt/./ and fractional
 powers only see positive-valued subexpressions, logdet/det/inv/negative matrix
 powers only SPD-valued ones, tan only bounded ones, and a rough magnitude
 estimate squashes any subexpression that could grow past ~30 (so that finite
@@ -348,7 +348,6 @@ def expr(shape, depth: int, extra=()) -> st.SearchStrategy[G]:
             st.sampled_from(SHAPES[1:]).flatmap(lambda q: st.tuples(sub(q), sub(q))).map(
                 lambda ab: binop(ab[0], ":", ab[1], 16 * ab[0].mag * ab[1].mag)),
         ]
-        opts.append(kron_vec_scalars(sub, anything, square, spds))
         for k in DIMS + DIMS:      # row times column: x'*y, x'*A*y
             opts.append(_map(lambda a, b, op: binop(a, op, b, INNER * a.mag * b.mag), sub((1, k)), sub((k, 1)),
                              st.sampled_from(["*", "*", "@"])))
@@ -368,7 +367,6 @@ def expr(shape, depth: int, extra=()) -> st.SearchStrategy[G]:
             continue           # that is scalar scaling, covered above
         opts.append(_map(lambda a, b, op: binop(a, op, b, (INNER if k != 1 else 1) * a.mag * b.mag),
                          sub((r, k)), sub((k, c)), st.sampled_from(["*", "*", "*", "@"])))
-    opts.append(kron_vec_arrays(shape, sub, s))
     if is_vector(shape):
         opts += [same.map(lambda g: G(f"softmax({g.text})", ATOM, 1.0)),
                  sub((r, r)).map(lambda g: G(f"diag({g.text})", ATOM, g.mag)),
@@ -387,49 +385,6 @@ def expr(shape, depth: int, extra=()) -> st.SearchStrategy[G]:
                       same.map(lambda g: binop(g, "*", G("I", ATOM, 1), g.mag))),
         ]
     return st.one_of(*opts)
-
-
-def kron(a: G, b: G, mag: float) -> G:
-    return squash(G(f"kron({a.text}, {b.text})", ATOM, mag))
-
-
-def kron_vec_scalars(sub, anything, square, spds) -> st.SearchStrategy[G]:
-    """Scalars through kron and vec of anything: vec(P)'*vec(Q), sum(kron(P, Q)),
-    tr(kron(P, Q)), logdet(kron(S1, S2)), kron(u, v)'*kron(a, b) (issue 14)."""
-    same_pair = st.sampled_from(SHAPES).flatmap(lambda q: st.tuples(sub(q), sub(q)))
-    vectors = st.tuples(*(sub(q) for q in [("n", 1), ("m", 1), ("n", 1), ("m", 1)]))
-    return group(
-        same_pair.map(lambda ab: binop(G(f"vec({ab[0].text})'", POST, ab[0].mag), "*",
-                                       G(f"vec({ab[1].text})", ATOM, ab[1].mag), 16 * ab[0].mag * ab[1].mag)),
-        st.tuples(anything, anything).map(lambda ab: call("sum", kron(*ab, ab[0].mag * ab[1].mag),
-                                                          16 * ab[0].mag * ab[1].mag)),
-        st.tuples(square, square).map(lambda ab: call("tr", kron(*ab, ab[0].mag * ab[1].mag),
-                                                      16 * ab[0].mag * ab[1].mag)),
-        st.tuples(spds, spds).map(lambda ab: G(f"logdet(kron({ab[0].text}, {ab[1].text}))", ATOM,
-                                               4 * math.log(ab[0].mag * ab[1].mag + 1) + 1)),
-        vectors.map(lambda v: binop(G(f"kron({v[0].text}, {v[1].text})'", POST, v[0].mag * v[1].mag), "*",
-                                    kron(v[2], v[3], v[2].mag * v[3].mag), 12 * v[0].mag * v[1].mag * v[2].mag * v[3].mag)))
-
-
-def kron_vec_arrays(shape, sub, s) -> st.SearchStrategy[G]:
-    """Arrays of `shape` through kron, vec and unvec: kron(u, v') (an outer product),
-    unvec(kron(u, v), r, c), unvec(kron(P, Q)*vec(M), r, c), kron(s, X), vec(v)."""
-    r, c = shape
-    opts = [_map(lambda a, g: kron(a, g, a.mag * g.mag), s, sub(shape))]
-    if r != 1 and c != 1:
-        u, v = sub((r, 1)), sub((c, 1))
-        opts += [_map(lambda a, b: kron(a, G(f"{par(b, POST)}'", POST, b.mag), a.mag * b.mag), u, v),
-                 _map(lambda a, b: G(f"unvec({kron(b, a, a.mag * b.mag).text}, {r}, {c})", ATOM,
-                                     a.mag * b.mag), u, v)]
-        for i in DIMS:
-            for j in DIMS:       # (P ⊗ Q) vec(M) = vec(Q M Pᵀ), P c×i, Q r×j, M j×i
-                opts.append(_map(lambda P, Q, M: G(f"unvec(kron({P.text}, {Q.text})*vec({M.text}), {r}, {c})",
-                                                   ATOM, INNER ** 2 * P.mag * Q.mag * M.mag),
-                                 sub((c, i)), sub((r, j)), sub((j, i))))
-    elif c == 1 and r != 1:
-        opts += [sub((r, 1)).map(lambda g: G(f"vec({g.text})", ATOM, g.mag)),
-                 sub((1, r)).map(lambda g: G(f"vec({g.text})", ATOM, g.mag))]
-    return group(*opts)
 
 
 def scalar_exprs() -> st.SearchStrategy[str]:
@@ -676,7 +631,7 @@ TOKENS: Counter = Counter()
 TOKEN_LIST = ["+", "-", "*", "@", ".*", "⊙", "./", "/", "^", ".^", "'", ".T", ":", "I", "ones",
               "tr(", "det(", "logdet(", "inv(", "diag(", "sum(", "norm1(", "norm2(", "exp(", "log(",
               "sin(", "cos(", "tan(", "tanh(", "sqrt(", "abs(", "sign(", "step(", "sigmoid(", "relu(",
-              "softplus(", "softmax(", "logsumexp(", "kron(", "vec(", "unvec("]
+              "softplus(", "softmax(", "logsumexp("]
 
 
 def _count_tokens(text: str) -> None:
