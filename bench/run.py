@@ -3,9 +3,10 @@
     pip install -r bench/requirements.txt
     python bench/run.py            # the whole suite, about 10 minutes on 2 cores
     python bench/run.py --quick    # a smoke run: few repeats, sizes to 32; writes bench/results-quick.md
+    python bench/run.py --only "linear maps"   # one benchmark; replaces its section of results.md
 
 Each benchmark is a module of its own with a main(), runnable alone:
-generated_code.py, derivation_scaling.py, startup.py.  Before each one this
+generated_code.py, dl_losses.py, derivation_scaling.py, startup.py, linear_maps.py.  Before each one this
 script waits (up to a minute) for the machine to be quiet, and records how
 many cores other processes kept busy while it ran: the machine has 2 cores, so
 anything else running shows in the figures (the ratios, taken side by side in one
@@ -22,17 +23,47 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # first: threads and float64 are set before numpy, jax, torch load
 import derivation_scaling
+import dl_losses
 import generated_code
+import linear_maps
 import startup
 
 BUSY = 0.25     # cores kept busy by other processes above which the results carry a warning
-BENCHMARKS = [("generated code", generated_code), ("derivation time", derivation_scaling),
-              ("start-up", startup)]
+BENCHMARKS = [("generated code", generated_code), ("deep-learning losses", dl_losses),
+              ("derivation time", derivation_scaling), ("start-up", startup), ("linear maps", linear_maps)]
+
+
+def only(label: str, quick: bool) -> None:
+    """Run one benchmark and put its section into the existing results file in place of
+    its last one (the other sections stay as their last full run left them)."""
+    module = dict(BENCHMARKS)[label]
+    waited, before = C.wait_for_quiet(max_wait=10 if quick else 60)
+    monitor, t = C.LoadMonitor(), time.perf_counter()
+    out = module.run(quick=quick)
+    note = (f"Run alone by `python bench/run.py --only {shlex.quote(label)}` at commit {C._git()}: "
+            f"{time.perf_counter() - t:.0f} s, other processes kept {monitor.others():.2f} cores busy "
+            f"on average (waited {waited:.0f} s for quiet).")
+    section = out["markdown"].replace("\n\n", f"\n\n{note}\n\n", 1)
+    if out["flags"]:
+        section += "\n\nFlagged:\n\n" + "\n".join(f"- {f}" for f in out["flags"])
+    path = C.BENCH / ("results-quick.md" if quick else "results.md")
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    heading = section.split("\n", 1)[0]
+    if heading in text:
+        start = text.index(heading)
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + section + ("\n" + text[end:] if end != -1 else "\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+    print(f"wrote the {label} section of {path}")
 
 
 def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     quick = "--quick" in argv
+    if "--only" in argv:
+        return only(argv[argv.index("--only") + 1], quick)
     command = "python bench/run.py" + (" --quick" if quick else "")
     started = time.perf_counter()
     sections, flags, loads = [], [], []

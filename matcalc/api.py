@@ -139,6 +139,14 @@ class Derivation(derive.Derivation):
         from .claim import compare       # NumPy is imported by the comparison, not by the package
         return compare(self, claim, seed)
 
+    def objective(self, **data) -> "Objective":  # noqa: F821
+        """fun(theta), jac(theta), hessp(theta, p), unflatten(theta) and x0 over the variables
+        (this derivation's wrt) flattened into one vector, the other inputs fixed to `data`:
+        what scipy.optimize.minimize takes (Newton-CG, trust-ncg, L-BFGS-B).  hessp is the
+        generated hvp (no Hessian formed).  A variable given in data is the starting point x0."""
+        from .optimize import Objective       # NumPy is imported by the objective, not by the package
+        return Objective(self, data)
+
     def to_sympy(self, symbols: dict | None = None):
         """The result as a SymPy matrix expression ({name: expression} for several wrt);
         named intermediates are inlined.  See matcalc.interop.sympy_bridge."""

@@ -81,9 +81,11 @@ def check_derivation(derivation, seed: int = 0, points: int = 3, run_code: bool 
             continue          # these sizes may be the obstacle (a Gram product of a wide factor)
         done += 1
         # a differential is checked along one random direction dX per variable
-        toward = {name: _random_directions(env[name], _symmetric(program, name), rng, 1)
-                  for name in derivation.results} if derivation.command == "differential" else {}
-        along = {f"d{name}": column.reshape(env[name].shape, order="F") for name, column in toward.items()}
+        shape_of = {name: _array_shape(program, name, dims, functions) for name in derivation.results} \
+            if derivation.command == "differential" else {}
+        toward = {name: _random_directions(np.zeros(shape), _symmetric(program, name), rng, 1)
+                  for name, shape in shape_of.items()}
+        along = {f"d{name}": column.reshape(shape_of[name], order="F") for name, column in toward.items()}
         ev = run_program(program, {**env, **along}, functions, dims, derivation.adjoints)
         value_of = _value(program, functions, dims)
         terms = _terms(program, env, functions, dims)
@@ -258,6 +260,17 @@ def _hvp_error(module, names, program, env, functions, value_of, terms, rng, pai
     return worst
 
 
+def _array_shape(program, name: str, dims, functions) -> tuple[int, int]:
+    """The 2-D shape of an input's or a definition's value at these sizes."""
+    sym = _variable(program, name)
+    dim = Evaluator({}, functions, dims).dim
+    return dim(sym.shape[0]), dim(sym.shape[1])
+
+
+def _variable(program, name: str):
+    return program.inputs.get(name) or next(s for s, _ in program.definitions if s.name == name)
+
+
 def _symmetric(program, name: str) -> bool:
     sym = program.inputs.get(name)
     return sym is not None and sym.symmetric
@@ -365,7 +378,7 @@ def _run_module(module, program, env, functions, derivation, along=None) -> tupl
     value = call("value", program.output.shape)
     return (np.array([[np.nan]]) if value is None else value,
             {n: call(f"{_function_prefix(derivation)}_{n}", r.shape,
-                     *([to_user(along[f"d{n}"], program.inputs[n].shape)] if along else []))
+                     *([to_user(along[f"d{n}"], _variable(program, n).shape)] if along else []))
              for n, r in derivation.results.items()})
 
 

@@ -126,7 +126,9 @@ def hessian(program: E.Program, wrt: list[str]) -> Derivation:
     results, named, steps, blocks = {}, [], [], {}
     taken: set[str] = set()                     # names stay distinct across the variables
     for i, name in enumerate(wrt):
-        later = [y for y in wrt[i + 1:] if y != name]     # the blocks ∂²L/∂X∂Y, X before Y
+        # the blocks ∂²L/∂X∂Y, X before Y, between inputs (a named intermediate is varied
+        # with its definition held, which leaves no cross term to speak of)
+        later = [y for y in wrt[i + 1:] if y != name and {name, y} <= set(program.inputs)]
         g = grad(program, [name], share_products=False)
         steps += g.steps                        # first the gradient, then its Jacobian
         flat = vec(g.result)                 # the output: the gradient's vec, so the name has its shape

@@ -235,3 +235,79 @@ def test_array_api_hvp_runs_on_numpy():
     want = d.function().hvp(X=X, w=w, y=y, lambda_=0.5, dw=dw)
     got = d.function("array-api").hvp(X=X, w=w, y=y, lambda_=np.asarray(0.5), dw=dw)
     assert np.allclose(got[0], want[0])
+
+
+# ---------------------------------------------------------------- the optimizer's objective
+
+def _logistic(samples=60, features=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((samples, features))
+    return X, np.sign(X @ rng.standard_normal(features) + 0.3 * rng.standard_normal(samples))
+
+
+def test_objective_fun_jac_hessp_agree_with_finite_differences():
+    X, y = _logistic()
+    o = matcalc.grad("sum(log(1 + exp(-y .* (X*w)))) + lambda*norm2(w)^2 + norm2(B*b)^2",
+                     wrt=["w", "B"], let={"B": "matrix(k, m)", "b": "vector(m)"}) \
+        .objective(X=X, y=y, lambda_=0.5, b=np.ones(3), B=np.zeros((2, 3)))
+    assert o.x0.shape == (4 + 6,) and set(o.unflatten(o.x0)) == {"w", "B"}
+    rng = np.random.default_rng(1)
+    theta, p = rng.standard_normal(10), rng.standard_normal(10)
+    h = 1e-6
+    assert np.isclose(o.jac(theta) @ p, (o.fun(theta + h * p) - o.fun(theta - h * p)) / (2 * h), rtol=1e-6)
+    assert np.allclose(o.hessp(theta, p), (o.jac(theta + h * p) - o.jac(theta - h * p)) / (2 * h), atol=1e-5)
+    assert np.allclose(o.flatten(o.unflatten(theta)), theta)
+    assert o._state_names           # hessp reuses the point's work, computed with the gradient
+
+
+def test_objective_hessp_matches_the_hessian_module_hvp():
+    X, y = _logistic()
+    text = "sum(log(1 + exp(-y .* (X*w)))) + lambda*norm2(w)^2"
+    o = matcalc.grad(text, wrt="w").objective(X=X, y=y, lambda_=0.5)
+    hvp = matcalc.hessian(text, wrt="w").function().hvp
+    rng = np.random.default_rng(7)
+    for _ in range(3):                 # new points and the same point again: the state follows theta
+        theta, p = rng.standard_normal(4), rng.standard_normal(4)
+        assert np.allclose(o.hessp(theta, p), hvp(y=y, X=X, w=theta, lambda_=0.5, dw=p)[0])
+        assert np.allclose(o.hessp(theta, 2 * p), 2 * hvp(y=y, X=X, w=theta, lambda_=0.5, dw=p)[0])
+
+
+def test_objective_runs_in_scipy_minimize_with_every_method():
+    optimize = pytest.importorskip("scipy.optimize")
+    X, y = _logistic()
+    o = matcalc.grad("sum(log(1 + exp(-y .* (X*w)))) + lambda*norm2(w)^2", wrt="w").objective(X=X, y=y, lambda_=0.5)
+    results = {m: optimize.minimize(o.fun, o.x0, jac=o.jac, hessp=o.hessp if m != "L-BFGS-B" else None,
+                                    method=m, tol=1e-10) for m in ("Newton-CG", "trust-ncg", "L-BFGS-B")}
+    best = results["Newton-CG"].x
+    assert np.linalg.norm(o.jac(best)) < 1e-6
+    for r in results.values():
+        assert np.allclose(r.x, best, atol=1e-4)
+    assert np.allclose(o.minimize("trust-ncg", tol=1e-10).x, best, atol=1e-6)
+
+
+def test_objective_says_which_data_is_missing():
+    from matcalc.errors import UsageError
+    d = matcalc.grad("norm2(X*w - y)^2", wrt="w")
+    with pytest.raises(UsageError, match="give the data y"):
+        d.objective(X=np.ones((3, 2)))
+    with pytest.raises(UsageError, match="not an input"):
+        d.objective(X=np.ones((3, 2)), y=np.ones(3), z=1.0)
+
+
+def test_newton_logistic_example_converges():
+    pytest.importorskip("scipy.optimize")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("newton_logistic", "examples/newton_logistic.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    X, y = example.data(samples=300, features=20)
+    w, result, objective = example.fit(X, y)
+    assert result.success and np.linalg.norm(objective.jac(result.x)) < 1e-6
+
+
+def test_a_named_intermediate_as_a_variable():
+    d = matcalc.differential("a = W*h; L = sum(tanh(a))", wrt=["a", "W"])
+    assert d.check().ok                      # da with a's definition held, and dW through it
+    h = matcalc.hessian("a = W*h; L = sum(tanh(a))", wrt=["a", "W"])
+    assert set(h.results) == {"a", "W"} and not h.hvp       # blocks and hvp are between inputs
+    assert h.check().ok

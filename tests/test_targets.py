@@ -34,7 +34,8 @@ from matcalc.printing.targets import TARGETS, Form
 
 OPS = ["eye", "zeros", "full", "outer", "frobenius", "kron", "flatten", "unflatten", "vec", "unvec",
        "kron_adj_left", "kron_adj_right", "matrix_power",
-       "commutation", "solve", "logdet_spd", "frechet_adj", "frechet_jac", "spectral", "loewner_adj"]
+       "commutation", "solve", "logdet_spd", "frechet_adj", "frechet_jac", "spectral", "loewner_adj",
+       "sum_axis", "logsumexp_softmax"]
 OPTIONAL_OPS = {"multi_dot"}      # where the library has it; otherwise the chain is written out
 
 
@@ -120,6 +121,10 @@ CASES = [
     ("grad", "sum(sqrt(x .* x + 1)) + norm1(A*x - y) + norm2(A)", ["x", "A"], None, True),
     ("grad", "sum(sin(A*x) .* cos(x)) + tan(alpha) + sum(abs(x))", ["A", "x", "alpha"], None, True),
     ("grad", "logsumexp(W*x + b) + y'*log(softmax(W*x))", ["W", "b"], None, True),
+    # code that shares work (issue 17): one exp for logsumexp and softmax, sums for ones products
+    ("grad", "logsumexp(W*x) - y'*W*x", ["W"], None, True),
+    ("grad", "norm2(W2*tanh(W1*X + b1*ones(B)') + b2*ones(B)' - Y)^2 + sum(log(ones(k)'*exp(W2*tanh(W1*X))))",
+     ["W1", "b1", "W2", "b2"], {"W1": "matrix(h, d)", "W2": "matrix(k, h)", "X": "matrix(d, B)"}, True),
     ("grad", "exp(2)*sum(x) + log(3) + softplus(1)*sqrt(2) + sum(x)*step(1) + logdet(x'*x)", ["x"], None, True),
     ("grad", "logdet(X) - tr(inv(X)*S) + det(X)", ["X", "S"], {"S": "symmetric(n)"}, False),
     ("grad", "sum(X^3) + tr(X^2) + sum(X .^ 3) + sum(x ./ y)", ["X", "y"], None, False),
@@ -413,7 +418,7 @@ def test_source_imports_only_its_library_and_uses_only_its_names(target):
     bound = {(a.asname or a.name) for n in imports for a in n.names}
     module_level = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)} | bound
     for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
-        params = {a.arg for a in fn.args.args}
+        params = {a.arg for a in fn.args.args} | {a.arg for a in (fn.args.vararg, fn.args.kwarg) if a}
         assigned = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         for n in ast.walk(fn):
             if isinstance(n, ast.Name):

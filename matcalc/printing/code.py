@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import builtins
 import keyword
-from collections import Counter
 from fractions import Fraction
 
 from .. import expr as E
@@ -22,11 +21,15 @@ from ..errors import UnsupportedError
 from ..expr import Fn
 from ..rules.algebra import is_nonnegative, is_spd, is_symmetric, transposed
 from ..shapes import is_column, is_row, is_scalar
+from . import cse
+from .cse import _Function, _is_diag, _is_ones_vector, _subchains
 from .targets import ADD, ATOM, MUL, POW, UNARY, Form, Target, form
+from .numerical import with_solves
 from .text import to_text
 
 # With more derivatives than this, grad_X calls value_and_grad instead of holding
-# its own copy of the forward and backward passes: the module stays linear in size.
+# its own copy of the forward and backward passes, passing its inputs through
+# (not listing them again): the module stays linear in size.
 SEPARATE_UP_TO = 4
 
 # Matrix functions of a 1x1 argument, which the generated code holds as a scalar
@@ -49,6 +52,8 @@ ASSUMPTIONS = {
     Fn.SQRTM: "sqrtm: no eigenvalue on the closed negative real axis",
     E.Solve: "solve(A, B): A is invertible",
 }
+# Functions of one vector that share their work: logsumexp and softmax exponentiate the same.
+PAIRED = {Fn.LOGSUMEXP: Fn.SOFTMAX, Fn.SOFTMAX: Fn.LOGSUMEXP}
 SCALAR_FORMS_PREC = {Fn.TRACE: POW, Fn.DET: POW, Fn.LOGDET: ATOM, Fn.INV: MUL, Fn.SUM: POW,
                      Fn.DIAGV: POW, Fn.VEC: POW}
 
@@ -67,74 +72,11 @@ def python_names(names, reserved) -> dict[str, str]:
     return out
 
 
-def _is_diag(e: E.Expr) -> bool:
-    return isinstance(e, E.Apply) and e.fn is Fn.DIAG
-
-
-def _trivial(e: E.Expr) -> bool:
-    return isinstance(e, (E.Symbol, E.Const)) or (isinstance(e, E.Transpose) and isinstance(e.arg, E.Symbol))
-
-
-class _Function:
-    """Straight-line code for one generated function, with shared subexpressions."""
-
-    def __init__(self, module: "_Module", roots: list[E.Expr]):
-        self.m = module
-        self.lines: list[str] = []
-        self.names: dict[E.Expr, str] = {}
-        self.uses: Counter = Counter()
-        seen = set()
-        for root in roots:
-            self.uses[root] += 1
-            for n in E.walk(root):
-                if n in seen:
-                    continue
-                seen.add(n)
-                for k in n.children():
-                    self.uses[k] += 1
-
-    def assign(self, name: str, e: E.Expr, body_of: E.Expr | None = None):
-        self.lines.append(f"{name} = {self.code(e)[0]}")
-        self.names[e] = name
-        if body_of is not None:
-            self.names[body_of] = name
-
-    def code(self, e: E.Expr) -> tuple[str, int]:
-        """(source, precedence) of e, emitting temporaries for shared parts."""
-        if e in self.names:
-            return self.names[e], ATOM
-        src, prec = self.m.emit(self, e)
-        if self.uses[e] > 1 and not _trivial(e):
-            name = f"_t{self.m.next_temp()}"
-            self.lines.append(f"{name} = {src}")
-            self.names[e] = name
-            return name, ATOM
-        return src, prec
-
-    def named(self, e: E.Expr) -> str:
-        """e as a name: a temporary unless it is one already (for code that uses it twice)."""
-        src, prec = self.code(e)
-        if prec == ATOM and src.isidentifier():
-            return src
-        name = self.temp(src)
-        self.names[e] = name
-        return name
-
-    def temp(self, src: str) -> str:
-        """A new temporary holding src."""
-        name = f"_t{self.m.next_temp()}"
-        self.lines.append(f"{name} = {src}")
-        return name
-
-    def wrap(self, e: E.Expr, level: int) -> str:
-        src, prec = self.code(e)
-        return f"({src})" if prec < level else src
-
-
 class _Module:
     def __init__(self, d, target: Target):
         self.d = d
         self.t = target
+        self.keys = cse.Keys()
         program = d.program
         self.program = program
         self.wrt = list(d.results)
@@ -251,11 +193,15 @@ class _Module:
 
     def _emit_Add(self, f, e):
         out = []
-        for i, t in enumerate(e.terms):
+        for i, (t, full) in enumerate(zip(e.terms, self._full(e.terms))):
             if isinstance(t, E.Broadcast):
                 t = t.value                       # NumPy broadcasts a scalar term
-            if i and isinstance(t, E.Mul) and isinstance(t.factors[0], E.Const) and t.factors[0].value < 0:
-                out.append(" - " + f.wrap(E.mul(E.Const(-t.factors[0].value), *t.factors[1:]), MUL + 1))
+            row = self._broadcast_operand(f, t, full)
+            if row is not None:
+                out.append((" + " if i else "") + row)
+            elif i and isinstance(t, E.Mul) and isinstance(t.factors[0], E.Const) and t.factors[0].value < 0:
+                positive = E.mul(E.Const(-t.factors[0].value), *t.factors[1:])
+                out.append(" - " + (self._broadcast_operand(f, positive, full) or f.wrap(positive, MUL + 1)))
             elif i and isinstance(t, E.Const) and t.value < 0:
                 out.append(f" - {repr(float(-t.value))}")
             else:
@@ -286,42 +232,77 @@ class _Module:
             return "-" + (src if prec == ATOM else f"({src})"), UNARY
         return src, prec
 
+    def chain_order(self, chain) -> str:
+        """How _chain multiplies: 'right' (ends in a vector: A @ (B @ x)), 'left', or 'multi_dot'."""
+        matrices = all(not (is_column(x.shape) or is_row(x.shape) or _is_diag(x)) for x in chain)
+        if len(chain) >= 3 and matrices and "multi_dot" in self.t.ops:
+            return "multi_dot"
+        return "right" if is_column(chain[-1].shape) and not is_row(chain[0].shape) else "left"
+
     def _chain(self, f, chain) -> tuple[str, int]:
-        """A matrix chain; right-to-left when it ends in a vector (A @ (B @ x))."""
-        right_first = is_column(chain[-1].shape) and not is_row(chain[0].shape)
+        """A matrix chain; right-to-left when it ends in a vector (A @ (B @ x)).  A partial
+        product that is a shared subexpression (uᵀv in u uᵀ v and in the value) is its name."""
         gram = self._gram(f, chain)
         if gram is not None:
             return gram
-        matrices = all(not (is_column(x.shape) or is_row(x.shape) or _is_diag(x)) for x in chain)
-        if len(chain) >= 3 and matrices and "multi_dot" in self.t.ops:
+        # a product computed anyway, or shared with other chains where only diag(v) factors
+        # (broadcasts, no products) are left around it
+        shared = next(((i, n, p) for i, n, p in _subchains(chain) if f.computed(p) or (
+            f.shared(p) and all(_is_diag(x) for x in chain[:i] + chain[i + n:]))), None)
+        if shared is not None:      # the longest product computed anyway (A B in A B x and in A B): its name
+            i, n, part = shared
+            return self._chain(f, chain[:i] + [part] + chain[i + n:])
+        ends = self._diag_ends(f, chain)
+        if ends is not None:
+            return ends
+        order = self.chain_order(chain)
+        if order == "multi_dot":
             # matrices only: the cheapest parenthesisation depends on the sizes, known at call time
             return self.op("multi_dot", xs=(", ".join(self._operand(f, x)[0] for x in chain), ATOM))
+        right = order == "right"
+        seq = list(reversed(chain)) if right else list(chain)
         # `alone` is the factor while the partial product is a single one (diag(v) needs to be seen)
-        if right_first:
-            alone = chain[-1]
-            src, shape, prec = self._operand(f, alone)
-            for x in reversed(chain[:-1]):
+        alone = seq[0]
+        src, shape, prec = self._operand(f, alone, lazy=len(chain) > 1)
+        for k in range(1, len(seq)):
+            x = seq[k]
+            if right:
                 product = self._kron_times_vector(f, x, src, prec) if is_column(shape) else None
-                if product is not None:
-                    src, prec = product
-                    shape, alone = (x.shape[0], shape[1]), None
-                    continue
-                lsrc, lshape, lprec = self._operand(f, x)
-                src, shape, prec = self._product(f, (x, lsrc, lshape, lprec), (alone, src, shape, prec))
-                alone = None
-            return src, prec
-        alone = chain[0]
-        src, shape, prec = self._operand(f, alone)
-        for x in chain[1:]:
-            # vᵀ (A ⊗ B) = ((Aᵀ ⊗ Bᵀ) v)ᵀ, and a row is the same 1-D array as its column
-            product = self._kron_times_vector(f, x, src, prec, transpose=True) if is_row(shape) else None
+            else:   # vᵀ (A ⊗ B) = ((Aᵀ ⊗ Bᵀ) v)ᵀ, and a row is the same 1-D array as its column
+                product = self._kron_times_vector(f, x, src, prec, transpose=True) if is_row(shape) else None
             if product is not None:
                 src, prec = product
-                shape, alone = (shape[0], x.shape[1]), None
-                continue
-            rsrc, rshape, rprec = self._operand(f, x)
-            src, shape, prec = self._product(f, (alone, src, shape, prec), (x, rsrc, rshape, rprec))
+                shape = (x.shape[0], shape[1]) if right else (shape[0], x.shape[1])
+            else:
+                xsrc, xshape, xprec = self._operand(f, x, lazy=True)
+                if right:
+                    src, shape, prec = self._product(f, (x, xsrc, xshape, xprec), (alone, src, shape, prec))
+                else:
+                    src, shape, prec = self._product(f, (alone, src, shape, prec), (x, xsrc, xshape, xprec))
             alone = None
+            if k + 1 < len(seq):
+                part = E.mul(*(reversed(seq[:k + 1]) if right else seq[:k + 1]))
+                if f.computed(part):
+                    src, prec = f.name_as(part, src), ATOM
+        return src, prec
+
+    def _diag_ends(self, f, chain) -> tuple[str, int] | None:
+        """diag(v) A B C diag(w): the matrices in their cheapest order, then the diagonals as
+        broadcasts (which cost the same at either end)."""
+        lo, hi = 0, len(chain)
+        while lo < hi and _is_diag(chain[lo]):
+            lo += 1
+        while hi > lo and _is_diag(chain[hi - 1]):
+            hi -= 1
+        middle = chain[lo:hi]
+        if not (lo or hi < len(chain)) or len(middle) < 3 or self.chain_order(middle) != "multi_dot":
+            return None
+        src, prec = self._chain(f, middle)
+        shape = (middle[0].shape[0], middle[-1].shape[1])
+        for x in reversed(chain[:lo]):
+            src, shape, prec = self._product(f, (x, "", x.shape, ATOM), (None, src, shape, prec))
+        for x in chain[hi:]:
+            src, shape, prec = self._product(f, (None, src, shape, prec), (x, "", x.shape, ATOM))
         return src, prec
 
     def _kron_times_vector(self, f, x, v_src, v_prec, transpose=False) -> tuple[str, int] | None:
@@ -363,7 +344,9 @@ class _Module:
         z = f.temp(f"{root}[:, None] * {f.wrap(chain[2], MUL + 1)}")
         return f"{z}.T @ {z}", MUL
 
-    def _operand(self, f, x):
+    def _operand(self, f, x, lazy: bool = False):
+        if lazy and _is_diag(x):
+            return "", x.shape, ATOM      # _product broadcasts diag(v): no dense matrix is made
         if isinstance(x, E.Transpose) and not (is_scalar(x.shape) or is_column(x.shape) or is_row(x.shape)):
             return f.wrap(x.arg, ATOM) + ".T", x.shape, ATOM
         if isinstance(x, E.Transpose):
@@ -379,22 +362,53 @@ class _Module:
         par = lambda s, p: s if p >= MUL + 1 else f"({s})"
         # diag(v) next to something: a broadcast instead of a dense diagonal
         atom = lambda s, p: s if p >= ATOM else f"({s})"
+        if _is_diag(lx) and _is_diag(rx):       # diag(v) diag(w) = diag(v ⊙ w)
+            return self.call(f, self.t.functions[Fn.DIAG], E.hadamard(lx.arg, rx.arg))[0], shape, ATOM
         if isinstance(lx, E.Apply) and lx.fn is Fn.DIAG:
-            v, vp = f.code(lx.arg)
+            v, vp = f.part(lx, lx.arg)
             if is_column(rshape):
                 return f"{atom(v, vp)} * {par(rs, rp)}", shape, MUL
             return f"{atom(v, vp)}[:, None] * {par(rs, rp)}", shape, MUL
         if isinstance(rx, E.Apply) and rx.fn is Fn.DIAG:
-            v, vp = f.code(rx.arg)
+            v, vp = f.part(rx, rx.arg)
             return f"{par(ls, lp)} * {atom(v, vp)}", shape, MUL
         if is_scalar(lshape) or is_scalar(rshape):
             return f"{par(ls, lp)} * {par(rs, rp)}", shape, MUL
+        # ones' A and A ones: sums along an axis, not products (a 1-D array has axis 0 only)
+        if _is_ones_vector(lx) and is_row(lshape) and not is_row(rshape):
+            return self._scaled_sum(f, lx, (rs, rp), 0), shape, MUL
+        if _is_ones_vector(rx) and is_column(rshape) and not is_column(lshape):
+            return self._scaled_sum(f, rx, (ls, lp), 0 if is_row(lshape) else 1), shape, MUL
         if is_column(lshape) and is_row(rshape):
             return self.op("outer", a=(ls, lp), b=(rs, rp))[0], shape, ATOM
         return f"{par(ls, lp)} @ {par(rs, rp)}", shape, MUL
 
+    def _scaled_sum(self, f, ones: E.Broadcast, x: tuple[str, int], axis: int) -> str:
+        total = self.op("sum_axis", x=x, axis=(str(axis), ATOM))[0]
+        return total if E.is_const(ones.value, 1) else f"{f.wrap(ones.value, MUL + 1)} * {total}"
+
+    def _broadcast_operand(self, f, e: E.Expr, full: bool) -> str | None:
+        """v ones' (or ones vᵀ) beside a full-size operand of + or .*: v[:, None] (v[None, :]),
+        which the library broadcasts, instead of an outer product."""
+        if not (full and isinstance(e, E.Mul) and len(e.factors) == 2 and not e.is_scalar):
+            return None
+        a, b = e.factors
+        if is_column(a.shape) and _is_ones_vector(b) and E.is_const(b.value, 1):
+            return f"{f.wrap_part(e, a)}[:, None]"
+        if is_row(b.shape) and _is_ones_vector(a) and E.is_const(a.value, 1):
+            return f"{f.wrap_part(e, b)}[None, :]"
+        return None
+
+    def _full(self, parts) -> list[bool]:
+        """For each part: is there another part that is not an outer product with ones?"""
+        outer = [isinstance(p, E.Broadcast) or isinstance(p, E.Mul) and len(p.factors) == 2
+                 and any(_is_ones_vector(x) for x in p.factors) for p in parts]
+        return [any(not o for j, o in enumerate(outer) if j != i) for i in range(len(parts))]
+
     def _emit_Hadamard(self, f, e):
-        return " * ".join(f.wrap(x, MUL + 1) for x in e.factors), MUL
+        full = self._full(e.factors)
+        return " * ".join(self._broadcast_operand(f, x, ok) or f.wrap(x, MUL + 1)
+                          for x, ok in zip(e.factors, full)), MUL
 
     def _emit_Kron(self, f, e):
         def two_d(x):
@@ -437,6 +451,12 @@ class _Module:
         return self.op("matrix_power", x=f.code(e.base), k=(str(e.k), ATOM))
 
     def _emit_Apply(self, f, e):
+        diagonal = self._diagonal_of_product(f, e)
+        if diagonal is not None:
+            return diagonal
+        partner = PAIRED.get(e.fn)
+        if partner is not None and f.needs(E.apply(partner, e.arg)):
+            return f"{f.pair(e.arg)}[{0 if e.fn is Fn.LOGSUMEXP else 1}]", ATOM
         if e.arg.is_scalar and e.fn in SCALAR_FORMS:     # tr(x'*A*x): a scalar already
             if SCALAR_FORMS[e.fn] is None:
                 return self.call(f, self.t.functions[Fn.LOG], e.arg, POW)[0], SCALAR_FORMS_PREC[e.fn]
@@ -453,6 +473,23 @@ class _Module:
                 return f.code(e.arg)
             return self.op("vec", x=f.code(e.arg))
         return self.call(f, self.t.functions[e.fn], e.arg)
+
+    def _diagonal_of_product(self, f, e) -> tuple[str, int] | None:
+        """diag(L R) = Σⱼ (L ⊙ Rᵀ)ᵢⱼ: the diagonal without the rest of the product (n² work, not n³)."""
+        if not (e.fn is Fn.DIAGV and isinstance(e.arg, E.Mul)):
+            return None
+        chain = [x for x in e.arg.factors if not x.is_scalar]
+        scale = [x for x in e.arg.factors if x.is_scalar]
+        if len(chain) < 2 or any(_is_diag(x) for x in chain):
+            return None
+        left, right = E.mul(*chain[:-1]), chain[-1]
+        if any(is_column(x.shape) or is_row(x.shape) for x in (left, right)):
+            return None
+        pairs = f"{f.wrap(left, MUL + 1)} * {f.wrap(E.transpose(right), MUL + 1)}"
+        total = self.op("sum_axis", x=(pairs, MUL), axis=("1", ATOM))
+        if not scale:
+            return total
+        return f"{f.wrap(E.mul(*scale), MUL)} * {total[0]}", MUL
 
     def call(self, f, template, arg: E.Expr, level: int = 0) -> tuple[str, int]:
         """A function's template applied to arg (parenthesised below `level`).  An argument
@@ -507,6 +544,11 @@ class _Module:
         names the variables whose directions dX it takes (a jvp or hvp)."""
         program = self.program
         defs = _needed(list(program.definitions) + list(self.d.adjoints) + list(self.d.hvp_named), results)
+        memo: dict = {}           # solves for inverses that are only multiplied (numerical.py)
+        defs = [(sym, with_solves(body, memo)) for sym, body in defs]
+        results = [with_solves(r, memo) for r in results]
+        placed = cse.place_scalars([b for _, b in defs] + results, self.keys)
+        defs, results = [(s, b) for (s, _), b in zip(defs, placed)], placed[len(defs):]
         fn = _Function(self, [b for _, b in defs] + results)
         fn.lines += self.prologue()
         for sym, body in defs:
@@ -521,10 +563,13 @@ class _Module:
 
 
     def delegate(self, name: str, doc: str, index: int) -> str:
-        """A derivative taken from value_and_grad: one copy of the backward pass in the module."""
-        return (f"def {name}({', '.join(self.params)}):\n    \"\"\"{doc}\n\n    (Computes every derivative: "
-                f"call value_and_grad to have them all at once.)\"\"\"\n"
-                f"    return value_and_grad({', '.join(self.params)})[{index}]\n")
+        """A derivative taken from value_and_grad: one copy of the backward pass in the module,
+        and a few lines per derivative whatever the number of inputs (value_and_grad's
+        parameters, passed through), so the module grows linearly with the derivatives."""
+        return (f"def {name}(*inputs, **by_name):\n    \"\"\"{doc}\n\n    Takes the inputs of value_and_grad "
+                f"(by position or by name) and computes every derivative: call value_and_grad to have "
+                f"them all at once.\"\"\"\n"
+                f"    return value_and_grad(*inputs, **by_name)[{index}]\n")
 
 
 def _needed(definitions, roots) -> list[tuple[E.Symbol, E.Expr]]:

@@ -95,6 +95,13 @@ def _numeric_helpers(ns: str, param: str = "", positive_part: str = "{ns}.maximu
     m = {ns}.max(x)
     return m + {ns}.log({ns}.sum({ns}.exp(x - m)))
 ''',
+        # both, where a function needs both (a cross-entropy and its gradient): one exp
+        "_logsumexp_softmax": f'''def _logsumexp_softmax({param}x):
+    m = {ns}.max(x)
+    z = {ns}.exp(x - m)
+    s = {ns}.sum(z)
+    return m + {ns}.log(s), z / s
+''',
     }
 
 
@@ -171,6 +178,8 @@ NUMPY = Target(
         "zeros": "np.zeros({shape})",
         "full": "np.full({shape}, {v})",
         "outer": "np.outer({a}, {b})",
+        "sum_axis": "np.sum({x}, axis={axis})",     # A @ ones, ones' @ A: a sum, no multiplications
+        "logsumexp_softmax": "_logsumexp_softmax({x})",
         "multi_dot": "np.linalg.multi_dot([{xs}])",     # three or more matrices: cheapest order
         "frobenius": "np.vdot({a}, {b})",
         "kron": "np.kron({a}, {b})",
@@ -238,6 +247,8 @@ TORCH = Target(
         "zeros": "torch.zeros({shape}{like})",
         "full": "torch.full({dims}, {v}{like})",
         "outer": "torch.outer({a}, {b})",
+        "sum_axis": "torch.sum({x}, dim={axis})",
+        "logsumexp_softmax": "_logsumexp_softmax({x})",
         "multi_dot": "torch.linalg.multi_dot([{xs}])",
         "frobenius": Form("torch.sum({a} * {b})", operand=MUL + 1),
         "kron": "_kron({a}, {b})",
@@ -300,6 +311,9 @@ ARRAY_API = Target(
         "zeros": "xp.zeros({shape}{like})",
         "full": Form("{v} * xp.ones({shape}{like})", MUL, MUL),   # xp.full wants a Python scalar
         "outer": "xp.linalg.outer({a}, {b})",
+        "sum_axis": "xp.sum({x}, axis={axis})",
+        "logsumexp_softmax": "_logsumexp_softmax(xp, {x})",
+        "multi_dot": "_multi_dot([{xs}])",         # the standard has none: the helper's order
         "frobenius": Form("xp.sum({a} * {b})", operand=MUL + 1),
         "kron": "_kron(xp, {a}, {b})",
         "flatten": "xp.reshape({x}, (-1,))",
@@ -314,6 +328,22 @@ ARRAY_API = Target(
         "commutation": "_commutation(xp, {m}, {n}{like})",
     },
     helpers={**_numeric_helpers("xp", "xp, "), **MATFUN_HELPERS,
+             "_multi_dot": '''def _multi_dot(arrays):
+    """A chain of matrices in the cheapest order for their sizes (as numpy.linalg.multi_dot)."""
+    n = len(arrays)
+    dims = [a.shape[0] for a in arrays] + [arrays[-1].shape[1]]
+    cost = {(i, i): 0 for i in range(n)}
+    split = {}
+    for length in range(1, n):
+        for i in range(n - length):
+            j = i + length
+            cost[i, j], split[i, j] = min((cost[i, k] + cost[k + 1, j] + dims[i] * dims[k + 1] * dims[j + 1], k)
+                                          for k in range(i, j))
+
+    def product(i, j):
+        return arrays[i] if i == j else product(i, split[i, j]) @ product(split[i, j] + 1, j)
+    return product(0, n - 1)
+''',
              "_diag": '''def _diag(xp, v):
     return v[:, None] * xp.eye(v.shape[0], dtype=v.dtype, device=array_api_compat.device(v))
 ''',
