@@ -15,7 +15,7 @@ from fractions import Fraction
 from typing import Callable, Iterator
 
 from .errors import LimitError, ShapeError
-from .shapes import (SCALAR, Dim, Shape, dim_product, is_column, is_scalar,
+from .shapes import (SCALAR, Dim, Shape, dim_product, dim_quotient, is_column, is_scalar,
                      is_square, show_shape, transposed)
 
 Number = Fraction | float
@@ -477,6 +477,50 @@ class FrechetJac(Expr):
         return frechet_jac(self.fn, kids[0])
 
 
+@node
+class Unvec(Expr):
+    """unvec(v, m, n): the m×n matrix whose vec (columns stacked) is v.  The adjoint
+    of vec: G : vec(M) = unvec(G, m, n) : M (docs/kron-vec.md)."""
+    arg: Expr
+    shape: Shape
+
+    def children(self):
+        return (self.arg,)
+
+    def with_children(self, kids):
+        return unvec(kids[0], self.shape)
+
+
+@node
+class KronAdjLeft(Expr):
+    """kron_adj_left(A, G) = Σᵢⱼ Aᵢⱼ Gᵢⱼ, with G cut into p×q blocks Gᵢⱼ (A is p×q):
+    the adjoint of M ↦ A ⊗ M, G : (A ⊗ M) = kron_adj_left(A, G) : M (docs/kron-vec.md)."""
+    a: Expr
+    g: Expr
+    shape: Shape
+
+    def children(self):
+        return (self.a, self.g)
+
+    def with_children(self, kids):
+        return kron_adj_left(*kids)
+
+
+@node
+class KronAdjRight(Expr):
+    """kron_adj_right(G, B) = [B : Gᵢⱼ]ᵢⱼ, with G cut into blocks Gᵢⱼ shaped like B:
+    the adjoint of M ↦ M ⊗ B, G : (M ⊗ B) = kron_adj_right(G, B) : M (docs/kron-vec.md)."""
+    g: Expr
+    b: Expr
+    shape: Shape
+
+    def children(self):
+        return (self.g, self.b)
+
+    def with_children(self, kids):
+        return kron_adj_right(*kids)
+
+
 # ------------------------------------------------------------ constructors
 
 def const(value) -> Const:
@@ -703,6 +747,45 @@ def frechet_jac(fn: Fn, x: Expr) -> Expr:
 def _square_arg(fn: Fn, x: Expr) -> Expr:
     _square(fn, x.shape)
     return x
+
+
+def unvec(v: Expr, shape: Shape) -> Expr:
+    """The matrix of `shape` whose vec is v (v itself where that shape is a column)."""
+    if v.shape[1] != 1 or v.shape[0] != dim_product(shape[0], shape[1]):
+        raise ShapeError(f"unvec() of {show_shape(v.shape)} to {show_shape(shape)}: it needs a vector "
+                         f"of {dim_product(shape[0], shape[1])} entries")
+    if shape == v.shape:
+        return v
+    return transpose(v) if shape[0] == 1 else Unvec(v, tuple(shape))
+
+
+def _block_shape(what: str, g: Expr, factor: Expr) -> Shape:
+    """The shape of G's blocks when G is (factor's shape) × (a block's shape), as a ⊗ product is."""
+    rows, cols = dim_quotient(g.shape[0], factor.shape[0]), dim_quotient(g.shape[1], factor.shape[1])
+    if rows is None or cols is None:
+        raise ShapeError(f"{what} needs G of a Kronecker product's shape, a multiple of "
+                         f"{show_shape(factor.shape)}'s, got {show_shape(g.shape)}")
+    return (rows, cols)
+
+
+def kron_adj_left(a: Expr, g: Expr) -> Expr:
+    """Σᵢⱼ Aᵢⱼ Gᵢⱼ; a 1×1 A is a scalar (a G), and 1×1 blocks make the sum A : G."""
+    shape = _block_shape("kron_adj_left(A, G)", g, a)
+    if a.is_scalar:
+        return mul(a, g)
+    if is_scalar(shape):
+        return frobenius(a, g)
+    return KronAdjLeft(a, g, shape)
+
+
+def kron_adj_right(g: Expr, b: Expr) -> Expr:
+    """[B : Gᵢⱼ]ᵢⱼ; a 1×1 B is a scalar (b G), and G shaped like B makes it G : B."""
+    shape = _block_shape("kron_adj_right(G, B)", g, b)
+    if b.is_scalar:
+        return mul(b, g)
+    if is_scalar(shape):
+        return frobenius(g, b)
+    return KronAdjRight(g, b, shape)
 
 
 def call(name: str, arg: Expr) -> Expr:

@@ -219,6 +219,14 @@ class Evaluator:
             return _frechet_adj(np, KERNELS[n.fn], v[0], v[1])
         if isinstance(n, E.FrechetJac):
             return _frechet_jac(np, KERNELS[n.fn], v[0])
+        if isinstance(n, E.KronAdjLeft):         # Σᵢⱼ Aᵢⱼ Gᵢⱼ over G's blocks
+            (p, q), (m, k) = v[0].shape, (self.dim(d) for d in n.shape)
+            return np.tensordot(v[0], v[1].reshape(p, m, q, k), axes=([0, 1], [0, 2]))
+        if isinstance(n, E.KronAdjRight):        # [B : Gᵢⱼ]ᵢⱼ
+            (p, q), (m, k) = v[1].shape, (self.dim(d) for d in n.shape)
+            return np.tensordot(v[0].reshape(m, p, k, q), v[1], axes=([1, 3], [0, 1]))
+        if isinstance(n, E.Unvec):
+            return v[0].reshape((self.dim(n.shape[0]), self.dim(n.shape[1])), order="F")
         if isinstance(n, E.Call):
             return _scalar(self.functions[n.name](v[0]))
         if isinstance(n, E.GradCall):

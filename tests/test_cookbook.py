@@ -31,7 +31,6 @@ import pytest
 
 import matcalc
 from matcalc.check import dimension_sizes, sample_inputs
-from matcalc.errors import UnsupportedError
 from matcalc.numeric import Evaluator, run_program, to_user
 
 # --------------------------------------------------------------------------
@@ -332,14 +331,7 @@ class GeneratedCodeMismatch(AssertionError):
 # Rows matcalc cannot do today, with the exception each one must fail with.
 # strict=True: when a bug is fixed the xfail turns into a failure, and its entry
 # here should be deleted.
-_KRON = "not supported yet: UnsupportedError 'a gradient through kron() of a variable is not supported yet'"
-_VEC = "not supported yet: UnsupportedError 'a gradient through vec() of a variable is not supported yet'"
 XFAIL: dict[str, tuple[type, str]] = {
-    "eq105": (UnsupportedError, _KRON),
-    "eq120-kron": (UnsupportedError, _KRON),
-    "eq120-kron-infer": (UnsupportedError, _KRON),
-    "eq70-vec": (UnsupportedError, _VEC),
-    "eq70-vec-infer": (UnsupportedError, _VEC),
 }
 
 

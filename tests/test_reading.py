@@ -213,7 +213,7 @@ PRETTY_TOKENS = re.compile("|".join([
     r"(?P<space>\s+)",
     r"(?P<num>[0-9]+(?:\.[0-9]+)?(?:×10[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)?(?:/[0-9]+)?|[" + "".join(VULGAR) + "])",
     r"(?P<atom>K\([^(),]+,[^(),]+\)|𝟙)",
-    r"(?P<head>log det(?=\()|√(?=\()|∇[" + LETTER + r"][\w₀-₉]*(?=\())",
+    r"(?P<head>log det(?=\()|vec⁻¹(?=\()|√(?=\()|∇[" + LETTER + r"][\w₀-₉]*(?=\())",
     r"(?P<name>[" + LETTER + r"][" + LETTER + r"0-9_₀-₉]*)",
     r"(?P<sup>∘?(?:⁻ᵀ|ᵀ|[⁻⁺]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+))",
     r"(?P<hat>∘?\^)",
@@ -263,7 +263,7 @@ def _latex_name(s: str, i: int) -> int:
     return j
 
 
-LATEX_HEADS = re.compile(r"\\operatorname\{[^}]*\}|\\log\\det|\\det|\\exp|\\log|\\sin|\\cos|\\tanh|\\tan|\\sigma")
+LATEX_HEADS = re.compile(r"\\operatorname\{vec\}\^\{-1\}_\{[^}]*\}|\\operatorname\{[^}]*\}|\\log\\det|\\det|\\exp|\\log|\\sin|\\cos|\\tanh|\\tan|\\sigma")
 
 
 def latex_tokens(s: str) -> list[tuple[str, str, bool]]:

@@ -32,7 +32,8 @@ from matcalc.expr import Fn
 from matcalc.numeric import to_user
 from matcalc.printing.targets import TARGETS, Form
 
-OPS = ["eye", "zeros", "full", "outer", "frobenius", "kron", "flatten", "unflatten", "vec", "matrix_power",
+OPS = ["eye", "zeros", "full", "outer", "frobenius", "kron", "flatten", "unflatten", "vec", "unvec",
+       "kron_adj_left", "kron_adj_right", "matrix_power",
        "commutation", "solve", "logdet_spd", "frechet_adj", "frechet_jac", "spectral", "loewner_adj",
        "sum_axis", "logsumexp_softmax"]
 OPTIONAL_OPS = {"multi_dot"}      # where the library has it; otherwise the chain is written out
@@ -102,6 +103,16 @@ CASES = [
      {"C": "matrix(p, p)", "D": "matrix(q, q)"}, True),
     ("grad", "alpha*sum(vec(C*D) .* kron(a, b)) + sum(kron(a, b'))*alpha^2", ["alpha"],
      {"C": "matrix(p, q)", "D": "matrix(q, q)", "a": "vector(p)", "b": "vector(q)"}, True),
+    # vec of a variable (issue 14): the adjoint unvec, and the vec trick (A ⊗ B) vec(X) = vec(B X Aᵀ)
+    ("grad", "norm2(kron(A, B)*vec(X) - y)^2 + y'*vec(X*C) + sum(unvec(y, p, q) .* X)", ["X", "y"],
+     {"A": "matrix(q, q)", "B": "matrix(p, p)", "C": "matrix(q, q)"}, True),
+    # kron of a variable (issue 14): kron_adj_left / kron_adj_right as tensordot in every target
+    ("grad", "logdet(kron(A, B)) + sum(kron(c, w).^2) + x'*kron(A, B)*x + sum(kron(A, X) .* C)",
+     ["A", "B", "w", "x", "X"], {"A": "matrix(n, n)", "B": "matrix(p, p)", "X": "matrix(q, q)"}, False),
+    ("grad", "sum(sin(kron(X, D)) .* C) + norm2(kron(x, y) - z)^2", ["X", "D", "x", "y"],
+     {"D": "matrix(2, 3)"}, True),
+    ("jacobian", "kron(X, A)", ["X", "A"], {"A": "matrix(2, 3)", "X": "matrix(3, 2)"}, True),
+    ("hessian", "sum(kron(c, w).^2)", ["w"], None, True),
     ("grad", "f: function\nL = f(W*h + b)", ["W", "b", "h"], None, True),
     ("grad", "lambda: scalar\nL = norm2(A*x - y)^2 + lambda*norm2(x)^2", ["x", "lambda"], None, True),
     ("grad", "alpha*sum(exp(A*x)) + beta^2 + alpha*sum(x)", ["alpha", "beta", "x"], None, True),

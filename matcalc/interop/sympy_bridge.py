@@ -323,7 +323,7 @@ class _ToSympy:
 
 def _what(n: E.Expr) -> str:
     name = n.fn.text if isinstance(n, E.Apply) else str(n).split("(")[0] if isinstance(
-        n, (E.FrechetAdj, E.FrechetJac)) else type(n).__name__
+        n, (E.FrechetAdj, E.FrechetJac, E.Unvec, E.KronAdjLeft, E.KronAdjRight)) else type(n).__name__
     return f"matcalc's {name} (in {n})"
 
 

@@ -473,8 +473,8 @@ class _Module:
             half = E.mul(E.Const(Fraction(1, 2)), E.add(e.arg, E.transpose(e.arg)))
             return self.call(f, self.t.functions[e.fn], half)
         if e.fn is Fn.VEC:
-            if is_column(e.arg.shape) or is_row(e.arg.shape):
-                return f.code(e.arg)[0], ATOM
+            if is_column(e.arg.shape) or is_row(e.arg.shape):       # the same 1-D array, precedence kept
+                return f.code(e.arg)
             return self.op("vec", x=f.code(e.arg))
         return self.call(f, self.t.functions[e.fn], e.arg)
 
@@ -517,6 +517,23 @@ class _Module:
 
     def _emit_FrechetJac(self, f, e):
         return self.op("frechet_jac", f=(f"_{e.fn.text}", ATOM), x=f.code(e.x))
+
+    def _emit_KronAdjLeft(self, f, e):
+        """Σᵢⱼ Aᵢⱼ Gᵢⱼ as one tensordot over G reshaped to (p, m, q, n): no p·m × q·n product."""
+        return self._kron_adj(f, e, "kron_adj_left", e.a.shape, a=f.code(e.a), g=f.code(e.g))
+
+    def _emit_KronAdjRight(self, f, e):
+        return self._kron_adj(f, e, "kron_adj_right", e.b.shape, g=f.code(e.g), b=f.code(e.b))
+
+    def _kron_adj(self, f, e, key, factor_shape, **operands):
+        sizes = {k: (self.dim(d), ATOM) for k, d in zip("pqmn", (*factor_shape, *e.shape))}
+        out = self.op(key, **operands, **sizes)
+        return self.op("flatten", x=out) if is_column(e.shape) or is_row(e.shape) else out
+
+    def _emit_Unvec(self, f, e):
+        if is_row(e.shape):                 # a row is the same 1-D array as its vec
+            return f.code(e.arg)
+        return self.op("unvec", x=f.code(e.arg), r=(self.dim(e.shape[0]), ATOM), c=(self.dim(e.shape[1]), ATOM))
 
     def _emit_Call(self, f, e):
         return f"{self.py[e.name]}({f.code(e.arg)[0]})", ATOM

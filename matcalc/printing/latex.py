@@ -12,7 +12,7 @@ from fractions import Fraction
 from .. import expr as E
 from ..expr import Fn
 from ..rules.elementwise import ELEMENTWISE
-from .precedence import JUXTAPOSED, MathPrinter, coefficient, differential_name, orientation
+from .precedence import JUXTAPOSED, MathPrinter, call_parts, coefficient, differential_name, orientation
 
 GREEK = set("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
             "pi rho sigma tau upsilon phi chi psi omega".split())
@@ -70,6 +70,11 @@ def latex_name(name: str) -> str:
     elif len(base) > 1:
         base = r"\mathrm{" + base + "}"
     return f"{base}_{{{latex_name(sub) if not sub.isdigit() else sub}}}" if sub else base
+
+
+def dim_latex(d) -> str:
+    """A dimension: n, 3, or m n for the product m*n."""
+    return " ".join(x if x.isdigit() else latex_name(x) for x in str(d).split("*"))
 
 
 class LatexPrinter(MathPrinter):
@@ -155,6 +160,17 @@ class LatexPrinter(MathPrinter):
         name = E.FRECHET_ADJ[e.fn].replace("_", r"\_")
         return rf"\operatorname{{{name}\_jac}}\left({self.print(e.x)}\right)"
 
+    def _print_KronAdjLeft(self, e):      # and kron_adj_right(G, B)
+        name, args = call_parts(e)
+        name = name.replace("_", r"\_")
+        return rf"\operatorname{{{name}}}\left({', '.join(self.print(a) for a in args)}\right)"
+
+    _print_KronAdjRight = _print_KronAdjLeft
+
+    def _print_Unvec(self, e):
+        rows, cols = (dim_latex(d) for d in e.shape)
+        return rf"\operatorname{{vec}}^{{-1}}_{{{rows} \times {cols}}}\left({self.print(e.arg)}\right)"
+
     def _print_Call(self, e):
         return rf"{latex_name(e.name)}\left({self.print(e.arg)}\right)"
 
@@ -218,8 +234,7 @@ def display_math(tex: str) -> str:
 
 def _space(sym: E.Symbol) -> str:
     r"""The set a symbol lives in: \mathbb{R}^{m \times n}, \mathbb{S}^{n} if symmetric."""
-    rows, cols = (" ".join(x if x.isdigit() else latex_name(x) for x in str(d).split("*"))
-                  for d in sym.shape)
+    rows, cols = (dim_latex(d) for d in sym.shape)
     if sym.symmetric:
         return rf"\mathbb{{S}}^{{{rows}}}"
     if sym.is_scalar:

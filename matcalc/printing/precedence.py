@@ -253,11 +253,15 @@ def has_superscript(e: E.Expr) -> bool:
 
 def call_parts(e: E.Expr) -> tuple[str, tuple[E.Expr, ...]]:
     """The name and arguments of a node printed as a call in text and pretty
-    output: solve(A, B), expm_adj(Y, G), expm_adj_jac(Y)."""
+    output: solve(A, B), expm_adj(Y, G), expm_adj_jac(Y), kron_adj_left(A, G)."""
     if isinstance(e, E.Solve):
         return "solve", (e.a, e.b)
     if isinstance(e, E.FrechetAdj):
         return E.FRECHET_ADJ[e.fn], (e.x, e.g)
+    if isinstance(e, E.KronAdjLeft):
+        return "kron_adj_left", (e.a, e.g)
+    if isinstance(e, E.KronAdjRight):
+        return "kron_adj_right", (e.g, e.b)
     return E.FRECHET_ADJ[e.fn] + "_jac", (e.x,)
 
 

@@ -186,7 +186,10 @@ class PrettyPrinter(MathPrinter):
     def _print_Solve(self, e):            # and expm_adj(Y, G), expm_adj_jac(Y)
         return print_call(self, e)
 
-    _print_FrechetAdj = _print_FrechetJac = _print_Solve
+    _print_FrechetAdj = _print_FrechetJac = _print_KronAdjLeft = _print_KronAdjRight = _print_Solve
+
+    def _print_Unvec(self, e):            # its shape is the line's (a gradient shaped like X)
+        return f"vec⁻¹({self.print(e.arg)})"
 
     def _print_Call(self, e):
         return f"{pretty_name(e.name)}({self.print(e.arg)})"

@@ -42,7 +42,8 @@ class Target:
     imports: tuple[str, ...]
     bound: frozenset[str]          # names the module or every function binds: inputs get renamed around them
     functions: dict[Fn, str | Form]
-    ops: dict[str, str | Form]     # eye zeros full outer frobenius kron flatten unflatten vec matrix_power commutation
+    ops: dict[str, str | Form]     # eye zeros full outer frobenius kron flatten unflatten vec unvec kron_adj_left kron_adj_right
+                                   # matrix_power commutation
                                    # (multi_dot where the library has it)
     helpers: dict[str, str | Callable]   # helper name -> its source, or a kernel whose source it is
     inputs_doc: str
@@ -206,6 +207,12 @@ NUMPY = Target(
         "flatten": Form("{x}.reshape(-1)", operand=ATOM),
         "unflatten": Form("{x}.reshape({r}, {c})", operand=ATOM),       # row-major, as flatten
         "vec": Form("{x}.reshape(-1, order='F')", operand=ATOM),
+        "unvec": Form("{x}.reshape({c}, {r}).T", operand=ATOM),      # vec stacks columns
+        # the Kronecker adjoints contract G's blocks, never forming A ⊗ M (docs/kron-vec.md)
+        "kron_adj_left": Form("np.tensordot({a}.reshape({p}, {q}), {g}.reshape({p}, {m}, {q}, {n}), "
+                              "axes=([0, 1], [0, 2]))", operand=ATOM),
+        "kron_adj_right": Form("np.tensordot({g}.reshape({m}, {p}, {n}, {q}), {b}.reshape({p}, {q}), "
+                               "axes=([1, 3], [0, 1]))", operand=ATOM),
         "matrix_power": "np.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation({m}, {n})",
         **_matfun_ops("np", "np.diag"),
@@ -273,6 +280,11 @@ TORCH = Target(
         "flatten": Form("{x}.reshape(-1)", operand=ATOM),
         "unflatten": Form("{x}.reshape({r}, {c})", operand=ATOM),
         "vec": Form("{x}.T.reshape(-1)", operand=ATOM),
+        "unvec": Form("{x}.reshape({c}, {r}).T", operand=ATOM),
+        "kron_adj_left": Form("torch.tensordot({a}.reshape({p}, {q}), {g}.reshape({p}, {m}, {q}, {n}), "
+                              "dims=([0, 1], [0, 2]))", operand=ATOM),
+        "kron_adj_right": Form("torch.tensordot({g}.reshape({m}, {p}, {n}, {q}), {b}.reshape({p}, {q}), "
+                               "dims=([1, 3], [0, 1]))", operand=ATOM),
         "matrix_power": "torch.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation({m}, {n}{like})",
     },
@@ -333,6 +345,11 @@ ARRAY_API = Target(
         "flatten": "xp.reshape({x}, (-1,))",
         "unflatten": "xp.reshape({x}, ({r}, {c}))",
         "vec": Form("xp.reshape({x}.T, (-1,))", operand=ATOM),
+        "unvec": "xp.reshape({x}, ({c}, {r})).T",
+        "kron_adj_left": "xp.tensordot(xp.reshape({a}, ({p}, {q})), xp.reshape({g}, ({p}, {m}, {q}, {n})), "
+                         "axes=((0, 1), (0, 2)))",
+        "kron_adj_right": "xp.tensordot(xp.reshape({g}, ({m}, {p}, {n}, {q})), xp.reshape({b}, ({p}, {q})), "
+                          "axes=((1, 3), (0, 1)))",
         "matrix_power": "xp.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation(xp, {m}, {n}{like})",
     },

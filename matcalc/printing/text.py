@@ -118,7 +118,10 @@ class TextPrinter(Printer):
     def _print_Solve(self, e):            # and expm_adj(Y, G), expm_adj_jac(Y)
         return print_call(self, e)
 
-    _print_FrechetAdj = _print_FrechetJac = _print_Solve
+    _print_FrechetAdj = _print_FrechetJac = _print_KronAdjLeft = _print_KronAdjRight = _print_Solve
+
+    def _print_Unvec(self, e):
+        return f"unvec({self.print(e.arg)}, {e.shape[0]}, {e.shape[1]})"
 
     def _print_Call(self, e):
         return f"{e.name}({self.print(e.arg)})"

@@ -8,6 +8,8 @@ its adjoint (reverse mode, one operation at a time):
     B M C     Bᵀ G Cᵀ : M            A:BC = BᵀA:C = ACᵀ:B
     Mᵀ        Gᵀ : M                 A:Bᵀ = Aᵀ:B
     B ⊙ M     (G ⊙ B) : M            A:(B⊙C) = (A⊙B):C
+    A ⊗ M     kron_adj_left(A, G)    G:(A⊗M) = kron_adj_left(A, G):M   (docs/kron-vec.md)
+    vec M     unvec(G)               G:vec(M) = unvec(G):M
     tr M      (g I) : M              tr(A) = I:A
     M + N     G:M + G:N              linearity
 
@@ -19,10 +21,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import expr as E
-from ..errors import UnsupportedError
 from ..expr import Fn
 from ..steps import Rule
 from .algebra import frechet_along_identity
+from .jacobians import vec
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,16 @@ def _mul(G: E.Expr, e: E.Mul, i: int) -> tuple[Rule, E.Expr]:
     return rule, E.mul(*parts)
 
 
-def _unsupported(what: str):
-    def apply(G, e, i):
-        raise UnsupportedError(f"a gradient through {what} of a variable is not supported yet")
-    return apply
+KRON_LEFT = Rule("adjoint of A ⊗ M", "G : (A ⊗ M) = kron_adj_left(A, G) : M")
+KRON_RIGHT = Rule("adjoint of M ⊗ B", "G : (M ⊗ B) = kron_adj_right(G, B) : M")
+KRON_ADJ = Rule("adjoint of a Kronecker adjoint", "H : kron_adj_left(A, G) = (A ⊗ H) : G = "
+                "kron_adj_right(G, H) : A")
+
+
+def _kron(G: E.Expr, e: E.Kron, i: int) -> tuple[Rule, E.Expr]:
+    if i == 0:                       # dA ⊗ B
+        return KRON_RIGHT, E.kron_adj_right(G, e.right)
+    return KRON_LEFT, E.kron_adj_left(e.left, G)
 
 
 def _fixed(rule: Rule, fn) -> AdjointRule:
@@ -103,8 +111,14 @@ ADJOINTS: dict[object, AdjointRule] = {
                         lambda G, e, i: E.mul(E.ones((e.arg.shape[0], 1)), G)),
     Fn.SUM_ROWS: _fixed(Rule("sum across the rows", "G : M1 = G1ᵀ : M"),
                         lambda G, e, i: E.mul(G, E.ones((1, e.arg.shape[1])))),
-    Fn.VEC: AdjointRule(Rule("vec", ""), _unsupported("vec()")),
-    E.Kron: AdjointRule(Rule("kron", ""), _unsupported("kron()")),
+    Fn.VEC: _fixed(Rule("adjoint of vec", "G : vec(M) = unvec(G) : M"),
+                   lambda G, e, i: E.unvec(G, e.arg.shape)),
+    E.Unvec: _fixed(Rule("adjoint of unvec", "G : unvec(v) = vec(G) : v"), lambda G, e, i: vec(G)),
+    E.Kron: AdjointRule(KRON_LEFT, _kron),          # picks KRON_LEFT/KRON_RIGHT per side
+    E.KronAdjLeft: AdjointRule(KRON_ADJ, lambda G, e, i: (KRON_ADJ, E.kron(e.a, G) if i == 1
+                                                          else E.kron_adj_right(e.g, G))),
+    E.KronAdjRight: AdjointRule(KRON_ADJ, lambda G, e, i: (KRON_ADJ, E.kron(G, e.b) if i == 0
+                                                           else E.kron_adj_left(G, e.g))),
     E.Solve: _fixed(Rule("adjoint of a solve", "G : solve(A, M) = solve(Aᵀ, G) : M"),
                     lambda G, e, i: E.solve(E.transpose(e.a), G)),
     Fn.TRIL_HALF: _fixed(Rule("Φ is self-adjoint", "G : Φ(M) = Φ(G) : M"),

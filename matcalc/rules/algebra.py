@@ -17,6 +17,8 @@ from .. import expr as E
 from ..expr import Fn
 from ..steps import Rule
 from .elementwise import ELEMENTWISE
+from .kronecker import (frobenius_of_inverse, inverse_of_kron, kron_adj_rules, unvec_rules,
+                        vec_rules)
 from .identities import (determinant_of_power, inverse_of_power, kron_of_scaled, kronecker_products,
                          inner_product_of_reciprocals, log_of_sigmoid, log_of_softmax,
                          product_inverse_beside_factor, shorter_elementwise, sign_times_self, sum_of_diagonals,
@@ -573,14 +575,21 @@ RULES: dict[object, list[AlgebraRule]] = {
                  AlgebraRule(CANCEL, shorter_elementwise)],
     E.Power: [AlgebraRule(Rule("powers", "A^1 = A, (A^p)^q = A^(pq), 0^p = 0 for p > 0"), _p_trivial),
               AlgebraRule(CANCEL, shorter_elementwise)],
-    E.Frobenius: [AlgebraRule(Rule("Frobenius of vectors", "a:b = aᵀb"), _frobenius)],
+    E.Frobenius: [AlgebraRule(Rule("Frobenius of vectors", "a:b = aᵀb"), _frobenius),
+                  AlgebraRule(Rule("Frobenius of an inverse", "X⁻ᵀ : X = tr(I)"), frobenius_of_inverse)],
+    **{key: [AlgebraRule(Rule("Kronecker adjoint", "kron_adj_left(A, P ⊗ Q) = (A : P) Q, "
+                              "kron_adj_right(P ⊗ Q, B) = (Q : B) P"), kron_adj_rules)]
+       for key in (E.KronAdjLeft, E.KronAdjRight)},
     E.Broadcast: [AlgebraRule(Rule("zero broadcast", "0·11ᵀ = 0"), _broadcast)],
     E.Kron: [AlgebraRule(Rule("Kronecker identities", "I ⊗ I = I, s ⊗ B = sB"), _kron),
              AlgebraRule(Rule("scalars leave a Kronecker product", "(aA) ⊗ (bB) = ab (A ⊗ B)"), kron_of_scaled)],
+    E.Unvec: [AlgebraRule(Rule("unvec", "unvec(vec(M)) = M, unvec((A ⊗ B) v) = B unvec(v) Aᵀ"), unvec_rules)],
+    Fn.VEC: [AlgebraRule(Rule("vec", "vec(unvec(v)) = v, vec(x) = x, vec(xᵀ) = x"), vec_rules)],
     Fn.TRACE: [AlgebraRule(Rule("trace", "tr(s) = s, tr(Aᵀ) = tr(A), tr(x yᵀ) = yᵀx"), _fn_trace)],
     Fn.INV: [AlgebraRule(Rule("inverse of a scalar", "inv(s) = 1/s"), _fn_of_scalar),
              AlgebraRule(Rule("inverse", "(X⁻¹)⁻¹ = X, I⁻¹ = I"), _fn_inverse),
-             AlgebraRule(Rule("inverse of a power", "(Xᵏ)⁻¹ = (X⁻¹)ᵏ"), inverse_of_power)],
+             AlgebraRule(Rule("inverse of a power", "(Xᵏ)⁻¹ = (X⁻¹)ᵏ"), inverse_of_power),
+             AlgebraRule(Rule("inverse of a Kronecker product", "(A ⊗ B)⁻¹ = A⁻¹ ⊗ B⁻¹"), inverse_of_kron)],
     Fn.DET: [AlgebraRule(Rule("determinant of a scalar", "det(s) = s"), _fn_of_scalar),
              AlgebraRule(Rule("determinant of a power", "det(Xᵏ) = det(X)ᵏ, det(X⁻¹) = 1/det(X), det(Xᵀ) = det(X)",
                               "18"), determinant_of_power)],

@@ -263,6 +263,8 @@ PRODUCT = Rule("product rule", "d(AB) = dA B + A dB", "(37)")
 HADAMARD = Rule("product rule (Hadamard)", "d(A⊙B) = dA⊙B + A⊙dB", "(38)")
 KRONECKER = Rule("product rule (Kronecker)", "d(A⊗B) = dA⊗B + A⊗dB", "(39)")
 FROBENIUS = Rule("product rule (Frobenius)", "d(A:B) = dA:B + A:dB")
+KRONECKER_ADJOINT = Rule("product rule (Kronecker adjoint)",
+                         "d kron_adj_left(A, G) = kron_adj_left(dA, G) + kron_adj_left(A, dG)")
 ELEMENTWISE_CHAIN = Rule("elementwise chain rule", "d f(X) = f'(X) ⊙ dX")
 CHAIN = Rule("chain rule", "d f(X) = ∇f(X) : dX")
 
@@ -275,10 +277,13 @@ DIFFERENTIALS: dict[object, DiffRule] = {
     Fn.DIAG: linear(LINEAR),
     Fn.DIAGV: linear(LINEAR),
     Fn.VEC: linear(LINEAR),
+    E.Unvec: linear(LINEAR),
     Fn.SUM: linear(LINEAR),
     E.Mul: multilinear(PRODUCT),
     E.Hadamard: multilinear(HADAMARD),
     E.Kron: multilinear(KRONECKER),
+    E.KronAdjLeft: multilinear(KRONECKER_ADJOINT),
+    E.KronAdjRight: multilinear(KRONECKER_ADJOINT),
     E.Frobenius: multilinear(FROBENIUS),
     E.Power: DiffRule(Rule("power rule", "d(B^p) = p B^(p-1) dB"), _power),
     E.MatPow: _unary(Rule("matrix power", "d(X^k) = Σ X^i dX X^(k-1-i)"), _matpow),

@@ -13,8 +13,8 @@ d vec(ℓ(M)) = J_ℓ d vec(M); `apply(node, i)` gives J_ℓ for the active chil
     sum M       1ᵀ
     M + N       I (each term)
 
-A transposed matrix brings in the commutation matrix K (K vec(M) = vec(Mᵀ));
-diag and kron of a variable are not supported yet and say so.
+A transposed matrix brings in the commutation matrix K (K vec(M) = vec(Mᵀ)), and
+so does a Kronecker product (Magnus–Neudecker Theorem 3.10); diag is a selection.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import expr as E
-from ..errors import UnsupportedError
 from ..expr import Fn
 from ..shapes import dim_product, is_column, is_row
 from ..steps import Rule
@@ -94,10 +93,40 @@ def _diagonal_selection(n) -> E.Expr:
     return E.hadamard(E.kron(row, eye), E.kron(eye, row))
 
 
-def _unsupported(what):
-    def apply(e, i):
-        raise UnsupportedError(f"a Jacobian through {what} is not supported yet")
-    return apply
+def commutation(m, n) -> E.Expr:
+    """K with K vec(M) = vec(Mᵀ) for an m×n M: the identity where M is a vector."""
+    return identity(dim_product(m, n)) if 1 in (m, n) else E.commutation(m, n)
+
+
+def _kron_permutation(left, right) -> E.Expr:
+    """P with vec(L ⊗ R) = P (vec L ⊗ vec R), L p×q, R m×n: P = I_q ⊗ K_np ⊗ I_m
+    (Magnus & Neudecker, Theorem 3.10)."""
+    (p, q), (m, n) = left, right
+    return kron(identity(q), kron(commutation(n, p), identity(m)))
+
+
+def _kron(e: E.Kron, i: int) -> E.Expr:
+    """d vec(dL ⊗ R) = P (I ⊗ vec R) d vec(L);  d vec(L ⊗ dR) = P (vec L ⊗ I) d vec(R)."""
+    P = _kron_permutation(e.left.shape, e.right.shape)
+    if i == 0:
+        return E.mul(P, kron(identity(_size(e.left.shape)), vec(e.right)))
+    return E.mul(P, kron(vec(e.left), identity(_size(e.right.shape))))
+
+
+def _kron_adj_left(e: E.KronAdjLeft, i: int) -> E.Expr:
+    """The transpose of the Jacobian of M ↦ A ⊗ M in G; in A, unvec(Pᵀ vec G) (mn × pq)."""
+    P = _kron_permutation(e.a.shape, e.shape)
+    if i == 1:
+        return E.transpose(E.mul(P, kron(vec(e.a), identity(_size(e.shape)))))
+    return E.unvec(E.mul(E.transpose(P), vec(e.g)), (_size(e.shape), _size(e.a.shape)))
+
+
+def _kron_adj_right(e: E.KronAdjRight, i: int) -> E.Expr:
+    """The transpose of the Jacobian of M ↦ M ⊗ B in G; in B, unvec(Pᵀ vec G)ᵀ (mn × pq)."""
+    P = _kron_permutation(e.shape, e.b.shape)
+    if i == 0:
+        return E.transpose(E.mul(P, kron(identity(_size(e.shape)), vec(e.b))))
+    return E.transpose(E.unvec(E.mul(E.transpose(P), vec(e.g)), (_size(e.b.shape), _size(e.shape))))
 
 
 JACOBIANS: dict[object, JacobianRule] = {
@@ -119,11 +148,17 @@ JACOBIANS: dict[object, JacobianRule] = {
                               lambda e, i: kron(identity(e.arg.shape[1]), E.ones((1, e.arg.shape[0])))),
     Fn.SUM_ROWS: JacobianRule(Rule("sum across the rows", "vec(M1) = (1ᵀ ⊗ I) vec(M)"),
                               lambda e, i: kron(E.ones((1, e.arg.shape[1])), identity(e.arg.shape[0]))),
+    E.Unvec: JacobianRule(Rule("unvec", "vec(unvec(v)) = v"), lambda e, i: identity(_size(e.shape))),
     Fn.DIAG: JacobianRule(Rule("diag as a selection", "vec(diag(m)) = Pᵀ m, P = (1ᵀ⊗I) ⊙ (I⊗1ᵀ)"),
                           lambda e, i: E.transpose(_diagonal_selection(e.shape[0]))),
     Fn.DIAGV: JacobianRule(Rule("diag as a selection", "diag(M) = P vec(M), P = (1ᵀ⊗I) ⊙ (I⊗1ᵀ)"),
                            lambda e, i: _diagonal_selection(e.shape[0])),
-    E.Kron: JacobianRule(Rule("kron", ""), _unsupported("kron() of a variable")),
+    E.Kron: JacobianRule(Rule("vec of a Kronecker product", "vec(A ⊗ B) = (I ⊗ K ⊗ I)(vec A ⊗ vec B) "
+                              "(Magnus–Neudecker Theorem 3.10)"), _kron),
+    E.KronAdjLeft: JacobianRule(Rule("vec of a Kronecker adjoint", "vec(kron_adj_left(A, G)) = "
+                                     "((I ⊗ K ⊗ I)(vec A ⊗ I))ᵀ vec(G)"), _kron_adj_left),
+    E.KronAdjRight: JacobianRule(Rule("vec of a Kronecker adjoint", "vec(kron_adj_right(G, B)) = "
+                                      "((I ⊗ K ⊗ I)(I ⊗ vec B))ᵀ vec(G)"), _kron_adj_right),
     E.Solve: JacobianRule(Rule("vec of a solve", "vec(solve(A, M)) = (I ⊗ A⁻¹) vec(M)"),
                           lambda e, i: kron(identity(e.shape[1]), E.apply(Fn.INV, e.a))),
     Fn.TRIL_HALF: JacobianRule(Rule("Φ as a diagonal", "vec(Φ(M)) = diag(vec Φ(11ᵀ)) vec(M)"),

@@ -138,6 +138,19 @@ def _infer_frechet_jac(inf, t, shapes):
     return (size, size)
 
 
+def _infer_kron_adj(left: bool):
+    """kron_adj_left(A, G), kron_adj_right(G, B): G is the shape of A ⊗ M (of M ⊗ B); the result M's."""
+    def rule(inf, t, shapes):
+        (p, q), (g_rows, g_cols) = shapes if left else shapes[::-1]
+        m, n = inf.u.fresh(nonunit=False), inf.u.fresh(nonunit=False)
+        rows, cols = (inf.product(p, m, t), inf.product(q, n, t)) if left else \
+            (inf.product(m, p, t), inf.product(n, q, t))
+        inf.u.unify(g_rows, rows)        # a product variable takes any size: a G that is not
+        inf.u.unify(g_cols, cols)        # a multiple of the factor's shape fails as the products settle
+        return (m, n)
+    return rule
+
+
 def _build_diag(args):
     x, = args
     return E.apply(E.Fn.DIAG if x.shape[1] == 1 and x.shape[0] != 1 else E.Fn.DIAGV, x)
@@ -164,6 +177,9 @@ FUNCTIONS = {
     # max(a, b) = b + relu(a - b), min(a, b) = a - relu(a - b): the derivative goes through step
     "max": (2, lambda inf, t, s: inf.kinds.broadcast(s[0], s[1], t, "take the maximum of"), None),
     "min": (2, lambda inf, t, s: inf.kinds.broadcast(s[0], s[1], t, "take the minimum of"), None),
+    # the adjoints of M ↦ A ⊗ M and M ↦ M ⊗ B (docs/kron-vec.md)
+    "kron_adj_left": (2, _infer_kron_adj(True), lambda args: E.kron_adj_left(*args)),
+    "kron_adj_right": (2, _infer_kron_adj(False), lambda args: E.kron_adj_right(*args)),
     # matrix functions (docs/matrix-functions.md)
     **{fn.text: (1, _infer_square_to("matrix"), _fn(fn))
        for fn in (E.Fn.EXPM, E.Fn.LOGM, E.Fn.SQRTM, E.Fn.EIGVECS, E.Fn.CHOL, E.Fn.ADJ, E.Fn.TRIL_HALF)},
@@ -216,7 +232,9 @@ AXIS_FUNCTIONS = {"sum": (E.Fn.SUM_COLS, E.Fn.SUM_ROWS), "mean": (E.Fn.SUM_COLS,
                   "logsumexp": (E.Fn.LOGSUMEXP_COLS, E.Fn.LOGSUMEXP_ROWS)}
 SOFTMAXES = {E.Fn.SOFTMAX: None, E.Fn.SOFTMAX_COLS: 1, E.Fn.SOFTMAX_ROWS: 2}
 
-RESERVED = frozenset(FUNCTIONS) | frozenset(KINDS) | {"I", "ones", "commutation", "mean"}
+# unvec(v, m, n): an expression, then the m×n shape it is folded into (names, numbers or products).
+UNVEC = "unvec"
+RESERVED = frozenset(FUNCTIONS) | frozenset(KINDS) | {"I", "ones", "commutation", UNVEC, "mean"}
 
 
 def _span(text: str, t) -> Span:
@@ -519,11 +537,39 @@ class _Infer:
                          f"{'s' if counts != (1,) else ''}, e.g. {example}", NameError_)
         return dims
 
+    def unvec_dims(self, t, args) -> tuple:
+        """The m, n of unvec(v, m, n): names, positive integers or products of them (m*n)."""
+        if len(args) != 3:
+            self.fail(t, f"unvec takes a vector and two dimensions, e.g. unvec(v, m, n), got "
+                         f"{len(args)} argument{'s' if len(args) != 1 else ''}", NameError_)
+
+        def dim(a):
+            if a.data == "number" and re.fullmatch(r"[1-9]\d*", str(a.children[0])):
+                return int(str(a.children[0]))
+            if a.data == "name":
+                return str(a.children[0])
+            if a.data == "mul":
+                return dim_product(dim(a.children[0]), dim(a.children[1]))
+            self.fail(a, f"unvec(v, m, n) takes dimensions (names, positive integers or products "
+                         f"like m*n) after the vector, not {self.src(a)}")
+        return dim(args[1]), dim(args[2])
+
+    def t_unvec(self, t, args):
+        m, n = self.unvec_dims(t, args)
+        r, c = self.infer(args[0])
+        size = dim_product(m, n)
+        if not (self.u.unify(c, 1) and self.u.unify(r, self.product(n, m, t))):
+            self.fail(t, f"{self.src(t)} needs a vector of {size} entries, but {self.src(args[0])} "
+                         f"is {self.show((r, c))}")
+        return (m, n)
+
     def t_call(self, t):
         name_tok, *args = t.children
         name = str(name_tok)
         if name in SIZED:
             return sized_shape(name, self.dims_of(t, args, name))
+        if name == UNVEC:
+            return self.t_unvec(t, args)
         shapes = [self.infer(a) for a in args]
         decl = self.decls.get(name)
         if decl is not None and decl.kind == "function" or (
@@ -758,6 +804,8 @@ class _Build:
             shape = sized_shape(name, dims)
             return (E.commutation(*dims) if name == "commutation" else
                     E.Identity(shape) if name == "I" else E.ones(shape))
+        if name == UNVEC:
+            return E.unvec(self.build(args[0]), self.inf.unvec_dims(t, args))
         if name in AXIS_FUNCTIONS and (len(args) == 2 or name == "mean") and name not in self.inf.decls:
             axis = self.inf.axis(name, args[1]) if len(args) == 2 else None
             return along_axis(name, self.build(args[0]), axis)
