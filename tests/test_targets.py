@@ -35,7 +35,7 @@ from matcalc.printing.targets import TARGETS, Form
 OPS = ["eye", "zeros", "full", "outer", "frobenius", "kron", "flatten", "unflatten", "vec", "unvec",
        "kron_adj_left", "kron_adj_right", "matrix_power",
        "commutation", "solve", "logdet_spd", "frechet_adj", "frechet_jac", "spectral", "loewner_adj",
-       "sum_axis", "logsumexp_softmax"]
+       "sum_axis", "logsumexp_softmax", "logsumexp_softmax_cols", "logsumexp_softmax_rows"]
 OPTIONAL_OPS = {"multi_dot"}      # where the library has it; otherwise the chain is written out
 
 
@@ -131,6 +131,9 @@ CASES = [
      ["x", "A", "alpha", "y"], {"x": "vector(n)"}, True),
     ("grad", "sum(logsumexp(X, 2)) + sum(logsumexp(X, 1)) + sum(softmax(X, 1) .* B) + sum(softmax(X, 2) .* B)"
              " + sum(sum(X, 1) .^ 2) + sum(mean(X, 2) .^ 2)", ["X"], {"X": "matrix(m, n)"}, True),
+    # a batch's cross-entropy: value() has only the logsumexps, grad only the softmaxes,
+    # value_and_grad both, computed together along each axis (one exp)
+    ("grad", "sum(logsumexp(X, 1)) + sum(logsumexp(X, 2)) - sum(Y .* X)", ["X"], {"X": "matrix(m, n)"}, True),
     ("grad", "logdet(X) - tr(inv(X)*S) + det(X)", ["X", "S"], {"S": "symmetric(n)"}, False),
     ("grad", "sum(X^3) + tr(X^2) + sum(X .^ 3) + sum(x ./ y)", ["X", "y"], None, False),
     # matrix functions (issue 16): the kernels, the Fréchet adjoints, eigh, the norms, chol, solve

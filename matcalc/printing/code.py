@@ -52,8 +52,14 @@ ASSUMPTIONS = {
     Fn.SQRTM: "sqrtm: no eigenvalue on the closed negative real axis",
     E.Solve: "solve(A, B): A is invertible",
 }
-# Functions of one vector that share their work: logsumexp and softmax exponentiate the same.
-PAIRED = {Fn.LOGSUMEXP: Fn.SOFTMAX, Fn.SOFTMAX: Fn.LOGSUMEXP}
+# Functions that share their work: logsumexp and softmax (of a vector, or along an axis)
+# exponentiate the same.  fn -> (its partner, the op computing both, fn's index in its result)
+PAIRED = {Fn.LOGSUMEXP: (Fn.SOFTMAX, "logsumexp_softmax", 0),
+          Fn.SOFTMAX: (Fn.LOGSUMEXP, "logsumexp_softmax", 1),
+          Fn.LOGSUMEXP_COLS: (Fn.SOFTMAX_COLS, "logsumexp_softmax_cols", 0),
+          Fn.SOFTMAX_COLS: (Fn.LOGSUMEXP_COLS, "logsumexp_softmax_cols", 1),
+          Fn.LOGSUMEXP_ROWS: (Fn.SOFTMAX_ROWS, "logsumexp_softmax_rows", 0),
+          Fn.SOFTMAX_ROWS: (Fn.LOGSUMEXP_ROWS, "logsumexp_softmax_rows", 1)}
 SCALAR_FORMS_PREC = {Fn.TRACE: POW, Fn.DET: POW, Fn.LOGDET: ATOM, Fn.INV: MUL, Fn.SUM: POW,
                      Fn.DIAGV: POW, Fn.VEC: POW}
 
@@ -458,9 +464,9 @@ class _Module:
         diagonal = self._diagonal_of_product(f, e)
         if diagonal is not None:
             return diagonal
-        partner = PAIRED.get(e.fn)
+        partner, both, index = PAIRED.get(e.fn, (None, None, None))
         if partner is not None and f.needs(E.apply(partner, e.arg)):
-            return f"{f.pair(e.arg)}[{0 if e.fn is Fn.LOGSUMEXP else 1}]", ATOM
+            return f"{f.pair(e.arg, both)}[{index}]", ATOM
         if e.arg.is_scalar and e.fn in SCALAR_FORMS:     # tr(x'*A*x): a scalar already
             if SCALAR_FORMS[e.fn] is None:
                 return self.call(f, self.t.functions[Fn.LOG], e.arg, POW)[0], SCALAR_FORMS_PREC[e.fn]

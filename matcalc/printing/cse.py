@@ -349,11 +349,11 @@ class _Function:
         """Does this function compute e (up to transposition and scale)?"""
         return self._class(e) in self.form
 
-    def pair(self, x: E.Expr) -> str:
-        """The name of (logsumexp(x), softmax(x)), computed together (one exp)."""
-        key = ("logsumexp_softmax",) + self._class(x)
+    def pair(self, x: E.Expr, both: str) -> str:
+        """The name of (logsumexp(x), softmax(x)), computed together by the op `both` (one exp)."""
+        key = (both,) + self._class(x)
         if key not in self.names:
-            self.names[key] = (self.temp(self.m.op("logsumexp_softmax", x=self.code(x))[0]), False)
+            self.names[key] = (self.temp(self.m.op(both, x=self.code(x))[0]), False)
         return self.names[key][0]
 
     def shared(self, e: E.Expr) -> bool:

@@ -79,7 +79,10 @@ def _source(kernel: Callable) -> str:
 
 # Elementwise and reduction helpers: one text, spelled per namespace.  With
 # `param`, the helper takes the namespace as its first argument (array API).
-def _numeric_helpers(ns: str, param: str = "", positive_part: str = "{ns}.maximum(x, 0.0)") -> dict[str, str]:
+def _numeric_helpers(ns: str, param: str = "", positive_part: str = "{ns}.maximum(x, 0.0)",
+                     axis_max: str = "max") -> dict[str, str]:
+    """axis_max: the namespace's maximum along an axis that returns only the values
+    (torch.max with a dim returns values and indices: torch.amax)."""
     return {
         "_softplus": f'''def _softplus({param}x):
     return {positive_part.format(ns=ns)} + {ns}.log1p({ns}.exp(-{ns}.abs(x)))   # = log(1 + exp(x)), without overflow
@@ -103,6 +106,13 @@ def _numeric_helpers(ns: str, param: str = "", positive_part: str = "{ns}.maximu
         "_logsumexp_axis": f'''def _logsumexp_axis({param}x, axis):
     m = {ns}.max(x, axis=axis, keepdims=True)
     return {ns}.reshape(m + {ns}.log({ns}.sum({ns}.exp(x - m), axis=axis, keepdims=True)), (-1,))
+''',
+        # both along an axis (a batch's cross-entropy and its gradient): one exp
+        "_logsumexp_softmax_axis": f'''def _logsumexp_softmax_axis({param}x, axis):
+    m = {ns}.{axis_max}(x, axis=axis, keepdims=True)
+    z = {ns}.exp(x - m)
+    s = {ns}.sum(z, axis=axis, keepdims=True)
+    return {ns}.reshape(m + {ns}.log(s), (-1,)), z / s
 ''',
         # both, where a function needs both (a cross-entropy and its gradient): one exp
         "_logsumexp_softmax": f'''def _logsumexp_softmax({param}x):
@@ -201,6 +211,8 @@ NUMPY = Target(
         "outer": "np.outer({a}, {b})",
         "sum_axis": "np.sum({x}, axis={axis})",     # A @ ones, ones' @ A: a sum, no multiplications
         "logsumexp_softmax": "_logsumexp_softmax({x})",
+        "logsumexp_softmax_cols": "_logsumexp_softmax_axis({x}, 0)",
+        "logsumexp_softmax_rows": "_logsumexp_softmax_axis({x}, 1)",
         "multi_dot": "np.linalg.multi_dot([{xs}])",     # three or more matrices: cheapest order
         "frobenius": "np.vdot({a}, {b})",
         "kron": "np.kron({a}, {b})",
@@ -274,6 +286,8 @@ TORCH = Target(
         "outer": "torch.outer({a}, {b})",
         "sum_axis": "torch.sum({x}, dim={axis})",
         "logsumexp_softmax": "_logsumexp_softmax({x})",
+        "logsumexp_softmax_cols": "_logsumexp_softmax_axis({x}, 0)",
+        "logsumexp_softmax_rows": "_logsumexp_softmax_axis({x}, 1)",
         "multi_dot": "torch.linalg.multi_dot([{xs}])",
         "frobenius": Form("torch.sum({a} * {b})", operand=MUL + 1),
         "kron": "_kron({a}, {b})",
@@ -288,7 +302,7 @@ TORCH = Target(
         "matrix_power": "torch.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation({m}, {n}{like})",
     },
-    helpers={**_numeric_helpers("torch", positive_part="torch.relu(x)"), **MATFUN_HELPERS,
+    helpers={**_numeric_helpers("torch", positive_part="torch.relu(x)", axis_max="amax"), **MATFUN_HELPERS,
              "_expm": '''def _expm(xp, a):
     return torch.linalg.matrix_exp(a)
 ''',
@@ -339,6 +353,8 @@ ARRAY_API = Target(
         "outer": "xp.linalg.outer({a}, {b})",
         "sum_axis": "xp.sum({x}, axis={axis})",
         "logsumexp_softmax": "_logsumexp_softmax(xp, {x})",
+        "logsumexp_softmax_cols": "_logsumexp_softmax_axis(xp, {x}, 0)",
+        "logsumexp_softmax_rows": "_logsumexp_softmax_axis(xp, {x}, 1)",
         "multi_dot": "_multi_dot([{xs}])",         # the standard has none: the helper's order
         "frobenius": Form("xp.sum({a} * {b})", operand=MUL + 1),
         "kron": "_kron(xp, {a}, {b})",

@@ -254,9 +254,11 @@ function kindText(kind, dims) {
 }
 
 function showInputs(inputs, functions, assumed) {
-  const assumedNames = new Set(
-    assumed ? (Array.isArray(assumed) ? assumed.map((a) => (typeof a === "string" ? a : a.name)) : Object.keys(assumed))
-      : Object.entries(inputs).filter(([, s]) => s.declared === false).map(([n]) => n));
+  // every undeclared name (its kind came from the name or from its use), and the
+  // defaults the derivation reported
+  const assumedNames = new Set([
+    ...(assumed ? (Array.isArray(assumed) ? assumed.map((a) => (typeof a === "string" ? a : a.name)) : Object.keys(assumed)) : []),
+    ...Object.entries(inputs).filter(([, s]) => s.declared === false).map(([n]) => n)]);
   const body = $("inputs").tBodies[0];
   body.textContent = "";
   const rows = [...Object.entries(inputs), ...functions.map((f) => [f, { kind: "function", shape: [] }])];
