@@ -267,3 +267,13 @@ def machine_notes() -> str:
         (f"- float64 everywhere; OMP/MKL/OPENBLAS_NUM_THREADS={THREADS}, "
          f"torch.set_num_threads({THREADS}), JAX_ENABLE_X64=1 (JAX on CPU)"),
     ])
+
+
+def main(run, argv=None) -> dict:
+    """A comparison's command line: `--quick` for small sizes; each result slower than its
+    goal is printed as a SLOWER line."""
+    argv = sys.argv[1:] if argv is None else argv
+    out = run(quick="--quick" in argv)
+    for f in out["flags"]:
+        print("SLOWER:", f)
+    return out

@@ -183,11 +183,7 @@ def run(quick: bool = False) -> dict:
 
 
 def main(argv=None) -> dict:
-    argv = sys.argv[1:] if argv is None else argv
-    out = run(quick="--quick" in argv)
-    for f in out["flags"]:
-        print("SLOWER:", f)
-    return out
+    return C.main(run, argv)
 
 
 if __name__ == "__main__":

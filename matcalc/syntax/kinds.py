@@ -132,11 +132,7 @@ class Kinds:
     def broadcast(self, a, b, origin, what: str) -> tuple:
         """The shape of an elementwise a ∘ b: per axis equal sizes, or one side 1 (a scalar,
         a row against a matrix's rows, a column against its columns, a column and a row)."""
-        out = (self.u.fresh(nonunit=False), self.u.fresh(nonunit=False))
-        entry = ("bcast", a, b, out, origin, what)
-        if not self._bcast(entry):
-            self.pending.append(entry)
-        return out
+        return self._constrain("bcast", a, b, origin, what)
 
     def product(self, a, b, origin) -> tuple:
         """The shape of a*b: a scalar times anything, or a matrix product."""
@@ -144,18 +140,23 @@ class Kinds:
             return b
         if self.scalar(b):
             return a
-        out = (self.u.fresh(nonunit=False), self.u.fresh(nonunit=False))
-        entry = ("mul", a, b, out, origin)
-        if not self._mul(entry):
-            self.pending.append(entry)
-        return out
+        return self._constrain("mul", a, b, origin)
 
     def diag(self, shape, origin, what: str) -> tuple:
         """The shape of diag(a): a vector's diagonal matrix, or a square matrix's diagonal.
         Which one waits until a's width is known (1 or not), as a product does."""
+        return self._constrain("diag", shape, origin, what)
+
+    # how many operand shapes each constraint takes; an entry is (kind, *operands, out, origin, ...)
+    OPERANDS = {"bcast": 2, "mul": 2, "diag": 1}
+
+    def _constrain(self, kind: str, *args) -> tuple:
+        """A fresh result shape and the constraint tying it to the operands: settled now
+        where it can be, else pending until the sizes are known."""
         out = (self.u.fresh(nonunit=False), self.u.fresh(nonunit=False))
-        entry = ("diag", shape, out, origin, what)
-        if not self._diag(entry):
+        k = self.OPERANDS[kind]
+        entry = (kind, *args[:k], out, *args[k:])
+        if not getattr(self, "_" + kind)(entry):
             self.pending.append(entry)
         return out
 
