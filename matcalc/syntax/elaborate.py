@@ -790,7 +790,7 @@ class _Build:
 
     def b_div(self, t):
         a, b = self._operands(t)
-        return E.mul(a, E.power(b, E.MINUS_ONE))
+        return E.mul(E.power(b, E.MINUS_ONE), a)       # the divisor leads, as the printer reads it
 
     def b_hadamard(self, t):
         a, b = self._operands(t)

@@ -254,9 +254,16 @@ class Kinds:
 
     def _mul(self, entry) -> bool:
         _, a, b, out, origin = entry
+        if self.scalar(out):
+            # a 1×1 product (x/(a*b)): a column's height, a row's width is 1 either way
+            # (scalar times scalar, or a 1×k row times a k×1 column)
+            if self.is_one(a[1]):
+                self._unify(a[0], 1, origin, "", force=True)
+            if self.is_one(b[0]):
+                self._unify(b[1], 1, origin, "", force=True)
         if self.scalar(a) or self.scalar(b):
-            shape = b if self.scalar(a) else a
-            if not (self.u.unify(out[0], shape[0]) and self.u.unify(out[1], shape[1])):
+            shape = b if self.scalar(a) else a        # (a 1×1 out makes the other a scalar too)
+            if not (self.u.unify(out[0], shape[0], force=True) and self.u.unify(out[1], shape[1], force=True)):
                 raise Conflict(origin, *self.describe(origin, a, b, "multiply"))
             return True
         if self.surely_array(a) and self.surely_array(b):
