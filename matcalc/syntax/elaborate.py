@@ -790,7 +790,9 @@ class _Build:
 
     def b_div(self, t):
         a, b = self._operands(t)
-        return E.mul(E.power(b, E.MINUS_ONE), a)       # the divisor leads, as the printer reads it
+        # the divisor leads, as the printer reads it; a/(2*n) is a/2/n, as 2*n is printed back
+        divisors = b.factors if isinstance(b, E.Mul) and all(f.is_scalar for f in b.factors) else (b,)
+        return E.mul(*(E.power(f, E.MINUS_ONE) for f in divisors), a)
 
     def b_hadamard(self, t):
         a, b = self._operands(t)
