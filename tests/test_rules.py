@@ -378,6 +378,8 @@ ALG_CASES: dict[object, list[tuple[str, dict | None, str]]] = {
             ("A + 2*A - 0.5*A", None, "like terms"),
             ("A*x + B*x", None, "common factor"),
             ("x'*A + x'*B", None, "common factor"),
+            ("x/alpha - A*y/alpha", None, "common scalar factor"),
+            ("sigmoid(x)/n - y/n", {"n": "scalar"}, "common scalar factor"),
             ("B + A", None, "terms in order"),
             ("x - y + 3*x", None, "like terms"),
             ("diag(x) + 2*diag(y) - alpha*diag(z) + A", None, "sum of diagonals"),

@@ -325,6 +325,24 @@ def _a_factor(e, ctx):
     return _factor(e, at_end=True) or _factor(e, at_end=False)
 
 
+def _a_common_scalar(e, ctx):
+    """a/n − b/n = (a − b)/n: a scalar factor (not a number) that every term has comes out
+    once, as mean() losses are written: X'*(sigmoid(X*w) - y)/n."""
+    chains = [_chain_of(t) for t in e.terms]
+    if any(isinstance(t, E.Broadcast) for t in e.terms) or not chains[0][0]:
+        return None
+    for s in chains[0][0]:
+        if isinstance(s, E.Const) or not all(s in scalars for scalars, _ in chains[1:]):
+            continue
+        rest = []
+        for scalars, chain in chains:
+            others = list(scalars)
+            others.remove(s)
+            rest.append(E.mul(*others, *chain))
+        return E.mul(s, E.add(*rest))
+    return None
+
+
 def _a_sort(e, ctx):
     def order(t):       # a broadcast -c·1 is a negative term too: I - 11ᵀ/D, x - mu
         c, _ = split_coefficient(t.value if isinstance(t, E.Broadcast) else t)
@@ -570,6 +588,7 @@ RULES: dict[object, list[AlgebraRule]] = {
             AlgebraRule(Rule("sum of diagonals", "a diag(u) + b diag(v) = diag(a u + b v)"), sum_of_diagonals),
             AlgebraRule(CANCEL, shorter_elementwise),
             AlgebraRule(Rule("common factor", "AC + BC = (A+B)C"), _a_factor),
+            AlgebraRule(Rule("common scalar factor", "sA + sB = s(A+B)"), _a_common_scalar),
             AlgebraRule(Rule("terms in order", "A + B = B + A"), _a_sort)],
     E.Hadamard: [AlgebraRule(Rule("Hadamard normal form", "A⊙B = B⊙A, A⊙1 = A, (sA)⊙B = s(A⊙B)"), _h_simplify),
                  AlgebraRule(CANCEL, shorter_elementwise)],
