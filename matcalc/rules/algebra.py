@@ -21,8 +21,8 @@ from .kronecker import (frobenius_of_inverse, inverse_of_kron, kron_adj_rules, u
                         vec_rules)
 from .identities import (determinant_of_power, inverse_of_power, kron_of_scaled, kronecker_products,
                          inner_product_of_reciprocals, log_of_sigmoid, log_of_softmax,
-                         product_inverse_beside_factor, shorter_elementwise, sign_times_self, sum_of_diagonals,
-                         sum_of_scaled)
+                         product_inverse_beside_factor, shorter_elementwise, sign_times_self, softmax_sums_to_one,
+                         sum_of_diagonals, sum_of_scaled)
 from .forms import (from_signed_power, is_vector_shape, scaled as _scaled, signed_power,
                     split_coefficient, transposed)
 from .symmetry import is_symmetric
@@ -582,6 +582,7 @@ RULES: dict[object, list[AlgebraRule]] = {
             AlgebraRule(Rule("inverse of a product", "(ABC)⁻¹ = C⁻¹B⁻¹A⁻¹ beside A or C (square factors)"),
                         product_inverse_beside_factor),
             AlgebraRule(Rule("inner product with the reciprocal", "uᵀ(u⁻¹) = sum(1)"), inner_product_of_reciprocals),
+            AlgebraRule(Rule("a softmax sums to one", "softmax(z)ᵀ1 = 1, softmax(X, 2) 1 = 1"), softmax_sums_to_one),
             AlgebraRule(CANCEL, shorter_elementwise)],
     E.Add: [AlgebraRule(Rule("zero term", "A + 0 = A"), _a_zero),
             AlgebraRule(Rule("like terms", "aA + bA = (a+b)A"), _a_collect),

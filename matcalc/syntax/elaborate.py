@@ -76,6 +76,13 @@ def _infer_diag(inf, t, shapes):
     return (r, 1)
 
 
+def _reciprocal(f: E.Expr) -> E.Expr:
+    """1/f of a scalar; 1/s^k is s^-k (the printer's /s^k reads back as what it printed)."""
+    if isinstance(f, E.Power) and isinstance(f.exponent, E.Const):
+        return E.power(f.base, E.Const(-f.exponent.value))
+    return E.power(f, E.MINUS_ONE)
+
+
 def _is_literal(t) -> bool:
     """A number, or a negated one: a constant broadcast decides nothing about a name."""
     return t.data == "number" or (t.data == "neg" and t.children[0].data == "number")
@@ -89,6 +96,8 @@ def _infer_vector_to(result):
         # softmax(X*W) of a batch: the axis is what was forgotten
         hint = (f"along each row: {name}({inf.src(arg)}, 2); down each column: {name}({inf.src(arg)}, 1)"
                 if name in AXIS_FUNCTIONS else None)
+        if inf.kinds.open(r):         # softmax(x) makes x a vector, not a scalar (whose softmax is 1)
+            inf.kinds.mark_nonunit(r, t, f"{inf.src(t)} needs a vector")
         if inf.kinds.open(c):         # a name's width still free: it may yet be a matrix
             inf.kinds.vector((r, c), t, f"{inf.src(t)} needs a vector, but {inf.src(arg)} is a matrix", hint)
         elif not inf.u.unify(c, 1):
@@ -792,7 +801,7 @@ class _Build:
         a, b = self._operands(t)
         # the divisor leads, as the printer reads it; a/(2*n) is a/2/n, as 2*n is printed back
         divisors = b.factors if isinstance(b, E.Mul) and all(f.is_scalar for f in b.factors) else (b,)
-        return E.mul(*(E.power(f, E.MINUS_ONE) for f in divisors), a)
+        return E.mul(*(_reciprocal(f) for f in divisors), a)
 
     def b_hadamard(self, t):
         a, b = self._operands(t)
