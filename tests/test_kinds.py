@@ -178,6 +178,14 @@ def test_softmax_of_a_matrix_points_to_the_axis(text, fn, arg):
     assert "^^^" in p.stderr
 
 
+def test_clip_and_row_messages_name_what_does_not_fit():
+    p = run("grad", "sum(clip(x, y, z))", "--wrt", "x", "--let", "x: vector(3)", "--let", "y: vector(4)")
+    assert p.returncode == 2 and "cannot clip x between y and z: a vector(3) against a vector(4)" in p.stderr
+    p = run("grad", "logsumexp(x')", "--wrt", "x")
+    assert p.returncode == 2 and "logsumexp(x') needs a vector, but x' is a row vector" in p.stderr
+    assert "hint: along each row" not in p.stderr         # a row is not a batch
+
+
 def test_clip_is_min_of_max():
     p = matcalc.parse("clip(x, lo, hi)", {"lo": "scalar", "hi": "scalar"})
     x = np.array([[-2.0], [0.3], [5.0]])

@@ -94,14 +94,16 @@ def _infer_vector_to(result):
         arg = t.children[1] if len(t.children) > 1 else t
         name = str(t.children[0]) if len(t.children) > 1 else ""
         # softmax(X*W) of a batch: the axis is what was forgotten
-        hint = (f"along each row: {name}({inf.src(arg)}, 2); down each column: {name}({inf.src(arg)}, 1)"
-                if name in AXIS_FUNCTIONS else None)
+        def why():       # told when it fails, with the sizes known by then
+            hint = (f"along each row: {name}({inf.src(arg)}, 2); down each column: {name}({inf.src(arg)}, 1)"
+                    if name in AXIS_FUNCTIONS and not inf.kinds.is_one(r) else None)
+            return f"{inf.src(t)} needs a vector, but {inf.src(arg)} is {inf.show((r, c))}", hint
         if inf.kinds.open(r):         # softmax(x) makes x a vector, not a scalar (whose softmax is 1)
             inf.kinds.mark_nonunit(r, t, f"{inf.src(t)} needs a vector")
         if inf.kinds.open(c):         # a name's width still free: it may yet be a matrix
-            inf.kinds.vector((r, c), t, f"{inf.src(t)} needs a vector, but {inf.src(arg)} is a matrix", hint)
+            inf.kinds.vector((r, c), t, why)
         elif not inf.u.unify(c, 1):
-            inf.fail(t, f"{inf.src(t)} needs a vector, but {inf.src(arg)} is {inf.show((r, c))}", hint=hint)
+            inf.fail(t, why()[0], hint=why()[1])
         return SCALAR if result == "scalar" else (r, 1)
     return rule
 
@@ -374,6 +376,10 @@ class _Infer:
             return (f"cannot multiply {self.src(l)} ({self.show(a)}) by {self.src(r)} ({self.show(b)}): "
                     f"{self.count(a[1], 'column')} against {self.count(b[0], 'row')}",
                     "use .* for the elementwise product" if a == b else None)
+        if what == "clip":              # clip(x, lo, hi): the pair that does not broadcast
+            x, lo, hi = t.children[1:]
+            return (f"cannot clip {self.src(x)} between {self.src(lo)} and {self.src(hi)}: "
+                    f"{self.show(a)} against {self.show(b)}", None)
         hint = None
         for side, (x, y) in (("right", (a, b)), ("left", (b, a))):
             # a column as long as the other side's rows are wide: the row (its transpose) was meant

@@ -169,17 +169,18 @@ class Kinds:
         Which one waits until a's width is known (1 or not), as a product does."""
         return self._constrain("diag", shape, origin, what)
 
-    def vector(self, shape, origin, message: str, hint: str | None) -> None:
+    def vector(self, shape, origin, why) -> None:
         """a (softmax's argument) is a vector: settled when its width is known, and an
-        error naming the function (not a product inside it) when that width is not 1."""
-        entry = ("vector", shape, origin, message, hint)
+        error naming the function (not a product inside it) when that width is not 1;
+        why() gives that error's message and hint."""
+        entry = ("vector", shape, origin, why)
         if not self._vector(entry):
             self.pending.append(entry)
 
     def _vector(self, entry) -> bool:
-        _, (_, c), origin, message, hint = entry
+        _, (_, c), origin, why = entry
         if self.sure(c):
-            raise Conflict(origin, message, hint)
+            raise Conflict(origin, *why())
         return self.is_one(c)
 
     # how many operand shapes each constraint takes; an entry is (kind, *operands, out, origin, ...)
@@ -329,7 +330,7 @@ class Kinds:
                     message, hint = self.describe(origin, a, b, "multiply")
                     raise Conflict(origin, message, hint)
             elif entry[0] == "vector":
-                self._unify(entry[1][1], 1, entry[2], entry[3])
+                self._unify(entry[1][1], 1, entry[2], entry[3]()[0])
             elif entry[0] == "diag":           # a width that may be 1 reads as a vector
                 self._unify(entry[1][1], 1, entry[3], entry[4])
                 self._diag(entry)
