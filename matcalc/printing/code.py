@@ -22,7 +22,7 @@ from ..expr import Fn
 from ..rules.algebra import is_nonnegative, is_spd, is_symmetric, transposed
 from ..shapes import is_column, is_row, is_scalar
 from . import cse
-from .cse import _Function, _is_diag, _is_ones_vector, _subchains
+from .cse import _Function, _is_diag, _is_ones_matrix, _is_ones_vector, _subchains
 from .targets import ADD, ATOM, MUL, POW, UNARY, Form, Target, form
 from .numerical import with_solves
 from .text import to_text
@@ -391,7 +391,19 @@ class _Module:
             return self._scaled_sum(f, rx, (ls, lp), 0 if is_row(lshape) else 1), shape, MUL
         if is_column(lshape) and is_row(rshape):
             return self.op("outer", a=(ls, lp), b=(rs, rp))[0], shape, ATOM
+        # A times the constant matrix c·ones(k, n): c·(A 1) 1ᵀ, row sums repeated (m·k work, not m·k·n)
+        if _is_ones_matrix(rx):
+            ones = (self.op("full", **self._shape_operands((rshape[1], 1)), v=(repr(1.0), ATOM))[0], ATOM)
+            return self.op("outer", a=(self._scaled_sum(f, rx, (ls, lp), 1), MUL), b=ones)[0], shape, ATOM
+        if _is_ones_matrix(lx):
+            ones = (self.op("full", **self._shape_operands((lshape[0], 1)), v=(repr(1.0), ATOM))[0], ATOM)
+            return self.op("outer", a=ones, b=(self._scaled_sum(f, lx, (rs, rp), 0), MUL))[0], shape, ATOM
         return f"{par(ls, lp)} @ {par(rs, rp)}", shape, MUL
+
+    @staticmethod
+    def _atom(total: str, ones: E.Broadcast) -> str:
+        """_scaled_sum's code as an operand of an index: a call, or c * call in parentheses."""
+        return total if E.is_const(ones.value, 1) else f"({total})"
 
     def _scaled_sum(self, f, ones: E.Broadcast, x: tuple[str, int], axis: int) -> str:
         total = self.op("sum_axis", x=x, axis=(str(axis), ATOM))[0]
@@ -400,7 +412,17 @@ class _Module:
     def _broadcast_operand(self, f, e: E.Expr, full: bool) -> str | None:
         """v ones' (or ones vᵀ) beside a full-size operand of + or .*: v[:, None] (v[None, :]),
         which the library broadcasts, instead of an outer product."""
-        if not (full and isinstance(e, E.Mul) and len(e.factors) == 2 and not e.is_scalar):
+        if not (full and isinstance(e, E.Mul) and not e.is_scalar):
+            return None
+        chain = [x for x in e.factors if not x.is_scalar]
+        if len(e.factors) == len(chain) and len(chain) >= 2 and _is_ones_matrix(chain[-1]):
+            rest = E.mul(*chain[:-1])        # A ones(k, n) beside a full operand: (A 1)[:, None]
+            return self._atom(self._scaled_sum(f, chain[-1], f.code(rest), 0 if is_column(rest.shape) else 1),
+                              chain[-1]) + "[:, None]"
+        if len(e.factors) == len(chain) and len(chain) >= 2 and _is_ones_matrix(chain[0]):
+            rest = E.mul(*chain[1:])
+            return self._atom(self._scaled_sum(f, chain[0], f.code(rest), 0), chain[0]) + "[None, :]"
+        if len(e.factors) != 2:
             return None
         a, b = e.factors
         if is_column(a.shape) and _is_ones_vector(b) and E.is_const(b.value, 1):
@@ -559,18 +581,45 @@ class _Module:
         results = [with_solves(r, memo) for r in results]
         placed = cse.place_scalars([b for _, b in defs] + results, self.keys)
         defs, results = [(s, b) for (s, _), b in zip(defs, placed)], placed[len(defs):]
-        fn = _Function(self, [b for _, b in defs] + results)
-        fn.lines += self.prologue()
+        roots = [b for _, b in defs] + results
+        first = _Function(self, roots)
+        variants = [first] + [_Function(self, roots, plan=i, plans=(first.search, first.choices))
+                              for i in range(1, len(first.choices))]
+        choose = self._plan_choice(first) if len(variants) > 1 else None
+        if choose is None:
+            variants = variants[:1]
+        body = [f'    """{doc}"""'] + [f"    {line}" for line in self.prologue()]
+        if choose is not None:          # products to form once depend on the sizes: chosen at run time
+            body.append(f"    _plan = {choose}")
+        for i, fn in enumerate(variants):
+            branch = i + 1 < len(variants)
+            if branch:
+                body.append(f"    if _plan == {i}:")
+            body += [("        " if branch else "    ") + line for line in self._body(fn, defs, results, as_tuple)]
+        params = self.params + [self.direction[w] for w in directions]
+        return f"def {name}({', '.join(params)}):\n" + "\n".join(body) + "\n"
+
+    def _body(self, fn: _Function, defs, results, as_tuple: bool) -> list[str]:
+        """One plan's straight-line code, ending in its return."""
         for sym, body in defs:
             fn.assign(self.py[sym.name], body, body_of=sym)
         # a result with no input in it (the gradient 1 of alpha + ...) is still the library's array
         out = [self.fill(self.t.constant, v=fn.code(r))[0] if self.t.constant and r.is_scalar and not E.symbols(r)
                else fn.code(r)[0] for r in results]
-        body = [f'    """{doc}"""'] + [f"    {line}" for line in fn.lines]
-        body.append(f"    return {out[0] if len(out) == 1 and not as_tuple else ', '.join(out) + (',' if len(out) == 1 else '')}")
-        params = self.params + [self.direction[w] for w in directions]
-        return f"def {name}({', '.join(params)}):\n" + "\n".join(body) + "\n"
+        returned = out[0] if len(out) == 1 and not as_tuple else ", ".join(out) + ("," if len(out) == 1 else "")
+        return fn.lines + [f"return {returned}"]
 
+    def _plan_choice(self, fn: _Function) -> str | None:
+        """_cheapest over each plan's chains (those alike in every plan left out) at the
+        arrays' sizes; None where a size is fixed by no input."""
+        layouts = [fn.search.layout(c) for c in fn.choices]
+        alike = {i for i, chain in enumerate(layouts[0]) if all(i < len(lo) and lo[i] == chain for lo in layouts)}
+        try:
+            plans = ["(" + ", ".join("(" + ", ".join(f"({self.dim(r)}, {self.dim(c)}, {int(diag)})" for r, c, diag in chain)
+                                     + ",)" for i, chain in enumerate(lo) if i not in alike) + ",)" for lo in layouts]
+        except UnsupportedError:
+            return None
+        return f"_cheapest(({', '.join(plans)}))"
 
     def delegate(self, name: str, doc: str, index: int) -> str:
         """A derivative taken from value_and_grad: one copy of the backward pass in the module,
