@@ -269,6 +269,21 @@ def test_attention_example_does_no_more_work_than_backprop():
     assert ours.macs <= theirs.macs, f"{ours.macs} multiply-adds, backprop {theirs.macs}\n{d.code('array-api')}"
 
 
+@pytest.mark.parametrize("text, wrt", [
+    ("sigmoid(sum(x*z'))", "x"),                       # ones(n, m)*z: a vector, not an outer product
+    ("sigmoid(sum(diag(A)*z'))", "A"),
+    ("sum(exp(A*ones(m, k)) .* B)", "A"),              # row sums, broadcast
+    ("sum((ones(m, n)*A) .* B)", "A"),                 # column sums, broadcast
+    ("sum(sin(ones(n, n)*A*ones(m, m)))", "A"),
+])
+def test_products_with_the_ones_matrix_are_sums_of_the_right_shape(text, wrt):
+    d = matcalc.grad(text, wrt=wrt)
+    assert d.check().ok, d.code("numpy")
+    dims, env = _inputs(d, np.random.default_rng(1))
+    kwargs = _kwargs(d, env)
+    assert np.shape(d.function().value_and_grad(**kwargs)[1]) == np.shape(kwargs[wrt])
+
+
 def test_counting_sees_a_recomputed_product_and_function():
     """The counter itself: the issue's code before the fix (tanh and a product twice) is caught."""
     def before(xp, W1, W2, X, Y):

@@ -114,16 +114,22 @@ class Keys:
 
 
 def scaled(c, e: E.Expr) -> E.Expr:
-    return E.mul(E.Const(c), e)
+    return E.mul(c if isinstance(c, E.Expr) else E.Const(c), e)
 
 
 # ------------------------------------------------------------ where constants go
 
 def _split(e: E.Expr):
-    """(c, rest) for a non-scalar product with a constant factor c ≠ ±1, else None."""
-    if (isinstance(e, E.Mul) and isinstance(e.factors[0], E.Const) and not e.is_scalar
-            and abs(e.factors[0].value) != 1 and not any(f.is_scalar for f in e.factors[1:])):
-        return e.factors[0].value, E.mul(*e.factors[1:])
+    """(c, rest) for a non-scalar product with a constant factor c ≠ ±1, else None.  c is a
+    number, or a scalar of sizes only (1/sqrt(dk) in attention), which is placed the same way."""
+    if not isinstance(e, E.Mul) or e.is_scalar or not e.factors[0].is_scalar:
+        return None
+    head = [f for f in e.factors if f.is_scalar]
+    rest = E.mul(*(f for f in e.factors if not f.is_scalar))
+    if len(head) == 1 and isinstance(head[0], E.Const):
+        return (head[0].value, rest) if abs(head[0].value) != 1 else None
+    if all(isinstance(f, E.Const) or not E.symbols(f) for f in head):
+        return E.mul(*head), rest
     return None
 
 

@@ -190,11 +190,13 @@ class ProductEmitters:
             return self._scaled_sum(f, rx, (ls, lp), 0 if is_row(lshape) else 1), shape, MUL
         if is_column(lshape) and is_row(rshape):
             return self.op("outer", a=(ls, lp), b=(rs, rp))[0], shape, ATOM
-        # A times the constant matrix c·ones(k, n): c·(A 1) 1ᵀ, row sums repeated (m·k work, not m·k·n)
-        if _is_ones_matrix(rx):
+        # A times the constant matrix c·ones(k, n): c·(A 1) 1ᵀ, row sums repeated (m·k work, not m·k·n);
+        # beside a vector the dense product is no more work than the sum
+        matrices = not any(is_column(x) or is_row(x) for x in (lshape, rshape))
+        if _is_ones_matrix(rx) and matrices:
             ones = (self.op("full", **self._shape_operands((rshape[1], 1)), v=(repr(1.0), ATOM))[0], ATOM)
             return self.op("outer", a=(self._scaled_sum(f, rx, (ls, lp), 1), MUL), b=ones)[0], shape, ATOM
-        if _is_ones_matrix(lx):
+        if _is_ones_matrix(lx) and matrices:
             ones = (self.op("full", **self._shape_operands((lshape[0], 1)), v=(repr(1.0), ATOM))[0], ATOM)
             return self.op("outer", a=ones, b=(self._scaled_sum(f, lx, (rs, rp), 0), MUL))[0], shape, ATOM
         return f"{par(ls, lp)} @ {par(rs, rp)}", shape, MUL
@@ -214,11 +216,12 @@ class ProductEmitters:
         if not (full and isinstance(e, E.Mul) and not e.is_scalar):
             return None
         chain = [x for x in e.factors if not x.is_scalar]
-        if len(e.factors) == len(chain) and len(chain) >= 2 and _is_ones_matrix(chain[-1]):
+        matrix = not (is_column(e.shape) or is_row(e.shape))
+        if matrix and len(e.factors) == len(chain) and len(chain) >= 2 and _is_ones_matrix(chain[-1]):
             rest = E.mul(*chain[:-1])        # A ones(k, n) beside a full operand: (A 1)[:, None]
             return self._atom(self._scaled_sum(f, chain[-1], f.code(rest), 0 if is_column(rest.shape) else 1),
                               chain[-1]) + "[:, None]"
-        if len(e.factors) == len(chain) and len(chain) >= 2 and _is_ones_matrix(chain[0]):
+        if matrix and len(e.factors) == len(chain) and len(chain) >= 2 and _is_ones_matrix(chain[0]):
             rest = E.mul(*chain[1:])
             return self._atom(self._scaled_sum(f, chain[0], f.code(rest), 0), chain[0]) + "[None, :]"
         if len(e.factors) != 2:
