@@ -213,14 +213,16 @@ def dimension_sizes(program: E.Program, rng: np.random.Generator, point: int = 0
 
 
 def sample_inputs(program: E.Program, rng: np.random.Generator, dims: dict[str, int],
-                  functions: dict | None = None) -> dict[str, np.ndarray]:
-    """One random point (2-D arrays) in every input's domain."""
+                  functions: dict | None = None, scale: float = 1.0) -> dict[str, np.ndarray]:
+    """One random point (2-D arrays) in every input's domain; `scale` spreads the inputs
+    whose domain is every real (the check varies it to cross kinks far and near)."""
     req = _Requirements(program)
     ev = Evaluator({}, dims=dims)
     env = {}
     for name, sym in program.inputs.items():
         r, c = ev.dim(sym.shape[0]), ev.dim(sym.shape[1])
-        env[name] = DRAW[req.need.get(name, "real") if r == c else _entrywise(req.need.get(name))](rng, r, c)
+        domain = req.need.get(name, "real") if r == c else _entrywise(req.need.get(name))
+        env[name] = DRAW[domain](rng, r, c) * (scale if domain == "real" else 1.0)
         if sym.symmetric:
             env[name] = (env[name] + env[name].T) / 2
     for sym, rest in req.slacks:
@@ -231,6 +233,15 @@ def sample_inputs(program: E.Program, rng: np.random.Generator, dims: dict[str, 
         else:
             env[sym.name] = -total + rng.uniform(0.5, 2.0, env[sym.name].shape)
     return env
+
+
+def movable_inputs(program: E.Program) -> list[str]:
+    """The inputs whose domain is every real (no declaration or use constrains them, and
+    no log barrier's slack): a point may move them anywhere."""
+    req = _Requirements(program)
+    slacks = {s.name for s, _ in req.slacks}
+    return [name for name in program.inputs
+            if req.need.get(name, "real") == "real" and name not in slacks]
 
 
 def _entrywise(domain):

@@ -261,3 +261,97 @@ def test_no_false_alarms_on_constrained_domains(text, wrt, let):
 def test_a_check_that_finds_no_point_says_so():
     report = matcalc.grad("sum(log(-exp(x)))", "x").check()
     assert not report.ok and report.points == 0 and "could not find a point" in report.message
+
+
+# ---------------------------------------------------------------------------
+# Kinks: a wrong result that agrees with the truth except on a thin region beside
+# a kink of the input (abs, sign, step, relu, norm1, max, min).  At 3 random points
+# these passed at some seeds (sign(alpha): 4 seeds of 20); the check now adds points
+# at other scales and on both sides of the input's own kinks.
+
+SLIPS_AT_KINKS = [     # (input, wrt, declarations, a slip: a term dropped inside the kink's argument)
+    ("abs(alpha + sigmoid(x'*x))", "alpha", {}, "sign(alpha)"),
+    ("sum(relu(W*x + z))", "x", {"W": "matrix(m, n)", "z": "vector(m)"}, "W'*step(W*x)"),
+    ("sum(max(x, y))", "x", {"y": "vector(n)"}, "step(x)"),
+    ("sum(min(A*x, y))", "x", {"A": "matrix(n, n)", "y": "vector(n)"}, "A'*step(-A*x)"),
+    ("sum(x .* step(x - alpha))", "x", {"alpha": "scalar"}, "step(x)"),
+    ("relu(x'*y - alpha)", "y", {"alpha": "scalar", "y": "vector(n)"}, "step(x'*y)*x"),
+    ("norm1(A*x - y)", "x", {"A": "matrix(m, n)", "y": "vector(m)"}, "A'*sign(A*x)"),
+]
+
+
+@pytest.mark.parametrize("text, wrt, let, slip", SLIPS_AT_KINKS, ids=[s[0] for s in SLIPS_AT_KINKS])
+def test_slips_beside_a_kink_fail_at_every_seed(text, wrt, let, slip):
+    d = matcalc.grad(text, wrt, let)
+    wrong = _wrong(d, wrt, lambda r: _parsed(d, slip))
+    for seed in range(20):
+        assert d.check(seed=seed).ok, (seed, d.check(seed=seed))
+        report = wrong.check(seed=seed)
+        assert not report.ok, (seed, report)
+
+
+def test_points_beside_kinks_lie_on_both_sides_and_do_not_read_the_result():
+    """The added points come from the input alone: a result with no kink (a wrong one)
+    gets the same points as the right one, and they straddle the input's kink."""
+    import numpy as np
+    from matcalc.check.points import Value, across_kinks
+    from matcalc.sampling import dimension_sizes
+    program = matcalc.parse("abs(alpha + sigmoid(x'*x))")
+    rng = np.random.default_rng(0)
+    dims = dimension_sizes(program, rng)
+    env = sample_inputs(program, rng, dims)
+    near = across_kinks(program, {}, dims, env, rng)
+    assert near and len(near) % 2 == 0
+    value_of = Value(program, {}, dims)
+    for before, after in zip(near[::2], near[1::2]):
+        assert value_of.sides(before, frozenset())[0] == -value_of.sides(after, frozenset())[0]
+    right = matcalc.grad("abs(alpha + sigmoid(x'*x))", "alpha")
+    wrong = _wrong(right, "alpha", lambda r: _parsed(right, "alpha"))       # smooth
+    assert right.check().points == wrong.check().points > 3
+
+
+def test_a_difference_across_a_kink_raises_no_false_alarm():
+    """A point within a step of a kink: the differences there measure no derivative and
+    are not used (they used to make a right result fail)."""
+    import numpy as np
+    from matcalc.check.differences import compare_gradient
+    from matcalc.check.points import Value
+    d = matcalc.grad("sum(relu(x))", "x", {"x": "vector(3)"})
+    point = {"x": np.array([[1e-5], [-0.7], [2.0]])}
+    value_of = Value(d.program, {}, {})
+    analytic = np.array([[1.0], [0.0], [1.0]])
+    assert compare_gradient([analytic], point, "x", frozenset(), False, value_of, 2.0,
+                            np.random.default_rng(0)) == [0.0]
+    assert compare_gradient([np.array([[1.0], [1.0], [1.0]])], point, "x", frozenset(), False, value_of, 2.0,
+                            np.random.default_rng(0))[0] > 1
+
+
+# ---------------------------------------------------------------------------
+# Zero derivatives: sum(softmax(v)) is 1, so its gradient is zero; what the
+# derivation computes is rounding of its terms (1e-17), asymmetric by as much.
+# The symmetry test judged that against the result's own size and failed the
+# right gradient by a symmetric S (and every zero Hessian).  It is now judged to
+# the resolution of the differences, while a small nonzero slip still fails.
+
+ZERO = "sum(softmax(softmax(S*x)))"
+
+
+@pytest.mark.parametrize("command, wrt", [("grad", "S"), ("grad", "x"), ("hessian", "x"), ("hessian", "S")])
+def test_a_zero_derivative_up_to_rounding_passes(command, wrt):
+    d = getattr(matcalc, command)(ZERO, wrt, {"S": "symmetric(n)"})
+    for seed in range(5):
+        assert d.check(seed=seed).ok, d.check(seed=seed)
+
+
+@pytest.mark.parametrize("command, wrt, slip", [
+    ("grad", "S", "1e-6*x*x'"), ("grad", "S", "1e-6*x*(S*x)'"), ("grad", "S", "1e-8*x*(S*x)'"),
+    ("grad", "x", "1e-6*x"), ("grad", "x", "1e-8*x"),
+    ("hessian", "x", "1e-6*I(n)"), ("hessian", "x", "1e-6*x*(S*x)'"),
+])
+def test_a_small_nonzero_slip_on_a_zero_derivative_fails(command, wrt, slip):
+    """1e-6 of the terms' scale is far above their rounding (resolved to about 1e-10
+    by first differences, 1e-8 by second differences)."""
+    d = getattr(matcalc, command)(ZERO, wrt, {"S": "symmetric(n)"})
+    wrong = _wrong(d, wrt, lambda r: E.add(r, _parsed(d, slip)))
+    for seed in range(5):
+        assert not wrong.check(seed=seed).ok, seed
