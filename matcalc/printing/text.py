@@ -169,8 +169,9 @@ def derivation_text(d) -> str:
 
 def _divisor(f: E.Expr) -> E.Expr | None:
     """n for n^-1, n^2 for n^-2, of a scalar n that is not a number (1/2 is a coefficient)."""
-    # (a*b)^-1 stays a power: a/(a*b) reads back as a^-1*b^-1, a different tree
-    if not (isinstance(f, E.Power) and f.base.is_scalar and not isinstance(f.base, (E.Const, E.Mul))
+    # (a*b)^-1 of scalars a, b stays a power: a/(a*b) reads back as a^-1*b^-1, another tree
+    scalar_product = isinstance(f, E.Power) and isinstance(f.base, E.Mul) and all(g.is_scalar for g in f.base.factors)
+    if scalar_product or not (isinstance(f, E.Power) and f.base.is_scalar and not isinstance(f.base, E.Const)
             and isinstance(f.exponent, E.Const) and isinstance(f.exponent.value, Fraction)
             and f.exponent.value < 0 and f.exponent.value.denominator == 1):
         return None
