@@ -61,7 +61,8 @@ class TextPrinter(Printer):
         ones = self._ones(e.shape)
         if E.is_const(e.value, 1):
             return ones
-        if isinstance(e.value, E.Mul) or _divisor(e.value) is not None:   # ones(n)/sqrt(d)
+        # ones(n)/sqrt(d); a chain x'*y stays one factor: (x'*y)*ones(n)
+        if (isinstance(e.value, E.Mul) and all(f.is_scalar for f in e.value.factors)) or _divisor(e.value) is not None:
             return self._product(*coefficient(e.value), trailing=(ones,))
         return f"{self.wrap(e.value, MUL)}*{ones}"
 
