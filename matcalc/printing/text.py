@@ -91,6 +91,7 @@ class TextPrinter(Printer):
             divisors = []                     # n^-1 alone stays a power
         else:
             factors = factors[lead:]
+        factors = _grouped_beside_broadcast(list(factors))
         parts = []
         if num != 1 or not (factors or trailing):
             parts.append(format_number(num if den != 1 else c))
@@ -178,3 +179,19 @@ def _divisor(f: E.Expr) -> E.Expr | None:
         return None
     k = -f.exponent.value
     return f.base if k == 1 else E.power(f.base, E.Const(k))
+
+
+def _grouped_beside_broadcast(factors: list) -> list:
+    """A ones column beside a scalar factor and a row (ones(n)*(z'*z)*z') would read back
+    with the scalar folded into the broadcast, another tree: the factors from the broadcast
+    on (and, after it, from the scalar on) are one parenthesised product, as the tree has them."""
+    for i, f in enumerate(factors):
+        if isinstance(f, E.Broadcast) and not f.is_scalar:
+            after = factors[i + 1:]
+            if after and after[0].is_scalar and any(not g.is_scalar for g in after):
+                factors = factors[:i + 1] + [E.Mul(tuple(after), E.chain_shape(after))]
+            if any(g.is_scalar and not isinstance(g, E.Const) for g in factors[:i]) and len(factors) > i + 1:
+                rest = factors[i:]
+                factors = factors[:i] + [E.Mul(tuple(rest), E.chain_shape(rest))]
+            break
+    return factors
