@@ -15,6 +15,7 @@ Sizes are distinct per dimension, so that a product done in the costlier order s
 """
 from __future__ import annotations
 
+import math
 import pathlib
 
 import numpy as np
@@ -79,6 +80,20 @@ def _relu_mlp(xp, W1, W2, X, Y):
     return xp.sum(R * R), ((W2.T @ (2.0 * R)) * xp.astype(A > 0, A.dtype)) @ X.T, (2.0 * R) @ H.T
 
 
+def _attention(xp, X, Wq, Wk, Wv, Y):
+    """One head, softmax over each row: Q, K, V formed once, P's backward A ⊙ (G_A − rowsum(A ⊙ G_A))."""
+    Q, K, V = X @ Wq, X @ Wk, X @ Wv
+    E = xp.exp(Q @ K.T)
+    P = E / xp.sum(E, axis=1)[:, None]
+    R = P @ V - Y
+    G = 2.0 * R
+    dP = G @ V.T
+    dS = P * (dP - xp.sum(dP * P, axis=1)[:, None])
+    return xp.sum(R * R), X.T @ (dS @ K), X.T @ (dS.T @ Q), X.T @ (P.T @ G)
+
+
+ATTENTION = {"X": "matrix(t, d)", "Wq": "matrix(d, h)", "Wk": "matrix(d, h)", "Wv": "matrix(d, p)",
+             "Y": "matrix(t, p)"}
 TWO_LAYER = {"W1": "matrix(h, d)", "W2": "matrix(k, h)", "X": "matrix(d, B)", "Y": "matrix(k, B)"}
 LOSSES = [
     # (id, one expression, program, wrt, let, hand-written)
@@ -96,8 +111,12 @@ LOSSES = [
     ("batched softmax regression", "sum(log(ones(k)'*exp(W*X))) - sum(Y .* (W*X))",
      "Z = W*X; L = sum(log(ones(k)'*exp(Z))) - sum(Y .* Z)",
      ["W"], {"W": "matrix(k, d)", "X": "matrix(d, B)", "Y": "matrix(k, B)"}, _softmax_regression),
+    # the softmax over each row written with exp and ones (bench/dl_losses.py)
+    ("attention", "norm2(diag(1 ./ (exp(X*Wq*(X*Wk)')*ones(t)))*exp(X*Wq*(X*Wk)')*X*Wv - Y)^2",
+     "S = X*Wq*(X*Wk)'; E = exp(S); P = diag(1 ./ (E*ones(t)))*E; L = norm2(P*X*Wv - Y)^2",
+     ["Wq", "Wk", "Wv"], ATTENTION, _attention),
 ]
-SIZES = {"d": 7, "h": 5, "k": 3, "B": 11}
+SIZES = {"d": 7, "h": 5, "k": 3, "B": 11, "t": 13, "p": 6}
 
 
 def _inputs(d, rng, sizes=None):
@@ -134,6 +153,34 @@ def test_loss_does_no_more_work_than_hand_written(lid, expr, program, wrt, let, 
     _assert_no_repeats(ours, f"{lid} ({spelling})")
     assert ours.macs <= theirs.macs, \
         f"{lid} ({spelling}): {ours.macs} multiply-adds in products, hand-written {theirs.macs}\n{d.code('array-api')}"
+
+
+@pytest.mark.parametrize("sizes", [{"t": 13, "d": 11, "h": 3, "p": 6}, {"t": 13, "d": 3, "h": 11, "p": 6}],
+                         ids=["narrow head", "narrow input"])
+def test_attention_forms_the_products_its_sizes_want(sizes):
+    """Which products to form once depends on the sizes: Q = X Wq and K = X Wk for a narrow
+    head, Xᵀ G_S X for a narrow input.  The code holds both plans and picks by the arrays'
+    sizes: never more work than the hand-written form, and less where it is not the best."""
+    lid, expr, program, wrt, let, hand = next(r for r in LOSSES if r[0] == "attention")
+    d = matcalc.grad(expr, wrt=wrt, let=let)
+    source = d.code("array-api")
+    assert "_cheapest(" in source
+    dims, env = _inputs(d, np.random.default_rng(2), sizes)
+    ours, _ = run_generated(source, _kwargs(d, env))
+    theirs, _ = run_hand(hand, _kwargs(d, env))
+    assert ours.macs <= theirs.macs
+    if sizes["d"] < sizes["h"]:
+        assert ours.macs < theirs.macs
+
+
+def test_cheapest_plan_is_chosen_by_the_sizes():
+    from matcalc.printing.plans import _chain_multiply_adds, _cheapest
+    # (10×100)(100×5)(5×50): 10·100·5 + 10·5·50 = 7500, not 100·5·50 + 10·100·50 = 75000
+    assert _chain_multiply_adds([(10, 100, 0), (100, 5, 0), (5, 50, 0)]) == 7500
+    # diag(v) A: one pass over A
+    assert _chain_multiply_adds([(20, 20, 1), (20, 30, 0)]) == 600
+    one, two = (((4, 8, 0), (8, 2, 0)),), (((4, 2, 0), (2, 2, 0)), ((2, 2, 0),))
+    assert _cheapest((one, two)) == 1 and _cheapest((two, one)) == 0
 
 
 # ---------------------------------------------------------------- the Cookbook rows
@@ -197,6 +244,44 @@ def test_example_does_no_more_work_than_its_formulas(path, wrt):
     formulas = evaluator_work([d.program.output, *d.results.values()], env, dims,
                               list(d.program.definitions) + list(d.adjoints))
     assert ours.macs <= formulas.macs, f"{path.name}: {ours.macs} multiply-adds, the formulas {formulas.macs}"
+
+
+def _attention_example(xp, Q, K, V, G):
+    """examples/attention.mc by hand: A = softmax(Q Kᵀ/√dk) row-wise, L = sum((A V) ⊙ G)."""
+    c = 1.0 / math.sqrt(Q.shape[1])
+    S = (c * Q) @ K.T
+    E = xp.exp(S - xp.max(S, axis=1)[:, None])
+    A = E / xp.sum(E, axis=1)[:, None]
+    dA = G @ V.T
+    dS = A * (dA - xp.sum(A * dA, axis=1)[:, None])
+    return xp.sum((A @ V) * G), c * (dS @ K), c * (dS.T @ Q), A.T @ G
+
+
+def test_attention_example_does_no_more_work_than_backprop():
+    """The row-wise softmax's backward sums rows (A ⊙ G_A) 1, never multiplies by the ones matrix."""
+    d = matcalc.grad((ROOT / "examples" / "attention.mc").read_text(), wrt=["Q", "K", "V"])
+    dims, env = _inputs(d, np.random.default_rng(7), {"n": 13, "m": 11, "dk": 5, "dv": 7})
+    ours, out = _generated_work(d, env)
+    theirs, expected = run_hand(_attention_example, _kwargs(d, env))
+    for a, b in zip(out, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    _assert_no_repeats(ours, "attention.mc")
+    assert ours.macs <= theirs.macs, f"{ours.macs} multiply-adds, backprop {theirs.macs}\n{d.code('array-api')}"
+
+
+@pytest.mark.parametrize("text, wrt", [
+    ("sigmoid(sum(x*z'))", "x"),                       # ones(n, m)*z: a vector, not an outer product
+    ("sigmoid(sum(diag(A)*z'))", "A"),
+    ("sum(exp(A*ones(m, k)) .* B)", "A"),              # row sums, broadcast
+    ("sum((ones(m, n)*A) .* B)", "A"),                 # column sums, broadcast
+    ("sum(sin(ones(n, n)*A*ones(m, m)))", "A"),
+])
+def test_products_with_the_ones_matrix_are_sums_of_the_right_shape(text, wrt):
+    d = matcalc.grad(text, wrt=wrt)
+    assert d.check().ok, d.code("numpy")
+    dims, env = _inputs(d, np.random.default_rng(1))
+    kwargs = _kwargs(d, env)
+    assert np.shape(d.function().value_and_grad(**kwargs)[1]) == np.shape(kwargs[wrt])
 
 
 def test_counting_sees_a_recomputed_product_and_function():

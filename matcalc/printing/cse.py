@@ -24,6 +24,7 @@ from .. import expr as E
 from ..expr import Fn
 from ..rules.algebra import is_symmetric
 from ..shapes import is_column, is_row
+from .plans import Plans, expected_entries
 from .targets import ATOM, MUL, UNARY
 
 # Functions with f(Xᵀ) = f(X): the argument is taken in one orientation (diag(AB) = diag(BᵀAᵀ)).
@@ -78,8 +79,8 @@ class Keys:
             return E.mul(*(reversed(factors) if t else factors))
         if isinstance(e, E.Add):
             return E.add(*(self.pushed(x, t) for x in e.terms))
-        if isinstance(e, E.Hadamard):
-            return E.hadamard(*(self.pushed(x, t) for x in e.factors))
+        if isinstance(e, E.Hadamard):      # commutative: one order, so that A ⊙ B and Bᵀ ⊙ Aᵀ meet
+            return E.hadamard(*sorted((self.pushed(x, t) for x in e.factors), key=self._rank))
         if isinstance(e, E.Apply) and e.fn.elementwise:
             return E.apply(e.fn, self.pushed(e.arg, t))
         if isinstance(e, E.Power) and e.exponent.is_scalar and not e.base.is_scalar:
@@ -113,16 +114,22 @@ class Keys:
 
 
 def scaled(c, e: E.Expr) -> E.Expr:
-    return E.mul(E.Const(c), e)
+    return E.mul(c if isinstance(c, E.Expr) else E.Const(c), e)
 
 
 # ------------------------------------------------------------ where constants go
 
 def _split(e: E.Expr):
-    """(c, rest) for a non-scalar product with a constant factor c ≠ ±1, else None."""
-    if (isinstance(e, E.Mul) and isinstance(e.factors[0], E.Const) and not e.is_scalar
-            and abs(e.factors[0].value) != 1 and not any(f.is_scalar for f in e.factors[1:])):
-        return e.factors[0].value, E.mul(*e.factors[1:])
+    """(c, rest) for a non-scalar product with a constant factor c ≠ ±1, else None.  c is a
+    number, or a scalar of sizes only (1/sqrt(dk) in attention), which is placed the same way."""
+    if not isinstance(e, E.Mul) or e.is_scalar or not e.factors[0].is_scalar:
+        return None
+    head = [f for f in e.factors if f.is_scalar]
+    rest = E.mul(*(f for f in e.factors if not f.is_scalar))
+    if len(head) == 1 and isinstance(head[0], E.Const):
+        return (head[0].value, rest) if abs(head[0].value) != 1 else None
+    if all(isinstance(f, E.Const) or not E.symbols(f) for f in head):
+        return E.mul(*head), rest
     return None
 
 
@@ -141,15 +148,20 @@ def _reachable(e: E.Expr, keys: Keys) -> dict[E.Expr, E.Expr]:
     return out
 
 
-def _size(e: E.Expr) -> int:
-    """Entries, counting every named dimension as one large size n: a vector 1, a matrix 2."""
-    return sum(d != 1 for d in e.shape)
+def _size(e: E.Expr) -> tuple[int, float]:
+    """(order, expected entries): the number of named dimensions (a vector 1, a matrix 2),
+    then the mean entry count when each is independently large or small (plans.py), so
+    that a t×t matrix weighs more than a t×p one (E[t²] > E[t]E[p]).  diag(v) is v."""
+    if _is_diag(e):
+        e = e.arg
+    return sum(d != 1 for d in e.shape), expected_entries(e.shape)
 
 
 def _replace_once(e: E.Expr, target: E.Expr, c, keys: Keys) -> tuple[E.Expr, bool]:
     """e with its first occurrence (through _SCALE_THROUGH nodes) of target's class scaled by c."""
     if keys.key(e)[0] == keys.key(target)[0] and keys.key(e)[1] == keys.key(target)[1]:
-        return scaled(c, e), True
+        # c diag(v) = diag(c v): still a broadcast, and a pass over v
+        return (E.apply(Fn.DIAG, scaled(c, e.arg)) if _is_diag(e) else scaled(c, e)), True
     if not isinstance(e, _SCALE_THROUGH) or e.is_scalar:
         return e, False
     kids = list(e.children())
@@ -176,7 +188,10 @@ def place_scalars(exprs: list[E.Expr], keys: Keys) -> list[E.Expr]:
 
     def score(c, rep, occurrence):
         shared = wanted[(c, rep)] if wanted[(c, rep)] > 1 else 0
-        return (shared, -_size(occurrence))
+        # an input scaled is a copy nothing else reads, and it splits products of inputs
+        # (2Xᵀ in R Wvᵀ 2Xᵀ is no longer the X Wv the forward pass forms)
+        order, entries = _size(occurrence)
+        return (shared, -order, -entries, not isinstance(_untransposed(occurrence), E.Symbol))
 
     def place(n: E.Expr) -> E.Expr:
         split = _split(n)
@@ -185,7 +200,8 @@ def place_scalars(exprs: list[E.Expr], keys: Keys) -> list[E.Expr]:
         c, rest = split
         here = score(c, keys.key(rest)[0], rest)
         best, where = here, None
-        for rep, occurrence in _reachable(rest, keys).items():
+        # in one order for every product, so that products tied between operands pick the same one
+        for rep, occurrence in sorted(_reachable(rest, keys).items(), key=lambda kv: keys._rank(kv[0])):
             s = score(c, rep, occurrence)
             if s > best:
                 best, where = s, occurrence
@@ -209,6 +225,11 @@ def _is_ones_vector(e: E.Expr | None) -> bool:
     return isinstance(e, E.Broadcast) and (is_column(e.shape) or is_row(e.shape)) and not e.is_scalar
 
 
+def _is_ones_matrix(e: E.Expr | None) -> bool:
+    """c·ones(k, n), neither a vector nor a scalar: a product with it is a sum, repeated."""
+    return isinstance(e, E.Broadcast) and not (is_column(e.shape) or is_row(e.shape) or e.is_scalar)
+
+
 def _trivial(e: E.Expr) -> bool:
     """Never worth a temporary: a name, a number, ones (products with it are sums, often not made)."""
     return isinstance(e, (E.Symbol, E.Const)) or (isinstance(e, E.Transpose) and isinstance(e.arg, E.Symbol)) \
@@ -223,7 +244,13 @@ def _subchains(chain: list[E.Expr]) -> list[tuple[int, int, E.Expr]]:
     """(start, length, product) of 2 to len-1 consecutive factors of a matrix chain, longest first."""
     if not 3 <= len(chain) <= SUBCHAINS_UP_TO:
         return []
-    return [(i, n, E.mul(*chain[i:i + n])) for n in range(len(chain) - 1, 1, -1) for i in range(len(chain) - n + 1)]
+    return [(i, n, _product(chain[i:i + n])) for n in range(len(chain) - 1, 1, -1) for i in range(len(chain) - n + 1)]
+
+
+def _product(factors: list[E.Expr]) -> E.Expr:
+    """The product of matrix factors as they are: E.mul would pull a constant placed inside
+    one (2R in 2R Wvᵀ Xᵀ, place_scalars) back to the front, a pass over the larger result."""
+    return E.Mul(tuple(factors), E.chain_shape(factors))
 
 
 def _untransposed(e: E.Expr) -> E.Expr:
@@ -241,8 +268,10 @@ class _Function:
     and the others are its name, transposed (a view) or scaled (one pass, never a
     recomputation)."""
 
-    def __init__(self, module, roots: list[E.Expr]):
-        """module: the code printer (code._Module): its emit, op, next_temp and keys."""
+    def __init__(self, module, roots: list[E.Expr], plan: int = 0, plans: tuple | None = None):
+        """module: the code printer (code._Module): its emit, op, next_temp and keys.  plan:
+        which of `self.choices` (plans.Plans.choices) to write; plans: (Plans, choices) of
+        another _Function of the same roots, not searched again."""
         self.m = module
         self.keys = module.keys
         self.lines: list[str] = []
@@ -263,18 +292,32 @@ class _Function:
             # (v ones' as v[:, None]), and then those parts are shared too
             seen.add(n)
             cls = self._class(n)
-            if cls not in self.form:
-                self.form[cls] = n
+            if cls not in self.form or (_split(self.form[cls]) and not _split(n)):
+                self.form[cls] = n      # c·(A B) last: the form with c placed inside (place_scalars)
             rep, c = cls
             if c == 1 or rep not in self.base:
                 self.base[rep] = c
             for k in reversed(n.children()):
                 self.uses[self._class(k)] += 1
                 todo.append(k)
+        chains = []
+        diagonals = {n.arg for n in seen if isinstance(n, E.Apply) and n.fn is Fn.DIAGV}
         for form in list(self.form.values()):   # products inside chains: shared with whole classes
             if isinstance(form, E.Mul):
-                for _, _, part in _subchains([x for x in form.factors if not x.is_scalar]):
+                chain = [x for x in form.factors if not x.is_scalar]
+                for _, _, part in _subchains(chain):
                     self.uses[self._class(part)] += 1
+                if form in diagonals and not any(_is_diag(x) for x in chain):
+                    chain = chain[:-1]      # diag(L R): L times R elementwise (code.py), L a product
+                if len(chain) >= 3:
+                    chains.append(chain)
+        # products common to chains, formed once where that saves work (X Wk in attention)
+        if plans is None:
+            search = Plans(chains, _subchains, self._class,
+                           lambda cls: cls in self.form and self.uses[cls] > 1 and not _trivial(cls[0]))
+            plans = search, search.choices()
+        self.search, self.choices = plans
+        self.formed = set(self.choices[plan])
         for (rep, c), form in list(self.form.items()):   # c·rep from the base class's name: a use of it
             base = (rep, self.base[rep])
             if c != base[1] and not any(self._class(k) == base for k in form.children()):
@@ -343,7 +386,8 @@ class _Function:
         """Is e computed anyway (a whole subexpression somewhere, and shared)?  A product that
         only two chains have in common is not: multiplying it out could cost more than
         each chain in its own cheapest order (Xᵀ G X, d×d, against Xᵀ (G (X W)))."""
-        return self._class(e) in self.form and self.shared(e)
+        cls = self._class(e)
+        return cls in self.formed or (cls in self.form and self.shared(e))
 
     def needs(self, e: E.Expr) -> bool:
         """Does this function compute e (up to transposition and scale)?"""

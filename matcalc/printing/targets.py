@@ -19,6 +19,7 @@ from typing import Callable
 from ..expr import Fn
 from ..matfun_kernels import KERNELS
 from ..rules.elementwise import ELEMENTWISE
+from .plans import _chain_multiply_adds, _cheapest
 
 ADD, MUL, UNARY, POW, ATOM = range(1, 6)     # the generated code's precedence levels
 
@@ -155,6 +156,8 @@ def _axis_functions(ns: str, param: str = "", axis: str = "axis") -> dict[Fn, st
 # Matrix functions (docs/matrix-functions.md): the kernels of matfun_kernels.py,
 # copied into the module, take the namespace as their first argument.
 MATFUN_HELPERS: dict[str, Callable] = dict(KERNELS)
+# Which products to form once, where that depends on the sizes (plans.py): pure Python.
+PLAN_HELPERS: dict[str, Callable] = {"_cheapest": _cheapest, "_chain_multiply_adds": _chain_multiply_adds}
 
 
 def _matfun(ns: str, linalg: str = "") -> dict[Fn, str]:
@@ -229,7 +232,7 @@ NUMPY = Target(
         "commutation": "_commutation({m}, {n})",
         **_matfun_ops("np", "np.diag"),
     },
-    helpers={**_numeric_helpers("np"), "_commutation": NUMPY_COMMUTATION, **MATFUN_HELPERS},
+    helpers={**_numeric_helpers("np"), "_commutation": NUMPY_COMMUTATION, **MATFUN_HELPERS, **PLAN_HELPERS},
     inputs_doc="vectors are 1-D arrays, scalars floats",
 )
 
@@ -248,7 +251,7 @@ JAX = Target(
     bound=frozenset({"jnp"}),
     functions={fn: _respell(t, "jnp") for fn, t in NUMPY.functions.items()},
     ops={k: _respell(t, "jnp") for k, t in NUMPY.ops.items()},
-    helpers={**_numeric_helpers("jnp"), **MATFUN_HELPERS, "_commutation": '''def _commutation(m, n):
+    helpers={**_numeric_helpers("jnp"), **MATFUN_HELPERS, **PLAN_HELPERS, "_commutation": '''def _commutation(m, n):
     """K with K @ vec(A) == vec(A.T) for an m x n A (vec stacks columns): rows of I, permuted."""
     j = jnp.arange(m * n)
     return jnp.eye(m * n)[j // n + j % n * m]
@@ -302,7 +305,7 @@ TORCH = Target(
         "matrix_power": "torch.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation({m}, {n}{like})",
     },
-    helpers={**_numeric_helpers("torch", positive_part="torch.relu(x)", axis_max="amax"), **MATFUN_HELPERS,
+    helpers={**_numeric_helpers("torch", positive_part="torch.relu(x)", axis_max="amax"), **MATFUN_HELPERS, **PLAN_HELPERS,
              "_expm": '''def _expm(xp, a):
     return torch.linalg.matrix_exp(a)
 ''',
@@ -369,7 +372,7 @@ ARRAY_API = Target(
         "matrix_power": "xp.linalg.matrix_power({x}, {k})",
         "commutation": "_commutation(xp, {m}, {n}{like})",
     },
-    helpers={**_numeric_helpers("xp", "xp, "), **MATFUN_HELPERS,
+    helpers={**_numeric_helpers("xp", "xp, "), **MATFUN_HELPERS, **PLAN_HELPERS,
              "_multi_dot": '''def _multi_dot(arrays):
     """A chain of matrices in the cheapest order for their sizes (as numpy.linalg.multi_dot)."""
     n = len(arrays)
