@@ -346,16 +346,16 @@ def expr(shape, depth: int, extra=()) -> st.SearchStrategy[G]:
         leaf,
         _map(lambda a, b, op: binop(a, op, b, a.mag + b.mag), same, same, st.sampled_from(["+", "-"])),
         group(same.map(neg), same.map(paren)),
-        _map(lambda g, fn: _elementwise(g, fn, extra), same, st.sampled_from(sorted(ELEMENTWISE))),
+        group(_map(lambda g, fn: _elementwise(g, fn, extra), same, st.sampled_from(sorted(ELEMENTWISE))),
+              # max and min elementwise (issue 12): with the same shape, or a scalar broadcast (either side)
+              _map(lambda a, b, fn, flip: extreme(fn, *((b, a) if flip else (a, b))),
+                   same, st.one_of(same, s), st.sampled_from(["max", "min"]), st.booleans())),
         group(pos.map(lambda g: G(f"log({g.text})", ATOM, math.log(g.mag + 1) + 1)),
                   pos.map(lambda g: G(f"sqrt({g.text})", ATOM, math.sqrt(g.mag))),
                   bounded(shape, depth - 1, extra).map(lambda g: G(f"tan({g.text})", ATOM, 2.0)),
                   pos.map(lambda g: G(f"log1p({g.text})", ATOM, math.log(g.mag + 1) + 1)),
                   _map(lambda g, fn: G(f"{fn}({g.text})", ATOM, 1.6 if fn == "arcsin" else 3.2),
                        unit(shape, depth - 1, extra), st.sampled_from(["arcsin", "arccos"]))),
-        # max and min elementwise (issue 12): with the same shape, or a scalar broadcast (either side)
-        _map(lambda a, b, fn, flip: extreme(fn, *((b, a) if flip else (a, b))),
-             same, st.one_of(same, s), st.sampled_from(["max", "min"]), st.booleans()),
         group(
             _map(lambda g, k: power(g, dot, k, g.mag ** int(k)), same, st.sampled_from(["2", "3"])),
             _map(lambda g, p: power(g, dot, p[0], g.mag ** p[1] if g.mag >= 1 else 1 / g.mag), pos,
