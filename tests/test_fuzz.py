@@ -848,6 +848,19 @@ def declared(undeclared: int) -> dict[str, str]:
     return {k: v for k, v in LET.items() if k not in UNDECLARABLE or not (undeclared >> UNDECLARABLE.index(k)) & 1}
 
 
+def _frobenius_kinds_bug() -> bool:
+    """Kinds beside a Frobenius product of undeclared names (see the xfails at the end)."""
+    try:
+        d = matcalc.grad("tanh(alpha : alpha + (alpha + beta))", "alpha", let=declared(0b11))
+        matcalc.grad("z'*z + sigmoid(alpha : beta + z'*z)", "z", let=declared(0b10001))
+        return d.program.inputs["alpha"].shape != (1, 1)
+    except MatcalcError:
+        return True
+
+
+FROBENIUS_KINDS_BUG = _frobenius_kinds_bug()
+
+
 @settings(max_examples=share(2000))
 @given(scalar_exprs(), st.integers(0, 1000), st.one_of(st.just(0), st.integers(1, 2 ** len(UNDECLARABLE) - 1)))
 @example("alpha*x'*y", 0, 0)
@@ -856,6 +869,8 @@ def declared(undeclared: int) -> dict[str, str]:
 @example("sum(softmax(softmax(S*x)))", 0, 0)         # a zero gradient by a symmetric S
 def test_gradients_of_random_scalar_expressions(text, wrt_choice, undeclared):
     note(text)
+    if ":" in text and FROBENIUS_KINDS_BUG:
+        undeclared = 0       # BUG: test_frobenius_product_of_undeclared_names_open_bugs
     let = declared(undeclared)
     note(f"undeclared: {sorted(set(LET) - set(let))}")
     gradient_case(text, wrt_choice, let=let)
@@ -1088,3 +1103,19 @@ def test_frobenius_product_beside_an_undeclared_name(text, wrt, let):
     assert d.check().ok
     with pytest.raises(matcalc.MatcalcError, match="Frobenius product needs equal shapes"):
         matcalc.parse("x : A")
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (open, also on main before the fuzzers left names undeclared): "
+                                       "kinds inference beside a Frobenius product of undeclared names")
+@pytest.mark.parametrize("text, wrt, undeclared", [
+    pytest.param("z'*z + sigmoid(alpha : beta + z'*z)", "z", 0b10001, id="refused: cannot multiply z' by z(found)"),
+    pytest.param("tanh(alpha : alpha + (alpha + beta))", "alpha", 0b11, id="alpha made a vector(found)"),
+])
+def test_frobenius_product_of_undeclared_names_open_bugs(text, wrt, undeclared):
+    """Found by the fuzzer with names left undeclared (alpha, z; alpha, beta): the first is
+    refused ("cannot multiply z' (a row vector) by z (a vector)"), the second types alpha
+    as a vector (its gradient reads (2*alpha' + beta)*alpha) although the Greek default,
+    a scalar, types.  The fuzzer declares every name where a Frobenius product appears
+    (FROBENIUS_KINDS_BUG) until these pass."""
+    d = matcalc.grad(text, wrt, let=declared(undeclared))
+    assert d.program.inputs["alpha"].shape == (1, 1)
