@@ -269,6 +269,16 @@ def machine_notes() -> str:
     ])
 
 
+def rounds(times) -> str:
+    """How the medians of an interleaved run were taken, for the text beside its table."""
+    if times.noisy_counted:
+        return (f"Median of {times.kept + times.discarded} interleaved rounds: only {times.kept} quiet rounds came "
+                f"within the time limit, so the noisy ones count too (other processes kept {times.load:.2f} "
+                f"cores busy on average)")
+    return (f"Median of {times.kept} interleaved rounds ({times.discarded} thrown away as noisy; other "
+            f"processes kept {times.load:.2f} cores busy on average in the rounds kept)")
+
+
 def main(run, argv=None) -> dict:
     """A comparison's command line: `--quick` for small sizes; each result slower than its
     goal is printed as a SLOWER line."""

@@ -34,13 +34,7 @@ def _table(rows, times, reference):
     med = {name: C.median(times[name]) for name, _ in rows}
     body = [[name, C.ms(med[name]), C.ms(min(times[name])), C.spread(times[name]),
              f"{med[name] / med[reference]:.2f}"] for name, _ in rows]
-    if times.noisy_counted:
-        how = (f"Median of {times.kept + times.discarded} interleaved rounds: only {times.kept} quiet rounds came "
-               f"within the time limit, so the noisy ones count too (other processes kept {times.load:.2f} "
-               f"cores busy on average)")
-    else:
-        how = (f"Median of {times.kept} interleaved rounds ({times.discarded} thrown away as noisy; other "
-               f"processes kept {times.load:.2f} cores busy on average in the rounds kept)")
+    how = C.rounds(times)
     return how, C.table(["implementation", "median ms", "min ms", "spread (IQR)", f"÷ {reference}"], body), med
 
 

@@ -6,7 +6,7 @@
     python bench/run.py --only "linear maps"   # one benchmark; replaces its section of results.md
 
 Each benchmark is a module of its own with a main(), runnable alone:
-generated_code.py, dl_losses.py, derivation_scaling.py, startup.py, linear_maps.py.  Before each one this
+generated_code.py, dl_losses.py, batched_mlp.py, derivation_scaling.py, startup.py, linear_maps.py.  Before each one this
 script waits (up to a minute) for the machine to be quiet, and records how
 many cores other processes kept busy while it ran: the machine has 2 cores, so
 anything else running shows in the figures (the ratios, taken side by side in one
@@ -22,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # first: threads and float64 are set before numpy, jax, torch load
+import batched_mlp
 import derivation_scaling
 import dl_losses
 import generated_code
@@ -30,6 +31,7 @@ import startup
 
 BUSY = 0.25     # cores kept busy by other processes above which the results carry a warning
 BENCHMARKS = [("generated code", generated_code), ("deep-learning losses", dl_losses),
+              ("batched network", batched_mlp),
               ("derivation time", derivation_scaling), ("start-up", startup), ("linear maps", linear_maps)]
 
 

@@ -18,6 +18,7 @@ from .derive import (Derivation, _active, _differential_step, _fresh, _inline_si
                      _refer_to_definitions, _trivial, _within_size, _wrt_symbols)
 from .engine.differential import differential as differential_of
 from .engine.simplify import Simplifier
+from .rules.polynomial import better
 from .steps import Rule, Step
 
 TANGENT = Rule("tangent", "da = d(definition of a), in the differentials of what it uses (forward mode)")
@@ -85,12 +86,31 @@ def differential(program: E.Program, wrt: list[str], keep_steps: bool = True) ->
                               steps if keep_steps else None)
         results[x.name] = df
         named += more
+    results = {name: _direction_first(df, simplify) for name, df in results.items()}
     results, named = _inline_single_use(results, named, simplify)
     results, named = _refer_to_definitions(program, results, named, simplify)
     _within_size(list(results.values()) + [b for _, b in named])
     out = Derivation(program, list(wrt), results, named, steps, {}, "differential")
     out.total = simplify(E.add(*results.values())) if len(results) > 1 else out.result
     return out
+
+
+def _direction_first(df: E.Expr, simplify) -> E.Expr:
+    """A scalar df as textbooks write it: a term x'*A*dx is a scalar, equal to its transpose
+    dx'*A'*x, so with dx' leading (or dx trailing) in every term like terms collect:
+    dx'*A*x + x'*A*dx = dx'*(A + A')*x.  The smallest of the three forms is kept."""
+    if df.shape != (1, 1) or not isinstance(df, E.Add):
+        return df
+    direction = lambda f: isinstance(f, E.Differential) and f.shape[1] == 1 and f.shape[0] != 1
+    trailing = lambda t: isinstance(t, E.Mul) and direction(t.factors[-1])
+    leading = lambda t: (isinstance(t, E.Mul) and isinstance(t.factors[0], E.Transpose)
+                         and direction(t.factors[0].arg))
+    turn = lambda t: E.mul(*(E.transpose(f) for f in reversed(t.factors)))    # (abc)' = c'b'a'
+    best = df
+    for turned_if in (trailing, leading):
+        turned = simplify(E.add(*(turn(t) if turned_if(t) else t for t in df.terms)))
+        best = turned if better(turned, best, {}) else best
+    return best
 
 
 __all__ = ["differential", "tangents"]

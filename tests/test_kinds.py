@@ -119,6 +119,95 @@ def test_cli_prints_the_note_and_json_lists_it():
     assert [a["name"] for a in assumed] == ["mu"] and assumed[0]["other"] == "vector"
 
 
+@pytest.mark.parametrize("text, command, name", [
+    ("x'*y + c", "jacobian", "c"),                 # a scalar broadcast against the default vector c
+    ("sum(exp(alpha*sum(x) - margin))", "grad", "margin"),
+    ("sum(x .* max(theta, m))", "grad", "m"),      # theta a Greek scalar: both are noted
+])
+def test_a_default_vector_broadcasting_a_scalar_is_noted(text, command, name):
+    """The other way round: a lower-case name the naming rule makes a vector, against a
+    scalar (not a number), where a scalar would also type, is named in a note."""
+    p = matcalc.parse(text, scalar=command == "grad")
+    assumed = {a.name: a for a in p.assumed}
+    assert kinds(p)[name] == "vector" and assumed[name].other == "scalar"
+    assert f"--let '{name}: scalar'" in assumed[name].note
+
+
+@pytest.mark.parametrize("text", ["sum(max(0, x))", "sum(x + 1)", "sum(max(x, -1))", "x'*A*x"])
+def test_a_number_broadcast_against_a_vector_is_no_assumption(text):
+    assert matcalc.parse(text, scalar=True).assumed == ()
+
+
+def test_a_column_broadcast_that_inference_chose_is_noted():
+    """X*W + b with nothing declared reads b as a column (one entry per row): a valid
+    reading, but the bias of a batch is a row, so the note gives the other spelling."""
+    p = run("grad", "sum(relu(X*W + b))", "--wrt", "W")
+    assert p.returncode == 0
+    assert "note: b is taken as a column, one entry per row of X*W; if it has one entry per column, " \
+           "write X*W + b'" in p.stderr
+    assumed = json.loads(run("grad", "sum(relu(X*W + b))", "--wrt", "W", "--format", "json").stdout)["assumed"]
+    assert [(a["name"], a["kind"], a["other"]) for a in assumed] == [("b", "column", "row")]
+    # the row spelling, or sizes that say which one, need no note
+    assert matcalc.parse("sum(relu(X*W + b'))", scalar=True).assumed == ()
+    assert matcalc.parse("sum(X - c)", {"X": "matrix(m, n)", "c": "vector(m)"}, scalar=True).assumed == ()
+
+
+def test_a_declared_bias_as_long_as_a_row_gets_the_hint_even_with_w_undeclared():
+    p = run("grad", "sum(relu(X*W + b))", "--wrt", "W", "--let", "b: vector(p)", "--let", "X: matrix(N, d)")
+    assert p.returncode == 2 and "hint: a column is added to every column, a row to every row: X*W + b'" in p.stderr
+
+
+@pytest.mark.parametrize("text", ["X*W + b", "x + y", "softmax(x)"])
+def test_grad_of_an_array_says_so(text):
+    """Where the command's scalar cannot hold, the kinds are solved without it and the
+    message is about the command, not a sum of mismatched sizes."""
+    p = run("grad", text, "--wrt", "x" if "x" in text else "W")
+    assert p.returncode == 2 and "grad needs a scalar expression" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("text, fn, arg", [
+    ("sum(softmax(X*W))", "softmax", "X*W"),
+    ("-sum(Y .* log(softmax(X*W)))/N", "softmax", "X*W"),
+    ("logsumexp(S)", "logsumexp", "S"),
+])
+def test_softmax_of_a_matrix_points_to_the_axis(text, fn, arg):
+    p = run("grad", text, "--wrt", "S" if "S" in text else "W")
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert f"{fn}({arg}) needs a vector, but {arg} is a matrix" in p.stderr
+    assert f"hint: along each row: {fn}({arg}, 2); down each column: {fn}({arg}, 1)" in p.stderr
+    assert "^^^" in p.stderr
+
+
+def test_clip_and_row_messages_name_what_does_not_fit():
+    p = run("grad", "sum(clip(x, y, z))", "--wrt", "x", "--let", "x: vector(3)", "--let", "y: vector(4)")
+    assert p.returncode == 2 and "cannot clip x between y and z: a vector(3) against a vector(4)" in p.stderr
+    p = run("grad", "logsumexp(x')", "--wrt", "x")
+    assert p.returncode == 2 and "logsumexp(x') needs a vector, but x' is a row vector" in p.stderr
+    assert "hint: along each row" not in p.stderr         # a row is not a batch
+
+
+def test_clip_is_min_of_max():
+    p = matcalc.parse("clip(x, lo, hi)", {"lo": "scalar", "hi": "scalar"})
+    x = np.array([[-2.0], [0.3], [5.0]])
+    value = Evaluator({"x": x, "lo": np.array([[0.0]]), "hi": np.array([[1.0]])}, dims={"n": 3})(p.value)
+    assert np.allclose(value, np.clip(x, 0.0, 1.0))
+    # PPO's clipped surrogate, typed as written (eps a Greek scalar, A the advantages)
+    d = matcalc.grad("-sum(min(r .* a, clip(r, 1 - eps, 1 + eps) .* a))", wrt="r")
+    assert d.check().ok
+    assert matcalc.parse(d.text(), {n: str(s.kind if s.kind != "vector" else "vector(n)")
+                                    for n, s in d.program.inputs.items()}).value == d.result
+    assert run("grad", "sum(clip(x, 0))", "--wrt", "x").returncode == 2
+
+
+@pytest.mark.parametrize("text, want", [
+    ("sum(max(0, X*w))", "X'*step(X*w)"), ("sum(max(X*w, 0))", "X'*step(X*w)"),
+    ("sum(min(0, X*w))", "X'*step(-X*w)"),
+])
+def test_max_with_zero_is_relu_in_either_order(text, want):
+    d = matcalc.grad(text, wrt="w")
+    assert d.text() == want and d.check().ok
+
+
 # ------------------------------------------------------------ broadcasting
 
 @pytest.mark.parametrize("text, wrt, let", [

@@ -42,6 +42,18 @@ def test_differential_agrees_with_finite_differences(text, wrt, let):
     assert all(f"jvp_{w}" in report.generated for w in wrt)      # the generated code was run too
 
 
+@pytest.mark.parametrize("text, want", [
+    ("x'*A*x", "dx'*(A + A')*x"),                  # the textbook's form, not dx'*A*x + x'*A*dx
+    ("x'*A*x + b'*x", "(b' + x'*(A + A'))*dx"),
+    ("x'*S*x", "dx'*(S + S')*x"),
+])
+def test_scalar_terms_turn_so_like_terms_collect(text, want):
+    d = matcalc.differential(text, "x")
+    assert d.text() == want
+    report = d.check()
+    assert report.ok, report.message
+
+
 def test_a_wrong_differential_fails_the_check():
     from dataclasses import replace
     import matcalc.expr as E

@@ -29,7 +29,8 @@ import matcalc
 from matcalc.check import dimension_sizes, sample_inputs
 from matcalc.errors import UsageError
 from matcalc.expr import Fn
-from matcalc.numeric import to_user
+from matcalc.numeric import run_program, to_user
+from matcalc.sampling import opaque_functions
 from matcalc.printing.targets import TARGETS, Form
 
 OPS = ["eye", "zeros", "full", "outer", "frobenius", "kron", "flatten", "unflatten", "vec", "unvec",
@@ -163,7 +164,13 @@ def numpy_inputs(d, seed=0) -> dict:
     """Keyword arguments (float64 NumPy arrays, float scalars) by parameter name."""
     program = d.program
     rng = np.random.default_rng(seed)
-    env = sample_inputs(program, rng, dimension_sizes(program, rng))
+    dims = dimension_sizes(program, rng)
+    for _ in range(20):      # a point of the domain: sqrt(v + epsilon) needs v + epsilon > 0
+        env = sample_inputs(program, rng, dims)
+        with np.errstate(all="ignore"):
+            value = run_program(program, dict(env), opaque_functions(program), dims)(program.output)
+        if np.all(np.isfinite(value)):
+            break
     names = list(program.inputs) + sorted(program.functions) + ["grad_" + f for f in sorted(program.functions)]
     kwargs = {}
     for name in names:
@@ -201,6 +208,7 @@ def _close(a, b, what):
     a, b = np.asarray(a), np.asarray(b, dtype=float)
     assert a.shape == b.shape, f"{what}: shape {a.shape}, NumPy's {b.shape}"
     assert a.dtype == np.float64, f"{what}: dtype {a.dtype}"
+    assert np.all(np.isfinite(b)), f"{what}: the reference is not finite at the sampled point"
     np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11, err_msg=what)
 
 

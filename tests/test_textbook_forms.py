@@ -21,11 +21,11 @@ NMF_KL = "sum(X .* log(X ./ (W*H)) - X + W*H)"
 ROWS = [
     ("grad", LOGISTIC, "w", None, "Phi'*(y - t)"),                              # Bishop (4.91)
     ("grad", "det(X^3)", "X", {"X": "matrix(n, n)"}, "3*det(X)^3*inv(X)'"),      # Cookbook (58)
-    ("grad", "det(inv(X)^2)", "X", {"X": "matrix(n, n)"}, "-2*det(X)^-2*inv(X)'"),
+    ("grad", "det(inv(X)^2)", "X", {"X": "matrix(n, n)"}, "-2*inv(X)'/det(X)^2"),
     ("grad", NMF_KL, "H", None, "W'*(1 - X ./ (W*H))"),                          # Lee & Seung
     ("jacobian", "log(softmax(z))", "z", None, "I(n) - ones(n)*softmax(z)'"),
     ("jacobian", "tr(A*X)", "X", {"A": "matrix(n, n)", "X": "matrix(n, n)"}, "vec(A')'"),
-    ("jacobian", "mu = sum(x)/D; xc = x - mu", "x", {"D": "scalar"}, "I(n) - D^-1*ones(n, n)"),
+    ("jacobian", "mu = sum(x)/D; xc = x - mu", "x", {"D": "scalar"}, "I(n) - ones(n, n)/D"),
     ("grad", "-sum(1 + lv - mu.^2 - exp(lv))/2", "mu", {"mu": "scalar"}, "mu*sum(ones(n))"),
     ("grad", "sum(diag(a)*diag(b)*x)", "a", None, "b .* x"),
     ("grad", "det(A*X*B)", "X", {"A": "matrix(n, n)", "X": "matrix(n, n)", "B": "matrix(n, n)"},

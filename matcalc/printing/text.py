@@ -61,6 +61,8 @@ class TextPrinter(Printer):
         ones = self._ones(e.shape)
         if E.is_const(e.value, 1):
             return ones
+        if isinstance(e.value, E.Mul) or _divisor(e.value) is not None:   # ones(n)/sqrt(d)
+            return self._product(*coefficient(e.value), trailing=(ones,))
         return f"{self.wrap(e.value, MUL)}*{ones}"
 
     def _print_Differential(self, e):
@@ -72,15 +74,26 @@ class TextPrinter(Printer):
         return print_sum(self, e)
 
     def _print_Mul(self, e):
-        c, factors = coefficient(e)
+        return self._product(*coefficient(e))
+
+    def _product(self, c, factors, trailing: tuple[str, ...] = ()) -> str:
+        """c times the factors (and the already printed `trailing` ones); a scalar's
+        reciprocal is a divisor, as written: 2*X'*r/n, not 2*n^-1*X'*r."""
         sign = ""
         if c < 0:
             sign, c = "-", -c
         num, den = (c.numerator, c.denominator) if isinstance(c, Fraction) else (c, 1)
+        # only the leading reciprocals: a/n parses with its divisor first, so it prints back
+        lead = next((i for i, f in enumerate(factors) if _divisor(f) is None), len(factors))
+        divisors = [_divisor(f) for f in factors[:lead]]
+        if lead == len(factors) and not trailing:
+            divisors = []                     # n^-1 alone stays a power
+        else:
+            factors = factors[lead:]
         parts = []
-        if num != 1 or not factors:
+        if num != 1 or not (factors or trailing):
             parts.append(format_number(num if den != 1 else c))
-        for i, f in enumerate(factors):
+        for f in factors:
             first = not parts and not sign
             if isinstance(f, E.Mul):
                 parts.append(f"({self.print(f)})")
@@ -88,8 +101,11 @@ class TextPrinter(Printer):
                 parts.append(self.wrap(f, MUL))
             else:
                 parts.append(self.wrap(f, MUL + 1))
-        s = sign + "*".join(parts)
-        return s + (f"/{den}" if den != 1 else "")
+        s = sign + "*".join(parts + list(trailing))
+        below = ([str(den)] if den != 1 else []) + [self.wrap(d, MUL + 1) for d in divisors]
+        if not below:
+            return s
+        return s + "/" + (below[0] if len(below) == 1 else "(" + "*".join(below) + ")")
 
     def _print_Hadamard(self, e):
         return print_hadamard(self, e, ".*", "./")
@@ -149,3 +165,15 @@ def derivation_text(d) -> str:
         return "\n".join(lines + [f"d{differential_name(d)} = {to_text(d.total)}"])
     lines += [f"{d.command}_{name} = {to_text(g)}" for name, g in d.results.items()]
     return "\n".join(lines)
+
+
+def _divisor(f: E.Expr) -> E.Expr | None:
+    """n for n^-1, n^2 for n^-2, of a scalar n that is not a number (1/2 is a coefficient)."""
+    # (a*b)^-1 of scalars a, b stays a power: a/(a*b) reads back as a^-1*b^-1, another tree
+    scalar_product = isinstance(f, E.Power) and isinstance(f.base, E.Mul) and all(g.is_scalar for g in f.base.factors)
+    if scalar_product or not (isinstance(f, E.Power) and f.base.is_scalar and not isinstance(f.base, E.Const)
+            and isinstance(f.exponent, E.Const) and isinstance(f.exponent.value, Fraction)
+            and f.exponent.value < 0 and f.exponent.value.denominator == 1):
+        return None
+    k = -f.exponent.value
+    return f.base if k == 1 else E.power(f.base, E.Const(k))

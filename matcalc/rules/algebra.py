@@ -21,8 +21,8 @@ from .kronecker import (frobenius_of_inverse, inverse_of_kron, kron_adj_rules, u
                         vec_rules)
 from .identities import (determinant_of_power, inverse_of_power, kron_of_scaled, kronecker_products,
                          inner_product_of_reciprocals, log_of_sigmoid, log_of_softmax,
-                         product_inverse_beside_factor, shorter_elementwise, sign_times_self, sum_of_diagonals,
-                         sum_of_scaled)
+                         product_inverse_beside_factor, shorter_elementwise, sign_times_self, softmax_sums_to_one,
+                         sum_of_diagonals, sum_of_scaled)
 from .forms import (from_signed_power, is_vector_shape, scaled as _scaled, signed_power,
                     split_coefficient, transposed)
 from .symmetry import is_symmetric
@@ -325,6 +325,24 @@ def _a_factor(e, ctx):
     return _factor(e, at_end=True) or _factor(e, at_end=False)
 
 
+def _a_common_scalar(e, ctx):
+    """a/n − b/n = (a − b)/n: a scalar factor (not a number) that every term has comes out
+    once, as mean() losses are written: X'*(sigmoid(X*w) - y)/n."""
+    chains = [_chain_of(t) for t in e.terms]
+    if any(isinstance(t, E.Broadcast) for t in e.terms) or not chains[0][0]:
+        return None
+    for s in chains[0][0]:
+        if isinstance(s, E.Const) or not all(s in scalars for scalars, _ in chains[1:]):
+            continue
+        rest = []
+        for scalars, chain in chains:
+            others = list(scalars)
+            others.remove(s)
+            rest.append(E.mul(*others, *chain))
+        return E.mul(s, E.add(*rest))
+    return None
+
+
 def _a_sort(e, ctx):
     def order(t):       # a broadcast -c·1 is a negative term too: I - 11ᵀ/D, x - mu
         c, _ = split_coefficient(t.value if isinstance(t, E.Broadcast) else t)
@@ -564,12 +582,14 @@ RULES: dict[object, list[AlgebraRule]] = {
             AlgebraRule(Rule("inverse of a product", "(ABC)⁻¹ = C⁻¹B⁻¹A⁻¹ beside A or C (square factors)"),
                         product_inverse_beside_factor),
             AlgebraRule(Rule("inner product with the reciprocal", "uᵀ(u⁻¹) = sum(1)"), inner_product_of_reciprocals),
+            AlgebraRule(Rule("a softmax sums to one", "softmax(z)ᵀ1 = 1, softmax(X, 2) 1 = 1"), softmax_sums_to_one),
             AlgebraRule(CANCEL, shorter_elementwise)],
     E.Add: [AlgebraRule(Rule("zero term", "A + 0 = A"), _a_zero),
             AlgebraRule(Rule("like terms", "aA + bA = (a+b)A"), _a_collect),
             AlgebraRule(Rule("sum of diagonals", "a diag(u) + b diag(v) = diag(a u + b v)"), sum_of_diagonals),
             AlgebraRule(CANCEL, shorter_elementwise),
             AlgebraRule(Rule("common factor", "AC + BC = (A+B)C"), _a_factor),
+            AlgebraRule(Rule("common scalar factor", "sA + sB = s(A+B)"), _a_common_scalar),
             AlgebraRule(Rule("terms in order", "A + B = B + A"), _a_sort)],
     E.Hadamard: [AlgebraRule(Rule("Hadamard normal form", "A⊙B = B⊙A, A⊙1 = A, (sA)⊙B = s(A⊙B)"), _h_simplify),
                  AlgebraRule(CANCEL, shorter_elementwise)],

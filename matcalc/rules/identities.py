@@ -232,3 +232,24 @@ def inner_product_of_reciprocals(e, ctx):
             count = E.apply(Fn.SUM, E.ones(b.shape))
             return E.mul(*scalars, *chain[:i], count, *chain[i + 2:])
     return None
+
+
+def _all_ones(e: E.Expr) -> bool:
+    return isinstance(e, E.Broadcast) and E.is_const(e.value, 1)
+
+
+def softmax_sums_to_one(e, ctx):
+    """softmax(z)ᵀ1 = 1ᵀsoftmax(z) = 1, softmax(X, 2) 1 = 1, 1ᵀ softmax(X, 1) = 1ᵀ: each
+    softmax sums to one along its axis (everywhere: its entries are exp(zᵢ)/Σⱼexp(zⱼ)).
+    With a matrix of ones on the other side, the result is a matrix of ones."""
+    scalars = [f for f in e.factors if f.is_scalar]
+    chain = [f for f in e.factors if not f.is_scalar]
+    softmax = lambda f, fn: isinstance(f, E.Apply) and f.fn is fn
+    for i in range(len(chain) - 1):
+        a, b = chain[i], chain[i + 1]
+        if ((isinstance(a, E.Transpose) and softmax(a.arg, Fn.SOFTMAX) and _all_ones(b))
+                or (_all_ones(a) and softmax(b, Fn.SOFTMAX))
+                or (softmax(a, Fn.SOFTMAX_ROWS) and _all_ones(b))
+                or (_all_ones(a) and softmax(b, Fn.SOFTMAX_COLS))):
+            return E.mul(*scalars, *chain[:i], E.ones((a.shape[0], b.shape[1])), *chain[i + 2:])
+    return None

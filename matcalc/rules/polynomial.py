@@ -227,7 +227,7 @@ def cost(e: E.Expr, memo: dict) -> tuple[int, int]:
     return c
 
 
-def _better(new: E.Expr, old: E.Expr, memo: dict) -> bool:
+def better(new: E.Expr, old: E.Expr, memo: dict) -> bool:
     """What the expansion must lower: the occurrences of names (y − t against
     ((1 − y)⁻¹ ⊙ (1 − t) − t ⊘ y) ⊙ (1 − y) ⊙ y), or with as many names two nodes or
     more, so that a near tie keeps the factored form (y ⊙ (1 − y), not y − y²)."""
@@ -243,7 +243,7 @@ def shorter_expansion(e: E.Expr, key: Callable[[E.Expr], str], sizes: dict) -> E
         new = rebuild(expanded(e), e.shape, key)
     except TooBig:
         return None
-    return new if _better(new, e, sizes) else None
+    return new if better(new, e, sizes) else None
 
 
 def _has_product_of_sum_or_inverse(e: E.Expr) -> bool:

@@ -18,7 +18,7 @@ from lark import Token, Tree
 from .. import expr as E
 from ..errors import LimitError, NameError_, ParseError, ShapeError, Span
 from ..shapes import SCALAR, DimVar, ProductConflict, Unifier, dim_factors, dim_product
-from .kinds import Conflict, Kinds
+from .kinds import ColumnReading, Conflict, Kinds
 from .parser import parse_tree
 
 GREEK = frozenset("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
@@ -76,12 +76,34 @@ def _infer_diag(inf, t, shapes):
     return (r, 1)
 
 
+def _reciprocal(f: E.Expr) -> E.Expr:
+    """1/f of a scalar; 1/s^k is s^-k (the printer's /s^k reads back as what it printed)."""
+    if isinstance(f, E.Power) and isinstance(f.exponent, E.Const):
+        return E.power(f.base, E.Const(-f.exponent.value))
+    return E.power(f, E.MINUS_ONE)
+
+
+def _is_literal(t) -> bool:
+    """A number, or a negated one: a constant broadcast decides nothing about a name."""
+    return t.data == "number" or (t.data == "neg" and t.children[0].data == "number")
+
+
 def _infer_vector_to(result):
     def rule(inf, t, shapes):
         (r, c), = shapes
-        if not inf.u.unify(c, 1):
-            arg = t.children[1] if len(t.children) > 1 else t
-            inf.fail(t, f"{inf.src(t)} needs a vector, but {inf.src(arg)} is {inf.show((r, c))}")
+        arg = t.children[1] if len(t.children) > 1 else t
+        name = str(t.children[0]) if len(t.children) > 1 else ""
+        # softmax(X*W) of a batch: the axis is what was forgotten
+        def why():       # told when it fails, with the sizes known by then
+            hint = (f"along each row: {name}({inf.src(arg)}, 2); down each column: {name}({inf.src(arg)}, 1)"
+                    if name in AXIS_FUNCTIONS and not inf.kinds.is_one(r) else None)
+            return f"{inf.src(t)} needs a vector, but {inf.src(arg)} is {inf.show((r, c))}", hint
+        if inf.kinds.open(r):         # softmax(x) makes x a vector, not a scalar (whose softmax is 1)
+            inf.kinds.mark_nonunit(r, t, f"{inf.src(t)} needs a vector")
+        if inf.kinds.open(c):         # a name's width still free: it may yet be a matrix
+            inf.kinds.vector((r, c), t, why)
+        elif not inf.u.unify(c, 1):
+            inf.fail(t, why()[0], hint=why()[1])
         return SCALAR if result == "scalar" else (r, 1)
     return rule
 
@@ -175,8 +197,13 @@ FUNCTIONS = {
     "logsumexp": (1, _infer_vector_to("scalar"), _fn(E.Fn.LOGSUMEXP)),
     "kron": (2, _infer_kron, lambda args: E.kron(*args)),
     # max(a, b) = b + relu(a - b), min(a, b) = a - relu(a - b): the derivative goes through step
-    "max": (2, lambda inf, t, s: inf.kinds.broadcast(s[0], s[1], t, "take the maximum of"), None),
-    "min": (2, lambda inf, t, s: inf.kinds.broadcast(s[0], s[1], t, "take the minimum of"), None),
+    "max": (2, lambda inf, t, s: inf.kinds.broadcast(s[0], s[1], t, "take the maximum of",
+                                                     tuple(map(_is_literal, t.children[1:]))), None),
+    "min": (2, lambda inf, t, s: inf.kinds.broadcast(s[0], s[1], t, "take the minimum of",
+                                                     tuple(map(_is_literal, t.children[1:]))), None),
+    # clip(x, lo, hi) = min(max(x, lo), hi), as NumPy's clip and PPO's objective write it
+    "clip": (3, lambda inf, t, s: inf.kinds.broadcast(inf.kinds.broadcast(s[0], s[1], t, "clip"), s[2], t,
+                                                      "clip"), None),
     # the adjoints of M ↦ A ⊗ M and M ↦ M ⊗ B (docs/kron-vec.md)
     "kron_adj_left": (2, _infer_kron_adj(True), lambda args: E.kron_adj_left(*args)),
     "kron_adj_right": (2, _infer_kron_adj(False), lambda args: E.kron_adj_right(*args)),
@@ -352,16 +379,17 @@ class _Infer:
             return (f"cannot multiply {self.src(l)} ({self.show(a)}) by {self.src(r)} ({self.show(b)}): "
                     f"{self.count(a[1], 'column')} against {self.count(b[0], 'row')}",
                     "use .* for the elementwise product" if a == b else None)
+        if what == "clip":              # clip(x, lo, hi): the pair that does not broadcast
+            x, lo, hi = t.children[1:]
+            return (f"cannot clip {self.src(x)} between {self.src(lo)} and {self.src(hi)}: "
+                    f"{self.show(a)} against {self.show(b)}", None)
         hint = None
         for side, (x, y) in (("right", (a, b)), ("left", (b, a))):
             # a column as long as the other side's rows are wide: the row (its transpose) was meant
+            # (or as long as it could be: a width no declaration fixed)
             if (self.u.find(y[1]) == 1 and self.u.find(y[0]) != 1 and self.kinds.sure(x[1])
-                    and self.u.find(y[0]) == self.u.find(x[1])):
-                arg = r if side == "right" else l
-                fixed = self.text[_span(self.text, t).start:_span(self.text, arg).end] + "'"
-                if side == "left":
-                    fixed = self.src(l) + "'" + self.text[_span(self.text, l).end:_span(self.text, t).end]
-                hint = f"a column is added to every column, a row to every row: {fixed}"
+                    and (self.u.find(y[0]) == self.u.find(x[1]) or isinstance(self.u.find(x[1]), DimVar))):
+                hint = f"a column is added to every column, a row to every row: {self.transposed(t, side)}"
         return (f"cannot {what} {self.src(l)} ({self.show(a)}) and {self.src(r)} ({self.show(b)})", hint)
 
     def product(self, slow, fast, t=None):
@@ -456,7 +484,7 @@ class _Infer:
 
     def _elementwise(self, t, what):
         a, b = (self.infer(c) for c in t.children[:2])
-        return self.kinds.broadcast(a, b, t, what)
+        return self.kinds.broadcast(a, b, t, what, tuple(map(_is_literal, t.children[:2])))
 
     def t_add(self, t):
         return self._elementwise(t, "add")
@@ -639,19 +667,39 @@ class _Infer:
             declared = [d for d in self.decls.values() if d.kind not in ("scalar", "function")]
             if not arrays and not declared and any(k.default != "scalar" for k in self.kinds.kinds):
                 raise Conflict(output_tree, "every name would be a scalar")
-        before = self.u.snapshot()
+        before, pending = self.u.snapshot(), list(self.kinds.pending)
         try:
             if scalar_output and output_tree is not None:
                 self.kinds.force_scalar(self.output_shape, output_tree, "")
-                self.assumed = tuple(self.kinds.solve(some_array))
+                self.assumed = tuple(self.kinds.solve(some_array)) + self.column_notes()
                 return
         except Conflict:
             self.u.restore(before)
-            self.kinds = Kinds(self.u, self.conflict_message, self.kinds.kinds, self.kinds.pending)
+            # propagation consumed the constraints it settled: the restored sizes need them all again
+            kinds = Kinds(self.u, self.conflict_message, self.kinds.kinds, pending)
+            kinds.broadcasts, kinds.column_reads = self.kinds.broadcasts, self.kinds.column_reads
+            self.kinds = kinds
         try:       # without the command's scalar, each name takes its default or what a use forces
-            self.assumed = tuple(self.kinds.solve(settle, others=False))
+            self.assumed = tuple(self.kinds.solve(settle, others=False)) + self.column_notes()
         except Conflict as exc:
             self.fail(exc.origin if exc.origin is not None else output_tree, exc.message, hint=exc.hint)
+
+    def column_notes(self) -> tuple:
+        """A column broadcast whose length inference chose (X*W + b, nothing declared) is a
+        reading, not a certainty: say so, with the row spelling (b')."""
+        notes = []
+        for t, side in self.kinds.column_broadcasts():
+            l, r = t.children[-2:]
+            vector, matrix = (l, r) if side == "left" else (r, l)
+            notes.append(ColumnReading(self.src(vector), self.src(matrix), self.transposed(t, side)))
+        return tuple(notes)
+
+    def transposed(self, t, side: str) -> str:
+        """t's text with its `side` operand transposed: X*W + b -> X*W + b'."""
+        l, r = t.children[-2:]
+        if side == "right":
+            return self.text[_span(self.text, t).start:_span(self.text, r).end] + "'"
+        return self.src(l) + "'" + self.text[_span(self.text, l).end:_span(self.text, t).end]
 
     def resolve(self) -> None:
         used = {d for decl in self.decls.values() for d in decl.dims if isinstance(d, str)}
@@ -757,7 +805,9 @@ class _Build:
 
     def b_div(self, t):
         a, b = self._operands(t)
-        return E.mul(a, E.power(b, E.MINUS_ONE))
+        # the divisor leads, as the printer reads it; a/(2*n) is a/2/n, as 2*n is printed back
+        divisors = b.factors if isinstance(b, E.Mul) and all(f.is_scalar for f in b.factors) else (b,)
+        return E.mul(*(_reciprocal(f) for f in divisors), a)
 
     def b_hadamard(self, t):
         a, b = self._operands(t)
@@ -771,9 +821,12 @@ class _Build:
     def extremum(self, name: str, a: E.Expr, b: E.Expr) -> E.Expr:
         """max(a, b) = b + relu(a − b), min(a, b) = a − relu(a − b); max(x, 0) is relu(x)."""
         a, b = self._broadcast(a, b)
+        def zero(e):
+            return E.is_zero(e) or (isinstance(e, E.Broadcast) and E.is_zero(e.value))
+        if zero(a) or zero(b):           # max(0, z) = relu(z), min(0, z) = −relu(−z), either order
+            z = b if zero(a) else a
+            return E.apply(E.Fn.RELU, z) if name == "max" else E.neg(E.apply(E.Fn.RELU, E.neg(z)))
         if name == "max":
-            if E.is_zero(b) or (isinstance(b, E.Broadcast) and E.is_zero(b.value)):
-                return E.apply(E.Fn.RELU, a)
             return E.add(b, E.apply(E.Fn.RELU, E.add(a, E.neg(b))))
         return E.add(a, E.neg(E.apply(E.Fn.RELU, E.add(a, E.neg(b)))))
 
@@ -812,6 +865,8 @@ class _Build:
         built = [self.build(a) for a in args]
         if name in ("max", "min") and name not in self.inf.decls:
             return self.extremum(name, *built)
+        if name == "clip" and name not in self.inf.decls:
+            return self.extremum("min", self.extremum("max", built[0], built[1]), built[2])
         if name == "log" and isinstance(built[0], E.Apply) and SOFTMAXES.get(built[0].fn):
             return log_softmax(built[0])
         if name in FUNCTIONS and (name not in self.inf.decls):

@@ -63,6 +63,22 @@ class Assumption:
                 f"--let '{self.name}: {example}'")
 
 
+@dataclass(frozen=True)
+class ColumnReading:
+    """A vector broadcast down a matrix's columns (one entry per row), where only the
+    broadcast said how long the vector is: `name` is its text, `fixed` the row spelling."""
+    name: str
+    matrix: str
+    fixed: str
+    kind: str = "column"
+    other: str = "row"
+
+    @property
+    def note(self) -> str:
+        return (f"{self.name} is taken as a column, one entry per row of {self.matrix}; "
+                f"if it has one entry per column, write {self.fixed}")
+
+
 class Kinds:
     """The pending constraints over one Unifier, and the kind variables to decide."""
 
@@ -70,8 +86,12 @@ class Kinds:
         self.u = u
         self.describe = describe            # (origin, a, b, what) -> (message, hint) for a conflict
         self.kinds: list[KindVar] = list(kinds or [])
-        self.pending: list[tuple] = list(pending or [])     # ("bcast" | "mul" | "diag" | "link", ...)
+        self.pending: list[tuple] = list(pending or [])     # ("bcast" | "mul" | "diag" | "vector" | "link", ...)
         self.branches = 0
+        # for the notes: each elementwise pair's shapes and whether each side is a literal,
+        # and the broadcasts that made a column's length equal to a matrix's row count
+        self.broadcasts: list[tuple] = []
+        self.column_reads: dict[int, tuple] = {}
 
     # ------------------------------------------------------------ dimensions
     def is_one(self, d) -> bool:
@@ -129,9 +149,11 @@ class Kinds:
         return "scalar" if self.is_one(k.shape[0]) else k.array_kind
 
     # ------------------------------------------------------------ constraints
-    def broadcast(self, a, b, origin, what: str) -> tuple:
+    def broadcast(self, a, b, origin, what: str, literal=(False, False)) -> tuple:
         """The shape of an elementwise a ∘ b: per axis equal sizes, or one side 1 (a scalar,
-        a row against a matrix's rows, a column against its columns, a column and a row)."""
+        a row against a matrix's rows, a column against its columns, a column and a row).
+        `literal`: which sides are numbers (max(0, x) broadcasts nothing a name decided)."""
+        self.broadcasts.append((a, b, literal))
         return self._constrain("bcast", a, b, origin, what)
 
     def product(self, a, b, origin) -> tuple:
@@ -146,6 +168,20 @@ class Kinds:
         """The shape of diag(a): a vector's diagonal matrix, or a square matrix's diagonal.
         Which one waits until a's width is known (1 or not), as a product does."""
         return self._constrain("diag", shape, origin, what)
+
+    def vector(self, shape, origin, why) -> None:
+        """a (softmax's argument) is a vector: settled when its width is known, and an
+        error naming the function (not a product inside it) when that width is not 1;
+        why() gives that error's message and hint."""
+        entry = ("vector", shape, origin, why)
+        if not self._vector(entry):
+            self.pending.append(entry)
+
+    def _vector(self, entry) -> bool:
+        _, (_, c), origin, why = entry
+        if self.sure(c):
+            raise Conflict(origin, *why())
+        return self.is_one(c)
 
     # how many operand shapes each constraint takes; an entry is (kind, *operands, out, origin, ...)
     OPERANDS = {"bcast": 2, "mul": 2, "diag": 1}
@@ -185,11 +221,32 @@ class Kinds:
     def _bcast(self, entry) -> bool:
         """Settle what can be settled; True when nothing is left pending."""
         _, a, b, out, origin, what = entry
+        rows_apart = self.u.find(a[0]) is not self.u.find(b[0])
         try:
-            return all([self._axis(a[i], b[i], out[i], origin) for i in (0, 1)])
+            settled = all([self._axis(a[i], b[i], out[i], origin) for i in (0, 1)])
         except Conflict:
             message, hint = self.describe(origin, a, b, what)
             raise Conflict(origin, message, hint) from None
+        if rows_apart and self.u.find(a[0]) is self.u.find(b[0]):
+            self.column_reads[id(origin)] = (origin, a, b)       # this broadcast chose the length
+        return settled
+
+    def column_broadcasts(self) -> list[tuple]:
+        """(origin, side) for each column added to a matrix's columns whose length only this
+        broadcast decided (X*W + b, b undeclared): the row b' may have been meant."""
+        out = []
+        for origin, a, b in self.column_reads.values():
+            for side, (v, m) in (("left", (a, b)), ("right", (b, a))):
+                if (self.is_one(v[1]) and self.sure(v[0]) and self.sure(m[1])
+                        and self.u.find(v[0]) is self.u.find(m[0])):
+                    out.append((origin, side))
+        return out
+
+    def _against_scalar(self, k: KindVar) -> bool:
+        """Whether k, as an array, has a scalar that is not a literal broadcast against it."""
+        return any((x is k.shape and self.scalar(y) and not y_literal)
+                   for a, b, (a_literal, b_literal) in self.broadcasts
+                   for x, y, y_literal in ((a, b, b_literal), (b, a, a_literal)))
 
     def _axis(self, da, db, dout, origin) -> bool:
         if self.is_one(da):
@@ -216,9 +273,16 @@ class Kinds:
 
     def _mul(self, entry) -> bool:
         _, a, b, out, origin = entry
+        if self.scalar(out):
+            # a 1×1 product (x/(a*b)): a column's height, a row's width is 1 either way
+            # (scalar times scalar, or a 1×k row times a k×1 column)
+            if self.is_one(a[1]):
+                self._unify(a[0], 1, origin, "", force=True)
+            if self.is_one(b[0]):
+                self._unify(b[1], 1, origin, "", force=True)
         if self.scalar(a) or self.scalar(b):
-            shape = b if self.scalar(a) else a
-            if not (self.u.unify(out[0], shape[0]) and self.u.unify(out[1], shape[1])):
+            shape = b if self.scalar(a) else a        # (a 1×1 out makes the other a scalar too)
+            if not (self.u.unify(out[0], shape[0], force=True) and self.u.unify(out[1], shape[1], force=True)):
                 raise Conflict(origin, *self.describe(origin, a, b, "multiply"))
             return True
         if self.surely_array(a) and self.surely_array(b):
@@ -283,6 +347,8 @@ class Kinds:
                 if not (self.u.unify(a[1], b[0]) and self.u.unify(out[0], a[0]) and self.u.unify(out[1], b[1])):
                     message, hint = self.describe(origin, a, b, "multiply")
                     raise Conflict(origin, message, hint)
+            elif entry[0] == "vector":
+                self._unify(entry[1][1], 1, entry[2], entry[3]()[0])
             elif entry[0] == "diag":           # a width that may be 1 reads as a vector
                 self._settle_products()        # unless a product (vec, kron) fixes it first
                 if not self._diag(entry):
@@ -349,7 +415,10 @@ class Kinds:
                 self.u.restore(before)
                 self.pending = list(pending)
                 raise first from None
-        if notes and k.default == "scalar" and self._would_type(k, before, pending, finish):
+        # a default that broadcasts a scalar against an array is never silent: the Greek
+        # scalar against an array, or an array (a lower-case vector) against a scalar
+        broadcasting = k.default == "scalar" or (k.default == "vector" and self._against_scalar(k))
+        if notes and broadcasting and self._would_type(k, before, pending, finish):
             return [Assumption(k.name, k.default, k.alternative, k.reason)] + rest
         return rest
 
