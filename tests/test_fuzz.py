@@ -2,12 +2,17 @@
 
 A hypothesis strategy writes expression TEXT bottom-up by shape (scalar, vectors
 of length n and m, n×n, m×n, n×m, m×m matrices and row vectors), over every
-operator and function of docs/reference.md §1 but kron/vec (tests/test_kronvec.py
-has those).  Domains are kept sane by construction: log/sqrt/./ and fractional
-powers only see positive-valued subexpressions, logdet/det/inv/negative matrix
-powers only SPD-valued ones, tan only bounded ones, and a rough magnitude
-estimate squashes any subexpression that could grow past ~30 (so that finite
-differences stay meaningful).  For each expression:
+operator and function of docs/reference.md §1 but the matrix functions (expm ...,
+tests/test_matfun.py): axis operations (sum, mean, softmax, logsumexp along 1|2),
+all three broadcasts (a row or a column against a matrix, a column against a row)
+for + - .* ./ max min, max/min with a scalar, kron and vec of variables (kron(P, Q)
+inside sum, tr and vec(P)'*kron(A, B)*vec(Q), unvec(vec(X)), unvec(kron(u, v))),
+and names left undeclared, whose kinds are inferred.  Domains are kept sane by
+construction: log/log1p/sqrt/./ and fractional powers only see positive-valued
+subexpressions, logdet/det/inv/negative matrix powers only SPD-valued ones, tan
+only bounded ones, arcsin/arccos only ones inside (-0.9, 0.9), and a rough
+magnitude estimate squashes any subexpression that could grow past ~30 (so that
+finite differences stay meaningful).  For each expression:
 
 * matcalc.grad / matcalc.jacobian must succeed and .check() must pass;
 * the generated NumPy module (d.function()) must agree with matcalc.numeric's
@@ -138,7 +143,7 @@ BASE_LEAVES = {
 }
 
 
-KINKS = re.compile(r"\b(relu|step|sign|abs|norm1|norm2)\(|\^|\.\*|⊙")
+KINKS = re.compile(r"\b(relu|step|sign|abs|norm1|norm2|max|min)\(|\^|\.\*|⊙")
 
 
 def zeroable(g: G, extra) -> bool:
@@ -274,8 +279,10 @@ def bounded(shape, depth: int, extra=()) -> st.SearchStrategy[G]:
 ELEMENTWISE = {   # name -> magnitude of f(g) from that of g
     "exp": None, "sin": lambda m: 1.0, "cos": lambda m: 1.0, "tanh": lambda m: 1.0,
     "sigmoid": lambda m: 1.0, "softplus": lambda m: m + 1, "abs": lambda m: m, "relu": lambda m: m,
-    "sign": lambda m: 1.0, "step": lambda m: 1.0,
+    "sign": lambda m: 1.0, "step": lambda m: 1.0, "arctan": lambda m: 1.6,
+    "sinh": None, "cosh": None, "expm1": None,
 }
+GROWING = {"exp", "sinh", "cosh", "expm1"}     # exponential growth: only small arguments
 
 
 NONSMOOTH = {"abs", "relu", "sign", "step"}
@@ -284,9 +291,39 @@ NONSMOOTH = {"abs", "relu", "sign", "step"}
 def _elementwise(g: G, fn: str, extra=()) -> G:
     if fn in NONSMOOTH:
         g = away_from_zero(g, extra)
-    if fn == "exp":
-        return G(f"exp({g.text})", ATOM, math.exp(g.mag)) if g.mag <= 2.5 else G(f"exp(tanh({g.text}))", ATOM, 2.7)
+    if fn in GROWING:
+        return G(f"{fn}({g.text})", ATOM, math.exp(g.mag)) if g.mag <= 2.5 else G(f"{fn}(tanh({g.text}))", ATOM, 2.7)
     return call(fn, g, ELEMENTWISE[fn](g.mag))
+
+
+@functools.lru_cache(maxsize=None)
+def unit(shape, depth: int, extra=()) -> st.SearchStrategy[G]:
+    """Entries within (-0.9, 0.9): arguments of arcsin and arccos stay off ±1, where
+    their derivatives are infinite."""
+    e = expr(shape, max(depth - 1, 0), extra)
+    opts = [e.map(lambda g: G(f"0.9*sin({g.text})", MUL, 0.9)), e.map(lambda g: G(f"0.9*tanh({g.text})", MUL, 0.9)),
+            e.map(lambda g: G(f"sigmoid({g.text}) - 0.5", ADD, 0.5))]
+    leaf = {SCALAR: ["alpha"], ("n", 1): ["x"], ("m", 1): ["z"]}.get(shape)
+    if leaf:     # bare leaves: matcalc's sampler must keep them inside (-1, 1)
+        opts.append(st.sampled_from([G(n, ATOM, 0.8) for n in leaf]))
+    return st.one_of(*opts)
+
+
+def extreme(fn: str, a: G, b: G) -> G:
+    """max(a, b) or min(a, b): elementwise, either side may broadcast."""
+    return G(f"{fn}({a.text}, {b.text})", ATOM, max(a.mag, b.mag))
+
+
+BROADCAST_OPS = ["+", "-", ".*", "max", "min"]
+
+
+def broadcast(a: G, op: str, b: G) -> G:
+    """a op b where a and b broadcast (a row or a column against a matrix, a column
+    against a row); ./ only with a positive b."""
+    if op in ("max", "min"):
+        return extreme(op, a, b)
+    mag = {"+": a.mag + b.mag, "-": a.mag + b.mag, ".*": a.mag * b.mag}.get(op, a.mag / 0.3)
+    return binop(a, op, b, mag)
 
 
 @functools.lru_cache(maxsize=None)
@@ -309,10 +346,16 @@ def expr(shape, depth: int, extra=()) -> st.SearchStrategy[G]:
         leaf,
         _map(lambda a, b, op: binop(a, op, b, a.mag + b.mag), same, same, st.sampled_from(["+", "-"])),
         group(same.map(neg), same.map(paren)),
-        _map(lambda g, fn: _elementwise(g, fn, extra), same, st.sampled_from(sorted(ELEMENTWISE))),
+        group(_map(lambda g, fn: _elementwise(g, fn, extra), same, st.sampled_from(sorted(ELEMENTWISE))),
+              # max and min elementwise (issue 12): with the same shape, or a scalar broadcast (either side)
+              _map(lambda a, b, fn, flip: extreme(fn, *((b, a) if flip else (a, b))),
+                   same, st.one_of(same, s), st.sampled_from(["max", "min"]), st.booleans())),
         group(pos.map(lambda g: G(f"log({g.text})", ATOM, math.log(g.mag + 1) + 1)),
                   pos.map(lambda g: G(f"sqrt({g.text})", ATOM, math.sqrt(g.mag))),
-                  bounded(shape, depth - 1, extra).map(lambda g: G(f"tan({g.text})", ATOM, 2.0))),
+                  bounded(shape, depth - 1, extra).map(lambda g: G(f"tan({g.text})", ATOM, 2.0)),
+                  pos.map(lambda g: G(f"log1p({g.text})", ATOM, math.log(g.mag + 1) + 1)),
+                  _map(lambda g, fn: G(f"{fn}({g.text})", ATOM, 1.6 if fn == "arcsin" else 3.2),
+                       unit(shape, depth - 1, extra), st.sampled_from(["arcsin", "arccos"]))),
         group(
             _map(lambda g, k: power(g, dot, k, g.mag ** int(k)), same, st.sampled_from(["2", "3"])),
             _map(lambda g, p: power(g, dot, p[0], g.mag ** p[1] if g.mag >= 1 else 1 / g.mag), pos,
@@ -332,7 +375,9 @@ def expr(shape, depth: int, extra=()) -> st.SearchStrategy[G]:
                       pos_s.map(lambda g: power(G("2", ATOM, 2), "^", par(g, NEG) if g.mag <= 3
                                                 else f"tanh({g.text})", 2 ** min(g.mag, 3)))),
             anything.map(lambda g: call("sum", g, 16 * g.mag)),
+            anything.map(lambda g: call("mean", g, g.mag)),
             vector.map(lambda g: call("sum", g, 4 * g.mag)),
+            _kron_vec_scalars(sub, anything),
             anything.map(lambda g: call("norm1", away_from_zero(g, extra), 16 * g.mag)),
             group(anything.map(lambda g: call("norm2", away_from_zero(g, extra), 4 * g.mag)),
                       anything.map(lambda g: squash(G(f"norm2({away_from_zero(g, extra).text})^2", POW,
@@ -367,6 +412,28 @@ def expr(shape, depth: int, extra=()) -> st.SearchStrategy[G]:
             continue           # that is scalar scaling, covered above
         opts.append(_map(lambda a, b, op: binop(a, op, b, (INNER if k != 1 else 1) * a.mag * b.mag),
                          sub((r, k)), sub((k, c)), st.sampled_from(["*", "*", "*", "@"])))
+    if r != 1 and c != 1:      # broadcasting (issue 12): a row, a column, a column against a row
+        row, col = sub((1, c)), sub((r, 1))
+        pairs = [(same, row), (row, same), (col, same), (same, col), (col, row), (row, col)]
+        dividing = [(same, (1, c)), (same, (r, 1)), (col, (1, c)), (row, (r, 1))]
+        opts += [
+            group(*[_map(broadcast, a, st.sampled_from(BROADCAST_OPS), b) for a, b in pairs],
+                  *[_map(lambda a, b: broadcast(a, "./", b), a, positive(q, depth - 1, extra)) for a, q in dividing]),
+            _map(lambda g, k: G(f"softmax({g.text}, {k})", ATOM, 1.0), same, st.sampled_from(["1", "2"])),
+            same.map(lambda g: G(f"unvec(vec({g.text}), {r}, {c})", ATOM, g.mag)),     # X, reshaped twice
+        ]
+    if is_square(shape):       # a square matrix from kron of vectors of a variable
+        vectors = sub((r, 1))
+        opts.append(_map(lambda u, v: G(f"unvec(kron({u.text}, {v.text}), {r}, {r})", ATOM, u.mag * v.mag),
+                         vectors, vectors))
+    if (r == 1) != (c == 1):   # along an axis of a matrix (issue 12): a row from columns, a column from rows
+        k, axis = (c, "1") if r == 1 else (r, "2")
+        whole = [(k2, c) if r == 1 else (r, k2) for k2 in DIMS]
+        opts.append(group(*[sub(q).map(lambda g, fn=fn: squash(G(f"{fn}({g.text}, {axis})", ATOM, {
+            "sum": 4 * g.mag, "mean": g.mag}.get(fn, g.mag + 2))))
+                            for q in whole for fn in ("sum", "mean", "logsumexp")]))
+    if is_vector(shape):       # vec of a row or a column
+        opts.append(group(sub((1, r)), same).map(lambda g: G(f"vec({g.text})", ATOM, g.mag)))
     if is_vector(shape):
         opts += [same.map(lambda g: G(f"softmax({g.text})", ATOM, 1.0)),
                  sub((r, r)).map(lambda g: G(f"diag({g.text})", ATOM, g.mag)),
@@ -385,6 +452,22 @@ def expr(shape, depth: int, extra=()) -> st.SearchStrategy[G]:
                       same.map(lambda g: binop(g, "*", G("I", ATOM, 1), g.mag))),
         ]
     return st.one_of(*opts)
+
+
+def _kron_vec_scalars(sub, anything) -> st.SearchStrategy[G]:
+    """Scalars through kron and vec of variables (issue 14): sum(kron(P, Q)), tr(kron(P, Q))
+    of square ones, vec(P)'*vec(Q), and vec(P)'*kron(A, B)*vec(Q) over k×k items."""
+    square = st.sampled_from([("n", "n"), ("m", "m")])
+    same_k = square.flatmap(lambda q: st.tuples(sub(q), sub(q), sub(q), sub(q)))
+    same_shape = st.sampled_from(SHAPES).flatmap(lambda q: st.tuples(sub(q), sub(q)))
+    return group(
+        st.tuples(anything, anything).map(lambda ab: call("sum", G(f"kron({ab[0].text}, {ab[1].text})", ATOM, 1),
+                                                          16 * ab[0].mag * ab[1].mag)),
+        square.flatmap(lambda q: st.tuples(sub(q), square.flatmap(sub))).map(
+            lambda ab: call("tr", G(f"kron({ab[0].text}, {ab[1].text})", ATOM, 1), 16 * ab[0].mag * ab[1].mag)),
+        same_shape.map(lambda ab: squash(G(f"vec({ab[0].text})'*vec({ab[1].text})", MUL, 16 * ab[0].mag * ab[1].mag))),
+        same_k.map(lambda t: squash(G(f"vec({t[0].text})'*kron({t[1].text}, {t[2].text})*vec({t[3].text})", MUL,
+                                      64 * t[0].mag * t[1].mag * t[2].mag * t[3].mag))))
 
 
 def scalar_exprs() -> st.SearchStrategy[str]:
@@ -631,7 +714,8 @@ TOKENS: Counter = Counter()
 TOKEN_LIST = ["+", "-", "*", "@", ".*", "⊙", "./", "/", "^", ".^", "'", ".T", ":", "I", "ones",
               "tr(", "det(", "logdet(", "inv(", "diag(", "sum(", "norm1(", "norm2(", "exp(", "log(",
               "sin(", "cos(", "tan(", "tanh(", "sqrt(", "abs(", "sign(", "step(", "sigmoid(", "relu(",
-              "softplus(", "softmax(", "logsumexp("]
+              "softplus(", "softmax(", "logsumexp(", "max(", "min(", "mean(", "arcsin(", "arccos(",
+              "arctan(", "sinh(", "cosh(", "log1p(", "expm1(", "kron(", "vec(", "unvec(", ", 1)", ", 2)"]
 
 
 def _count_tokens(text: str) -> None:
@@ -754,14 +838,42 @@ def gradient_case(text: str, wrt_choice: int, let=LET, intermediates=()) -> None
 
 # ============================================================== the fuzzers
 
+# Names that may be left undeclared, their kinds inferred from their use (issue 12);
+# S stays declared (symmetry is a declaration, not a use).
+UNDECLARABLE = [name for name in LET if name != "S"]
+
+
+def declared(undeclared: int) -> dict[str, str]:
+    """LET without the names whose bit is set in `undeclared`."""
+    return {k: v for k, v in LET.items() if k not in UNDECLARABLE or not (undeclared >> UNDECLARABLE.index(k)) & 1}
+
+
+def _frobenius_kinds_bug() -> bool:
+    """Kinds beside a Frobenius product of undeclared names (see the xfails at the end)."""
+    try:
+        d = matcalc.grad("tanh(alpha : alpha + (alpha + beta))", "alpha", let=declared(0b11))
+        matcalc.grad("z'*z + sigmoid(alpha : beta + z'*z)", "z", let=declared(0b10001))
+        return d.program.inputs["alpha"].shape != (1, 1)
+    except MatcalcError:
+        return True
+
+
+FROBENIUS_KINDS_BUG = _frobenius_kinds_bug()
+
+
 @settings(max_examples=share(2000))
-@given(scalar_exprs(), st.integers(0, 1000))
-@example("alpha*x'*y", 0)
-@example("sigmoid(vec(x)'*vec(x + ones))", 0)     # vec of a column in code lost its brackets: 1.0 + x @ x
-@example("logdet(S*S + I) + x'*inv(A)*x", 1)
-def test_gradients_of_random_scalar_expressions(text, wrt_choice):
+@given(scalar_exprs(), st.integers(0, 1000), st.one_of(st.just(0), st.integers(1, 2 ** len(UNDECLARABLE) - 1)))
+@example("alpha*x'*y", 0, 0)
+@example("sigmoid(vec(x)'*vec(x + ones))", 0, 0)     # vec of a column in code lost its brackets: 1.0 + x @ x
+@example("logdet(S*S + I) + x'*inv(A)*x", 1, 0)
+@example("sum(softmax(softmax(S*x)))", 0, 0)         # a zero gradient by a symmetric S
+def test_gradients_of_random_scalar_expressions(text, wrt_choice, undeclared):
     note(text)
-    gradient_case(text, wrt_choice)
+    if ":" in text and FROBENIUS_KINDS_BUG:
+        undeclared = 0       # BUG: test_frobenius_product_of_undeclared_names_open_bugs
+    let = declared(undeclared)
+    note(f"undeclared: {sorted(set(LET) - set(let))}")
+    gradient_case(text, wrt_choice, let=let)
 
 
 @settings(max_examples=share(600))
@@ -976,3 +1088,34 @@ def test_roundtrip_of_ones_matrix_after_a_row(text, wrt):
     d = matcalc.grad(text, wrt, let=LET)
     assert d.check().ok
     assert _normalise(reparse(d.result)) == _normalise(d.result), str(d.result)
+
+
+@pytest.mark.parametrize("text, wrt, let", [
+    pytest.param("tanh(alpha : beta)", "beta", {"beta": "scalar"}, id="alpha : beta(found)"),
+    pytest.param("alpha : x", "x", {"x": "vector(n)"}, id="alpha : x, alpha a vector"),
+])
+def test_frobenius_product_beside_an_undeclared_name(text, wrt, let):
+    """Found by the fuzzer with names left undeclared: `alpha : beta` (alpha undeclared)
+    was refused, "alpha is a vector, beta is a scalar": the Frobenius product unified the
+    shapes at once, before the naming rule had made alpha a scalar.  It is now a
+    constraint that waits for the kinds, as a broadcast does; `x : A` is still refused."""
+    d = matcalc.grad(text, wrt, let=let)
+    assert d.check().ok
+    with pytest.raises(matcalc.MatcalcError, match="Frobenius product needs equal shapes"):
+        matcalc.parse("x : A")
+
+
+@pytest.mark.xfail(strict=True, reason="BUG (open, also on main before the fuzzers left names undeclared): "
+                                       "kinds inference beside a Frobenius product of undeclared names")
+@pytest.mark.parametrize("text, wrt, undeclared", [
+    pytest.param("z'*z + sigmoid(alpha : beta + z'*z)", "z", 0b10001, id="refused: cannot multiply z' by z(found)"),
+    pytest.param("tanh(alpha : alpha + (alpha + beta))", "alpha", 0b11, id="alpha made a vector(found)"),
+])
+def test_frobenius_product_of_undeclared_names_open_bugs(text, wrt, undeclared):
+    """Found by the fuzzer with names left undeclared (alpha, z; alpha, beta): the first is
+    refused ("cannot multiply z' (a row vector) by z (a vector)"), the second types alpha
+    as a vector (its gradient reads (2*alpha' + beta)*alpha) although the Greek default,
+    a scalar, types.  The fuzzer declares every name where a Frobenius product appears
+    (FROBENIUS_KINDS_BUG) until these pass."""
+    d = matcalc.grad(text, wrt, let=declared(undeclared))
+    assert d.program.inputs["alpha"].shape == (1, 1)

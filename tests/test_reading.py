@@ -172,6 +172,8 @@ def tree(e: E.Expr, sp: Spelling):
         return num(e.value)
     if isinstance(e, E.Zero):
         return num(0)
+    if isinstance(e, E.Size):                 # a dimension used as a number (mean's count)
+        return ("atom", sp.name(str(e.dim)))
     if isinstance(e, E.Identity):
         return ("atom", "I")
     if isinstance(e, E.Commutation):
@@ -263,7 +265,7 @@ def _latex_name(s: str, i: int) -> int:
     return j
 
 
-LATEX_HEADS = re.compile(r"\\operatorname\{vec\}\^\{-1\}_\{[^}]*\}|\\operatorname\{[^}]*\}|\\log\\det|\\det|\\exp|\\log|\\sin|\\cos|\\tanh|\\tan|\\sigma")
+LATEX_HEADS = re.compile(r"\\operatorname\{vec\}\^\{-1\}_\{[^}]*\}|\\operatorname\{[^}]*\}(?:_\{[12]\})?|\\log\\det|\\det|\\exp|\\log|\\sin|\\cos|\\tanh|\\tan|\\sigma")
 
 
 def latex_tokens(s: str) -> list[tuple[str, str, bool]]:

@@ -372,6 +372,9 @@ class _Infer:
     def conflict_message(self, t, a, b, what: str) -> tuple[str, str | None]:
         """The error for an elementwise operation or a product whose shapes cannot agree."""
         l, r = t.children[-2:]
+        if what == "frobenius":
+            return (f"the Frobenius product needs equal shapes: {self.src(l)} is {self.show(a)}, "
+                    f"{self.src(r)} is {self.show(b)}", None)
         if what == "multiply":
             return (f"cannot multiply {self.src(l)} ({self.show(a)}) by {self.src(r)} ({self.show(b)}): "
                     f"{self.count(a[1], 'column')} against {self.count(b[0], 'row')}",
@@ -543,10 +546,7 @@ class _Infer:
 
     def t_frobenius(self, t):
         l, r = t.children
-        a, b = self.infer(l), self.infer(r)
-        if not (self.u.unify(a[0], b[0]) and self.u.unify(a[1], b[1])):
-            self.fail(t, f"the Frobenius product needs equal shapes: {self.src(l)} is {self.show(a)}, "
-                      f"{self.src(r)} is {self.show(b)}")
+        self.kinds.same(self.infer(l), self.infer(r), t, "frobenius")
         return SCALAR
 
     def dims_of(self, t, args, name: str = "commutation") -> list:

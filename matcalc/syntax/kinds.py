@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..shapes import DimVar, Unifier
+from ..shapes import DimVar, ProductConflict, Unifier
 
 MAX_BRANCHES = 256         # kind choices tried before the first failure is reported
 
@@ -196,6 +196,24 @@ class Kinds:
             self.pending.append(entry)
         return out
 
+    def same(self, a, b, origin, what: str) -> None:
+        """Equal shapes (a Frobenius product): where one side is 1 and the other an
+        undeclared name's open size, the naming default decides, as for a broadcast."""
+        entry = ("same", a, b, origin, what)
+        if not self._same(entry):
+            self.pending.append(entry)
+
+    def _same(self, entry) -> bool:
+        _, a, b, origin, what = entry
+        settled = True
+        for da, db in zip(a, b):
+            if self.u.unify(da, db):
+                continue
+            if not (self.open(da) or self.open(db)):
+                raise Conflict(origin, *self.describe(origin, a, b, what))
+            settled = False                       # 1 against a name's open size: the kinds decide
+        return settled
+
     def force_scalar(self, shape, origin, why: str) -> None:
         self._unify(shape[0], 1, origin, why, force=True)
         self._unify(shape[1], 1, origin, why, force=True)
@@ -332,8 +350,14 @@ class Kinds:
             elif entry[0] == "vector":
                 self._unify(entry[1][1], 1, entry[2], entry[3]()[0])
             elif entry[0] == "diag":           # a width that may be 1 reads as a vector
-                self._unify(entry[1][1], 1, entry[3], entry[4])
-                self._diag(entry)
+                self._settle_products()        # unless a product (vec, kron) fixes it first
+                if not self._diag(entry):
+                    self._unify(entry[1][1], 1, entry[3], entry[4])
+                    self._diag(entry)
+            elif entry[0] == "same":
+                _, a, b, origin, what = entry
+                if not all(self.u.unify(da, db) for da, db in zip(a, b)):
+                    raise Conflict(origin, *self.describe(origin, a, b, what))
             elif entry[0] == "bcast":
                 _, a, b, out, origin, what = entry
                 for i in (0, 1):
@@ -343,6 +367,12 @@ class Kinds:
                 if not self._bcast(entry):
                     raise Conflict(origin, *self.describe(origin, a, b, what))
             self.propagate()
+
+    def _settle_products(self) -> None:
+        try:
+            self.u.settle()
+        except ProductConflict as exc:
+            raise Conflict(exc.origin, exc.reason) from None
 
     # ------------------------------------------------------------ deciding
     def decide(self, k: KindVar, kind: str) -> None:
