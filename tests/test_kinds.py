@@ -138,6 +138,11 @@ def test_a_number_broadcast_against_a_vector_is_no_assumption(text):
     assert matcalc.parse(text, scalar=True).assumed == ()
 
 
+@pytest.mark.parametrize("text", ["clip(x, 0, 1)", "max(x, 0)", "min(1, x)"])
+def test_numbers_as_bounds_are_no_assumption_without_the_command(text):
+    assert matcalc.parse(text).assumed == ()
+
+
 def test_a_column_broadcast_that_inference_chose_is_noted():
     """X*W + b with nothing declared reads b as a column (one entry per row): a valid
     reading, but the bias of a batch is a row, so the note gives the other spelling."""

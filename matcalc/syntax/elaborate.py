@@ -88,6 +88,19 @@ def _is_literal(t) -> bool:
     return t.data == "number" or (t.data == "neg" and t.children[0].data == "number")
 
 
+def _infer_broadcasting_call(what: str):
+    """max(a, b), min(a, b), clip(x, lo, hi): the arguments broadcast pairwise, left to right;
+    a number among them decides nothing about a name's kind."""
+    def rule(inf, t, shapes):
+        args = t.children[1:]
+        shape, literal = shapes[0], _is_literal(args[0])
+        for other, arg in zip(shapes[1:], args[1:]):
+            shape = inf.kinds.broadcast(shape, other, t, what, (literal, _is_literal(arg)))
+            literal = False
+        return shape
+    return rule
+
+
 def _infer_vector_to(result):
     def rule(inf, t, shapes):
         (r, c), = shapes
@@ -197,13 +210,10 @@ FUNCTIONS = {
     "logsumexp": (1, _infer_vector_to("scalar"), _fn(E.Fn.LOGSUMEXP)),
     "kron": (2, _infer_kron, lambda args: E.kron(*args)),
     # max(a, b) = b + relu(a - b), min(a, b) = a - relu(a - b): the derivative goes through step
-    "max": (2, lambda inf, t, s: inf.kinds.broadcast(s[0], s[1], t, "take the maximum of",
-                                                     tuple(map(_is_literal, t.children[1:]))), None),
-    "min": (2, lambda inf, t, s: inf.kinds.broadcast(s[0], s[1], t, "take the minimum of",
-                                                     tuple(map(_is_literal, t.children[1:]))), None),
+    "max": (2, _infer_broadcasting_call("take the maximum of"), None),
+    "min": (2, _infer_broadcasting_call("take the minimum of"), None),
     # clip(x, lo, hi) = min(max(x, lo), hi), as NumPy's clip and PPO's objective write it
-    "clip": (3, lambda inf, t, s: inf.kinds.broadcast(inf.kinds.broadcast(s[0], s[1], t, "clip"), s[2], t,
-                                                      "clip"), None),
+    "clip": (3, _infer_broadcasting_call("clip"), None),
     # the adjoints of M ↦ A ⊗ M and M ↦ M ⊗ B (docs/kron-vec.md)
     "kron_adj_left": (2, _infer_kron_adj(True), lambda args: E.kron_adj_left(*args)),
     "kron_adj_right": (2, _infer_kron_adj(False), lambda args: E.kron_adj_right(*args)),
