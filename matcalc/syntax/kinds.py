@@ -249,6 +249,10 @@ class Kinds:
                    for x, y, y_literal in ((a, b, b_literal), (b, a, a_literal)))
 
     def _axis(self, da, db, dout, origin) -> bool:
+        if self.is_one(dout):       # a scalar result (the command's, a Frobenius product's): both sides are
+            self._unify(da, 1, origin, "", force=True)
+            self._unify(db, 1, origin, "", force=True)
+            return True
         if self.is_one(da):
             self._unify(dout, db, origin, "")
             return True
@@ -265,10 +269,6 @@ class Kinds:
         if self.sure(da) or self.sure(db):        # the other is 1 or the same size
             self._unify(dout, da if self.sure(da) else db, origin, "")
             return False
-        if self.is_one(dout):                     # a scalar result (the command's): both sides are
-            self._unify(da, 1, origin, "", force=True)
-            self._unify(db, 1, origin, "", force=True)
-            return True
         return False
 
     def _mul(self, entry) -> bool:
