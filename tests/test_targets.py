@@ -37,7 +37,8 @@ OPS = ["eye", "zeros", "full", "outer", "frobenius", "kron", "flatten", "unflatt
        "kron_adj_left", "kron_adj_right", "matrix_power",
        "commutation", "solve", "logdet_spd", "frechet_adj", "frechet_jac", "spectral", "loewner_adj",
        "sum_axis", "logsumexp_softmax", "logsumexp_softmax_cols", "logsumexp_softmax_rows"]
-OPTIONAL_OPS = {"multi_dot"}      # where the library has it; otherwise the chain is written out
+OPTIONAL_OPS = {"multi_dot",      # where the library has it; otherwise the chain is written out
+                "step_mask"}      # where a boolean array times a float one is a float array
 
 
 def need(module: str):

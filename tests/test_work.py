@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -244,6 +245,36 @@ def test_example_does_no_more_work_than_its_formulas(path, wrt):
     formulas = evaluator_work([d.program.output, *d.results.values()], env, dims,
                               list(d.program.definitions) + list(d.adjoints))
     assert ours.macs <= formulas.macs, f"{path.name}: {ours.macs} multiply-adds, the formulas {formulas.macs}"
+
+
+def _temporaries_used_once(source: str) -> list[str]:
+    """Lines `_tN = ...` of a generated module whose name is read once or never in its function."""
+    out = []
+    for function in re.split(r"\ndef ", source)[1:]:
+        for name in set(re.findall(r"\b(_t\d+) = ", function)):
+            if len(re.findall(rf"\b{name}\b", function)) < 3:      # the assignment and two reads
+                out += [line.strip() for line in function.splitlines() if line.strip().startswith(name + " =")]
+    return out
+
+
+def _loss_and_example_derivations():
+    for lid, expr, program, wrt, let, _ in LOSSES:
+        yield pytest.param(expr, wrt, let, id=f"{lid} (expression)")
+        yield pytest.param(program, wrt, let, id=f"{lid} (program)")
+    for p in _example_params():
+        path, wrt = p.values
+        if wrt and path.stem not in ("expm_fit", "smoothed_nuclear", "lambda_max"):
+            yield pytest.param(path.read_text(), wrt, {}, id=path.stem)
+
+
+@pytest.mark.parametrize("target", ["numpy", "jax", "torch", "array-api"])
+@pytest.mark.parametrize("text, wrt, let", list(_loss_and_example_derivations()))
+def test_no_temporary_is_read_only_once(text, wrt, let, target):
+    """A temporary read once keeps an array alive to the end of the function for nothing: the
+    batched network's `_t = X @ W1` beside `_t + b1` held a second batch×width array (1.15× the
+    hand-written time, with `X @ W1 + b1` in one statement 1.09×)."""
+    source = matcalc.grad(text, wrt=wrt, let=let).code(target)
+    assert not _temporaries_used_once(source), "\n".join(_temporaries_used_once(source))
 
 
 def _attention_example(xp, Q, K, V, G):

@@ -386,7 +386,7 @@ class _Module(ProductEmitters):
         out = [self.fill(self.t.constant, v=fn.code(r))[0] if self.t.constant and r.is_scalar and not E.symbols(r)
                else fn.code(r)[0] for r in results]
         returned = out[0] if len(out) == 1 and not as_tuple else ", ".join(out) + ("," if len(out) == 1 else "")
-        return fn.lines + [f"return {returned}"]
+        return fn.finished(fn.lines + [f"return {returned}"])
 
     def _plan_choice(self, fn: _Function) -> str | None:
         """_cheapest over each plan's chains (those alike in every plan left out) at the

@@ -17,6 +17,7 @@ which shares subexpressions by the keys of this module:
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from fractions import Fraction
 
@@ -26,6 +27,8 @@ from ..rules.algebra import is_symmetric
 from ..shapes import is_column, is_row
 from .plans import Plans, expected_entries
 from .targets import ATOM, MUL, UNARY
+
+_TEMP = re.compile(r"\b_t\d+\b")
 
 # Functions with f(Xᵀ) = f(X): the argument is taken in one orientation (diag(AB) = diag(BᵀAᵀ)).
 ORIENTATION_FREE = {E.Fn.TRACE, E.Fn.DIAGV, E.Fn.SUM, E.Fn.NORM1, E.Fn.NORM2, E.Fn.DET, E.Fn.LOGDET,
@@ -280,6 +283,7 @@ class _Function:
         self.form: dict[tuple, E.Expr] = {}                # (rep, c) -> the form computed
         self.base: dict[E.Expr, object] = {}               # rep -> the c of the class the others scale
         self.pending: set[tuple] = set()                   # classes whose code is being written
+        self.precedence: dict[str, int] = {}               # temporary -> its source's precedence
         for root in roots:
             self.uses[self._class(root)] += 1
         todo = list(reversed(roots))
@@ -288,17 +292,21 @@ class _Function:
             n = _untransposed(todo.pop())
             if n in seen:
                 continue
-            # every distinct form's parts count: an emitter may write a second form from its parts
-            # (v ones' as v[:, None]), and then those parts are shared too
             seen.add(n)
             cls = self._class(n)
+            # a class's parts are used once by it, whichever of its forms is written: a second form
+            # (X W₁ + 1b₁ᵀ and W₁ᵀXᵀ + b₁1ᵀ) counted again would name X W₁ apart from the sum,
+            # an extra temporary as large as the sum that lives to the end of the function
+            counted = cls not in self.form
             if cls not in self.form or (_split(self.form[cls]) and not _split(n)):
                 self.form[cls] = n      # c·(A B) last: the form with c placed inside (place_scalars)
+                counted = True
             rep, c = cls
             if c == 1 or rep not in self.base:
                 self.base[rep] = c
             for k in reversed(n.children()):
-                self.uses[self._class(k)] += 1
+                if counted:
+                    self.uses[self._class(k)] += 1
                 todo.append(k)
         chains = []
         diagonals = {n.arg for n in seen if isinstance(n, E.Apply) and n.fn is Fn.DIAGV}
@@ -356,8 +364,7 @@ class _Function:
             self.pending.add((rep, c))
             src, prec = self._scale(c / base, rep, base) if via_base else self.m.emit(self, form)
             self.pending.discard((rep, c))
-            name = f"_t{self.m.next_temp()}"
-            self.lines.append(f"{name} = {src}")
+            name = self.temp(src, prec)
             held = False if via_base else self.keys.key(form)[2]
             self.names[(rep, c)] = (name, held)
             return self._oriented(name, held, t, rep), ATOM
@@ -419,15 +426,33 @@ class _Function:
         src, prec = self.code(e)
         if prec == ATOM and src.isidentifier():
             return src
-        name = self.temp(src)
+        name = self.temp(src, prec)
         self._name(e, name)
         return name
 
-    def temp(self, src: str) -> str:
-        """A new temporary holding src."""
+    def temp(self, src: str, prec: int = 0) -> str:
+        """A new temporary holding src (of precedence prec: 0 when unknown, parenthesised if inlined)."""
         name = f"_t{self.m.next_temp()}"
         self.lines.append(f"{name} = {src}")
+        self.precedence[name] = prec
         return name
+
+    def finished(self, lines: list[str]) -> list[str]:
+        """lines (this function's, with its return) with each temporary read only once written
+        where it is read.  Use counts are by class, and a plan that forms a shared product
+        (plans.py) reads some classes once that another plan reads twice: a name read once
+        keeps its array alive to the end of the function for nothing."""
+        lines = list(lines)
+        reads = Counter(m for line in lines for m in _TEMP.findall(line.split(" = ", 1)[-1]))
+        for i, line in enumerate(lines):
+            name, _, src = line.partition(" = ")
+            if name not in self.precedence or reads[name] != 1:
+                continue
+            j = next(j for j in range(i + 1, len(lines)) if re.search(rf"\b{name}\b", lines[j]))
+            code = src if self.precedence[name] >= ATOM else f"({src})"
+            lines[j] = re.sub(rf"\b{name}\b", lambda _: code, lines[j])
+            lines[i] = None
+        return [line for line in lines if line is not None]
 
     def wrap(self, e: E.Expr, level: int) -> str:
         src, prec = self.code(e)

@@ -241,6 +241,19 @@ class ProductEmitters:
 
     def _emit_Hadamard(self, f, e):
         full = self._full(e.factors)
-        return " * ".join(self._broadcast_operand(f, x, ok) or f.wrap(x, MUL + 1)
-                          for x, ok in zip(e.factors, full)), MUL
+        masks = self._masks(f, e.factors)
+        return " * ".join(self._broadcast_operand(f, x, ok) or (self.op("step_mask", x=f.code(x.arg))[0] if m
+                                                                else f.wrap(x, MUL + 1))
+                          for x, ok, m in zip(e.factors, full, masks)), MUL
+
+    def _masks(self, f, factors) -> list[bool]:
+        """For each factor: is it step(x) written as the comparison x > 0 (a boolean array the
+        product promotes, where a target has the op)?  Only beside a factor that is not a step,
+        whose type the product takes, and only where step(x) is not named for other uses:
+        g ⊙ step(x) is then one pass, as hand-written backprop's g * (x > 0)."""
+        if "step_mask" not in self.t.ops:
+            return [False] * len(factors)
+        step = [isinstance(x, E.Apply) and x.fn is Fn.STEP and not f.shared(x) for x in factors]
+        other = any(not (isinstance(x, E.Apply) and x.fn is Fn.STEP) for x in factors)
+        return [s and other for s in step]
 

@@ -217,6 +217,7 @@ NUMPY = Target(
         "logsumexp_softmax_cols": "_logsumexp_softmax_axis({x}, 0)",
         "logsumexp_softmax_rows": "_logsumexp_softmax_axis({x}, 1)",
         "multi_dot": "np.linalg.multi_dot([{xs}])",     # three or more matrices: cheapest order
+        "step_mask": "np.greater({x}, 0.0)",      # step(x) beside a float factor: the product casts
         "frobenius": "np.vdot({a}, {b})",
         "kron": "np.kron({a}, {b})",
         "flatten": Form("{x}.reshape(-1)", operand=ATOM),
