@@ -20,7 +20,7 @@ from matcalc.jacobian import hessian_vector_product
 from tests.test_cookbook import ROWS
 
 DENSE = {"np.linalg.inv": "inv", "np.kron": "kron", "np.diag": "diag", "_commutation": "commutation"}
-PRODUCTS = {"np.linalg.multi_dot", "np.linalg.solve", "np.outer", "np.vdot"}
+PRODUCTS = {"_multi_dot", "np.linalg.solve", "np.outer", "np.vdot"}
 
 
 def dense_operands(source: str, matrices: set[str], functions=None) -> list[tuple[str, str, str]]:

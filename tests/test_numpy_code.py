@@ -18,6 +18,7 @@ import matcalc
 from matcalc.printing.code import SEPARATE_UP_TO
 from matcalc.check import dimension_sizes, sample_inputs
 from matcalc.numeric import run_program, to_user
+from matcalc.printing.targets import TARGETS
 
 
 def opaque_f(x):
@@ -64,7 +65,7 @@ CASES = [
     ("sum(x ./ y) + sum(A / alpha)", ["y", "alpha"], None),
     ("sum(X .^ 3) + alpha^beta", ["X", "beta"], None),
     ("np'*value + id'*x + norm2(W*grad_x)^2", ["np", "value", "x", "grad_x", "W"], None),
-    # chains of three or more matrices go through np.linalg.multi_dot (cheapest order at call time)
+    # chains of three or more matrices go through _multi_dot (cheapest order at call time)
     ("tr(A*B*C*D) + sum(A*B*C)", ["A", "C"], {"A": "matrix(m, n)", "B": "matrix(n, p)", "C": "matrix(p, q)"}),
     # a Kronecker product times a vector: two products, never the dense mp × nq matrix
     ("x'*kron(C, D)*x + y'*kron(A, B)*z", ["x", "z", "y"],
@@ -204,8 +205,42 @@ def test_mlp_with_several_wrt_in_order():
 def test_matrix_chains_are_ordered_at_call_time():
     """(A*B)*x or A*(B*x), A*B*C as (AB)C or A(BC): the cheapest order depends on the sizes."""
     source = matcalc.grad("tr(A*B*C) + x'*A*B*y", "A").numpy()
-    assert "np.linalg.multi_dot([A, B, C])" in source
+    assert "_multi_dot([A, B, C])" in source
     assert "A @ (B @ y)" in source or "(x @ A) @ B" in source
+
+
+class _Recorded:
+    """A matrix that records the shapes of the products it takes part in."""
+    log: list = []
+
+    def __init__(self, a):
+        self.a, self.shape = a, a.shape
+
+    def __matmul__(self, other):
+        _Recorded.log.append((self.shape, other.shape))
+        return _Recorded(self.a @ other.a)
+
+
+def _least_multiply_adds(dims: list[int]) -> int:
+    """The cheapest chain's multiply-adds, by trying every split (dims: rows, then each width)."""
+    if len(dims) <= 2:
+        return 0
+    return min(_least_multiply_adds(dims[:k + 1]) + _least_multiply_adds(dims[k:]) + dims[0] * dims[k] * dims[-1]
+               for k in range(1, len(dims) - 1))
+
+
+@pytest.mark.parametrize("dims", [[2, 50, 40, 30], [50, 40, 30, 2], [3, 4, 5, 6, 2], [7, 2, 9, 3, 8, 1]])
+def test_the_chain_helper_takes_the_cheapest_order(dims):
+    """The generated modules' _multi_dot (numpy.linalg.multi_dot's order, without its
+    operand checks and copies) gets the product with the fewest multiply-adds."""
+    ns = {}
+    exec(TARGETS["numpy"].helper_source("_multi_dot"), ns)
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((r, c)) for r, c in zip(dims, dims[1:])]
+    _Recorded.log = []
+    got = ns["_multi_dot"]([_Recorded(a) for a in arrays])
+    np.testing.assert_allclose(got.a, np.linalg.multi_dot(arrays), rtol=1e-12)
+    assert sum(l[0] * l[1] * r[1] for l, r in _Recorded.log) == _least_multiply_adds(dims)
 
 
 def test_kronecker_times_vector_is_two_products():

@@ -180,8 +180,10 @@ def test_cheapest_plan_is_chosen_by_the_sizes():
     assert _chain_multiply_adds([(10, 100, 0), (100, 5, 0), (5, 50, 0)]) == 7500
     # diag(v) A: one pass over A
     assert _chain_multiply_adds([(20, 20, 1), (20, 30, 0)]) == 600
-    one, two = (((4, 8, 0), (8, 2, 0)),), (((4, 2, 0), (2, 2, 0)), ((2, 2, 0),))
-    assert _cheapest((one, two)) == 1 and _cheapest((two, one)) == 0
+    # sizes by index: 4, 8, 2
+    one, two = (((0, 1, 0), (1, 2, 0)),), (((0, 2, 0), (2, 2, 0)), ((2, 2, 0),))
+    assert _cheapest((one, two), (4, 8, 2)) == 1 and _cheapest((two, one), (4, 8, 2)) == 0
+    assert _cheapest((one, two), (4, 2, 8)) == 0         # 4·2·8 = 64 against 4·8·8 + 8·8·8
 
 
 # ---------------------------------------------------------------- the Cookbook rows

@@ -101,6 +101,7 @@ class _Module(ProductEmitters):
         self.direction = {w: directions[f"d{w}"] for w in d.wrt}
         self.dims = self._dimension_sources()
         self._temps = 0
+        self.constants: list[str] = []      # module-level lines: the plans _cheapest chooses from
         # Constants (eye, zeros) and scalar inputs take the dtype and device of an array
         # input: a variable differentiated by first, which is floating (labels y may be ints).
         arrays = [self.py[n] for n in sorted(program.inputs, key=lambda n: n not in d.results)
@@ -209,16 +210,12 @@ class _Module(ProductEmitters):
         for i, (t, full) in enumerate(zip(e.terms, self._full(e.terms))):
             if isinstance(t, E.Broadcast):
                 t = t.value                       # NumPy broadcasts a scalar term
-            row = self._broadcast_operand(f, t, full)
-            if row is not None:
-                out.append((" + " if i else "") + row)
-            elif i and isinstance(t, E.Mul) and isinstance(t.factors[0], E.Const) and t.factors[0].value < 0:
-                positive = E.mul(E.Const(-t.factors[0].value), *t.factors[1:])
-                out.append(" - " + (self._broadcast_operand(f, positive, full) or f.wrap(positive, MUL + 1)))
+            sign = " + " if i else ""
+            if i and isinstance(t, E.Mul) and isinstance(t.factors[0], E.Const) and t.factors[0].value < 0:
+                t, sign = E.mul(E.Const(-t.factors[0].value), *t.factors[1:]), " - "
             elif i and isinstance(t, E.Const) and t.value < 0:
-                out.append(f" - {repr(float(-t.value))}")
-            else:
-                out.append((" + " if i else "") + f.wrap(t, ADD + (1 if i else 0)))
+                t, sign = E.Const(-t.value), " - "
+            out.append(sign + (self._broadcast_operand(f, t, full) or f.wrap(t, ADD + (1 if i else 0))))
         return "".join(out), ADD
 
     def _emit_Kron(self, f, e):
@@ -390,15 +387,20 @@ class _Module(ProductEmitters):
 
     def _plan_choice(self, fn: _Function) -> str | None:
         """_cheapest over each plan's chains (those alike in every plan left out) at the
-        arrays' sizes; None where a size is fixed by no input."""
+        arrays' sizes; None where a size is fixed by no input.  The chains are a module
+        constant, their sizes indices into the tuple of sizes the call passes."""
         layouts = [fn.search.layout(c) for c in fn.choices]
         alike = {i for i, chain in enumerate(layouts[0]) if all(i < len(lo) and lo[i] == chain for lo in layouts)}
+        plans = [[chain for i, chain in enumerate(lo) if i not in alike] for lo in layouts]
+        dims = list(dict.fromkeys(d for plan in plans for chain in plan for r, c, _ in chain for d in (r, c)))
         try:
-            plans = ["(" + ", ".join("(" + ", ".join(f"({self.dim(r)}, {self.dim(c)}, {int(diag)})" for r, c, diag in chain)
-                                     + ",)" for i, chain in enumerate(lo) if i not in alike) + ",)" for lo in layouts]
+            sizes = [self.dim(d) for d in dims]
         except UnsupportedError:
             return None
-        return f"_cheapest(({', '.join(plans)}))"
+        at = {d: i for i, d in enumerate(dims)}
+        table = f"_PLANS_{len(self.constants) + 1}"
+        self.constants.append(f"{table} = {tuple(tuple(tuple((at[r], at[c], int(diag)) for r, c, diag in chain) for chain in plan) for plan in plans)!r}")
+        return f"_cheapest({table}, ({', '.join(sizes)},))"
 
     def delegate(self, name: str, doc: str, index: int) -> str:
         """A derivative taken from value_and_grad: one copy of the backward pass in the module,
@@ -498,4 +500,7 @@ def module_source(d, target: Target) -> str:
     header += ['"""', *target.imports, ""]
     # the helpers the code calls (read off the code: a discarded operand's source called none)
     helpers = [target.helper_source(h) for h in sorted(target.helpers_used("\n".join(sections)))]
-    return "\n".join(header) + "\n" + "\n\n".join(helpers + sections)
+    constants = ["# The matrix chains of each plan _cheapest picks from: (rows, columns, diagonal),\n"
+                 "# each size an index into the sizes the call passes.\n" + "\n".join(m.constants) + "\n"] \
+        if m.constants else []
+    return "\n".join(header) + "\n" + "\n\n".join(helpers + constants + sections)

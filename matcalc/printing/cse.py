@@ -186,6 +186,7 @@ def place_scalars(exprs: list[E.Expr], keys: Keys) -> list[E.Expr]:
             split = _split(n)
             if split:
                 c, rest = split
+                c = abs(c) if isinstance(c, (int, float, Fraction)) else c
                 for rep in _reachable(rest, keys):
                     wanted[(c, rep)] += 1
 
@@ -201,6 +202,9 @@ def place_scalars(exprs: list[E.Expr], keys: Keys) -> list[E.Expr]:
         if not split:
             return n
         c, rest = split
+        # −2(A ⊙ B): 2 moves in and the sign stays out, so that 2A is the 2A other products share
+        sign = -1 if isinstance(c, (int, float, Fraction)) and c < 0 else 1
+        c = abs(c) if sign < 0 else c
         here = score(c, keys.key(rest)[0], rest)
         best, where = here, None
         # in one order for every product, so that products tied between operands pick the same one
@@ -211,7 +215,7 @@ def place_scalars(exprs: list[E.Expr], keys: Keys) -> list[E.Expr]:
         if where is None:
             return n
         moved, done = _replace_once(rest, where, c, keys)
-        return moved if done else n
+        return (E.neg(moved) if sign < 0 else moved) if done else n
 
     memo: dict = {}
     return [E.map_bottom_up(root, place, memo) for root in exprs]

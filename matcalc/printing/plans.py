@@ -80,13 +80,17 @@ def _chain_multiply_adds(factors):
     return best[(0, n - 1)][0]
 
 
-def _cheapest(plans, _known={}):
-    """The index of the plan (a tuple of matrix chains) with the fewest multiply-adds at these
-    sizes; remembered per sizes (_known: the same sizes call after call cost a lookup)."""
-    if plans not in _known:
-        costs = [sum(_chain_multiply_adds(chain) for chain in plan) for plan in plans]
-        _known[plans] = costs.index(min(costs))
-    return _known[plans]
+def _cheapest(plans, sizes, _known={}):
+    """The index of the plan with the fewest multiply-adds at these sizes.  plans: for each
+    plan its matrix chains, each factor (rows, columns, diagonal) with its sizes as indices
+    into `sizes` (a module constant, so that a call passes only the arrays' sizes); remembered
+    per sizes (_known: the same sizes call after call cost one lookup)."""
+    key = (id(plans), sizes)
+    if key not in _known:
+        costs = [sum(_chain_multiply_adds([(sizes[r], sizes[c], d) for r, c, d in chain]) for chain in plan)
+                 for plan in plans]
+        _known[key] = costs.index(min(costs))
+    return _known[key]
 
 
 @lru_cache(maxsize=1 << 16)

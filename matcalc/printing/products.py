@@ -216,14 +216,19 @@ class ProductEmitters:
         if not (full and isinstance(e, E.Mul) and not e.is_scalar):
             return None
         chain = [x for x in e.factors if not x.is_scalar]
+        scalars = [x for x in e.factors if x.is_scalar]
         matrix = not (is_column(e.shape) or is_row(e.shape))
-        if matrix and len(e.factors) == len(chain) and len(chain) >= 2 and _is_ones_matrix(chain[-1]):
-            rest = E.mul(*chain[:-1])        # A ones(k, n) beside a full operand: (A 1)[:, None]
-            return self._atom(self._scaled_sum(f, chain[-1], f.code(rest), 0 if is_column(rest.shape) else 1),
-                              chain[-1]) + "[:, None]"
-        if matrix and len(e.factors) == len(chain) and len(chain) >= 2 and _is_ones_matrix(chain[0]):
-            rest = E.mul(*chain[1:])
-            return self._atom(self._scaled_sum(f, chain[0], f.code(rest), 0), chain[0]) + "[None, :]"
+        for at_end in (True, False):
+            # s A ones(k, n) beside a full operand: (s (A 1))[:, None], s times the sums, not the matrix
+            ones = chain[-1] if at_end else chain[0]
+            if not (matrix and len(chain) >= 2 and _is_ones_matrix(ones)):
+                continue
+            rest = E.mul(*(chain[:-1] if at_end else chain[1:]))
+            total = self._scaled_sum(f, ones, f.code(rest), (0 if is_column(rest.shape) else 1) if at_end else 0)
+            if scalars:
+                total = f"{f.wrap(E.mul(*scalars), MUL + 1)} * {self._atom(total, ones)}"
+            index = "[:, None]" if at_end else "[None, :]"
+            return (f"({total})" if scalars else self._atom(total, ones)) + index
         if len(e.factors) != 2:
             return None
         a, b = e.factors

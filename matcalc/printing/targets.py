@@ -185,6 +185,31 @@ def _matfun_ops(ns: str, diagonal: str) -> dict[str, str | Form]:
             "loewner_adj": f"_loewner_adj({ns}, {{f}}, {{x}}, {{g}})"}
 
 
+# A chain of three or more matrices in the cheapest order for the arrays' sizes, with @ on
+# the arrays as they are (transposed views included): numpy.linalg.multi_dot checks and
+# converts its operands, 30-60 µs a call on attention's 128×256 chains (bench/dl_losses.py).
+MULTI_DOT = '''def _multi_dot(arrays):
+    """A chain of matrices in the cheapest order for their sizes (as numpy.linalg.multi_dot)."""
+    if len(arrays) == 3:
+        a, b, c = arrays
+        (p, q), r, s = a.shape, b.shape[1], c.shape[1]
+        return (a @ b) @ c if p * r * (q + s) <= q * s * (p + r) else a @ (b @ c)
+    n = len(arrays)
+    dims = [a.shape[0] for a in arrays] + [arrays[-1].shape[1]]
+    cost = {(i, i): 0 for i in range(n)}
+    split = {}
+    for length in range(1, n):
+        for i in range(n - length):
+            j = i + length
+            cost[i, j], split[i, j] = min((cost[i, k] + cost[k + 1, j] + dims[i] * dims[k + 1] * dims[j + 1], k)
+                                          for k in range(i, j))
+
+    def product(i, j):
+        return arrays[i] if i == j else product(i, split[i, j]) @ product(split[i, j] + 1, j)
+    return product(0, n - 1)
+'''
+
+
 # ------------------------------------------------------------------ NumPy
 NUMPY_COMMUTATION = '''def _commutation(m, n):
     """K with K @ A.reshape(-1, order="F") == A.T.reshape(-1, order="F") for an m x n A."""
@@ -216,7 +241,7 @@ NUMPY = Target(
         "logsumexp_softmax": "_logsumexp_softmax({x})",
         "logsumexp_softmax_cols": "_logsumexp_softmax_axis({x}, 0)",
         "logsumexp_softmax_rows": "_logsumexp_softmax_axis({x}, 1)",
-        "multi_dot": "np.linalg.multi_dot([{xs}])",     # three or more matrices: cheapest order
+        "multi_dot": "_multi_dot([{xs}])",     # three or more matrices: cheapest order
         "step_mask": "np.greater({x}, 0.0)",      # step(x) beside a float factor: the product casts
         "frobenius": "np.vdot({a}, {b})",
         "kron": "np.kron({a}, {b})",
@@ -233,7 +258,8 @@ NUMPY = Target(
         "commutation": "_commutation({m}, {n})",
         **_matfun_ops("np", "np.diag"),
     },
-    helpers={**_numeric_helpers("np"), "_commutation": NUMPY_COMMUTATION, **MATFUN_HELPERS, **PLAN_HELPERS},
+    helpers={**_numeric_helpers("np"), "_commutation": NUMPY_COMMUTATION, "_multi_dot": MULTI_DOT,
+             **MATFUN_HELPERS, **PLAN_HELPERS},
     inputs_doc="vectors are 1-D arrays, scalars floats",
 )
 
@@ -254,7 +280,8 @@ JAX = Target(
     functions={**{fn: _respell(t, "jnp") for fn, t in NUMPY.functions.items()},
                Fn.STEP: "jnp.heaviside({x}, 0.0)"},
     ops={k: _respell(t, "jnp") for k, t in NUMPY.ops.items()},
-    helpers={**_numeric_helpers("jnp"), **MATFUN_HELPERS, **PLAN_HELPERS, "_commutation": '''def _commutation(m, n):
+    helpers={**_numeric_helpers("jnp"), **MATFUN_HELPERS, **PLAN_HELPERS, "_multi_dot": MULTI_DOT,
+             "_commutation": '''def _commutation(m, n):
     """K with K @ vec(A) == vec(A.T) for an m x n A (vec stacks columns): rows of I, permuted."""
     j = jnp.arange(m * n)
     return jnp.eye(m * n)[j // n + j % n * m]
@@ -376,22 +403,7 @@ ARRAY_API = Target(
         "commutation": "_commutation(xp, {m}, {n}{like})",
     },
     helpers={**_numeric_helpers("xp", "xp, "), **MATFUN_HELPERS, **PLAN_HELPERS,
-             "_multi_dot": '''def _multi_dot(arrays):
-    """A chain of matrices in the cheapest order for their sizes (as numpy.linalg.multi_dot)."""
-    n = len(arrays)
-    dims = [a.shape[0] for a in arrays] + [arrays[-1].shape[1]]
-    cost = {(i, i): 0 for i in range(n)}
-    split = {}
-    for length in range(1, n):
-        for i in range(n - length):
-            j = i + length
-            cost[i, j], split[i, j] = min((cost[i, k] + cost[k + 1, j] + dims[i] * dims[k + 1] * dims[j + 1], k)
-                                          for k in range(i, j))
-
-    def product(i, j):
-        return arrays[i] if i == j else product(i, split[i, j]) @ product(split[i, j] + 1, j)
-    return product(0, n - 1)
-''',
+             "_multi_dot": MULTI_DOT,
              "_diag": '''def _diag(xp, v):
     return v[:, None] * xp.eye(v.shape[0], dtype=v.dtype, device=array_api_compat.device(v))
 ''',

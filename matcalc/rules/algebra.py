@@ -22,7 +22,7 @@ from .kronecker import (frobenius_of_inverse, inverse_of_kron, kron_adj_rules, u
 from .identities import (determinant_of_power, inverse_of_power, kron_of_scaled, kronecker_products,
                          inner_product_of_reciprocals, log_of_sigmoid, log_of_softmax,
                          product_inverse_beside_factor, shorter_elementwise, sign_times_self, softmax_sums_to_one,
-                         sum_of_diagonals, sum_of_scaled)
+                         sum_of_diagonals, sum_of_scaled, common_hadamard_factor)
 from .forms import (from_signed_power, is_vector_shape, scaled as _scaled, signed_power,
                     split_coefficient, transposed)
 from .symmetry import is_symmetric
@@ -589,6 +589,7 @@ RULES: dict[object, list[AlgebraRule]] = {
             AlgebraRule(Rule("sum of diagonals", "a diag(u) + b diag(v) = diag(a u + b v)"), sum_of_diagonals),
             AlgebraRule(CANCEL, shorter_elementwise),
             AlgebraRule(Rule("common factor", "AC + BC = (A+B)C"), _a_factor),
+            AlgebraRule(Rule("common elementwise factor", "A⊙C + B⊙C = (A+B)⊙C"), common_hadamard_factor),
             AlgebraRule(Rule("common scalar factor", "sA + sB = s(A+B)"), _a_common_scalar),
             AlgebraRule(Rule("terms in order", "A + B = B + A"), _a_sort)],
     E.Hadamard: [AlgebraRule(Rule("Hadamard normal form", "A⊙B = B⊙A, A⊙1 = A, (sA)⊙B = s(A⊙B)"), _h_simplify),
@@ -625,6 +626,8 @@ RULES: dict[object, list[AlgebraRule]] = {
     Fn.DIAG: [AlgebraRule(Rule("diag of a constant", "diag(s 1) = s I"), _fn_diag)],
     Fn.SUM: [AlgebraRule(Rule("sum of a scalar", "sum(s) = s"), _fn_sum),
              AlgebraRule(Rule("sum of a multiple", "sum(s A) = s sum(A)"), sum_of_scaled)],
+    **{fn: [AlgebraRule(Rule("sum of a multiple", "sum(s A, k) = s sum(A, k)"), sum_of_scaled)]
+       for fn in (Fn.SUM_COLS, Fn.SUM_ROWS)},
     Fn.NORM1: [AlgebraRule(Rule("norm of a scalar", "‖s‖ = |s|"), _fn_norm_of_scalar)],
     Fn.NORM2: [AlgebraRule(Rule("norm of a scalar", "‖s‖ = |s|"), _fn_norm_of_scalar)],
     E.FrechetAdj: [AlgebraRule(Rule("Fréchet derivative along I", "expm_adj(Y, I) = expm(Y)ᵀ, "
