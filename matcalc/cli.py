@@ -18,6 +18,7 @@ from .syntax.elaborate import parse_declaration
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 CODE_FORMATS = api.CODE_FORMATS
+FORMAT_NAMES = ["text", "pretty", "latex", *CODE_FORMATS, "json"]
 COMMENT = {"text": "# ", "pretty": "# ", "latex": "% ", **{fmt: "# " for fmt in CODE_FORMATS}}
 
 
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="variable to differentiate by (repeatable)")
         p.add_argument("--let", action="append", default=[], metavar="'NAME: KIND'",
                        help="declare a name, e.g. --let 'A: matrix(n, n)' (repeatable)")
-        p.add_argument("--format", choices=["text", "pretty", "latex", *CODE_FORMATS, "json"], default="text")
+        p.add_argument("--format", choices=FORMAT_NAMES, default="text")
         p.add_argument("--layout", choices=api.LAYOUTS, default=api.LAYOUTS[0],
                        help="denominator (default: a gradient has its variable's shape) "
                             "or numerator (every gradient transposed)")
@@ -147,7 +148,9 @@ def run(argv: list[str] | None = None) -> int:
     if len(extra) == 1 and args.expr is None and not re.fullmatch(r"--?[A-Za-z][\w-]*(=.*)?", extra[0]):
         args.expr = extra[0]
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        formats = [e[2:] for e in extra if e.startswith("--") and e[2:] in FORMAT_NAMES]
+        hint = f" (the output format is --format {formats[0]})" if formats else ""
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     source, origin = "", "<expression>"
     let_text = ""
     try:

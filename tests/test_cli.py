@@ -287,6 +287,26 @@ def test_unknown_function_tarce_suggests_tr():
     assert re.search(r"did you mean .*\btr\b", p.err), p.err
 
 
+@pytest.mark.parametrize("text, caret, hint", [
+    ("sum(x**2)", "*", "a power is written ^ (A^2, a matrix power) or .^ (x.^2, entry by entry)"),
+    ("sum(X*W, axis=1)", "=", "an axis is the second argument, numbered as in MATLAB: sum(X, 1) down each column"),
+    ("sum(softmax(Z, dim=2))", "=", "sum(X, 2) along each row"),
+    ("sum(log_softmax(Z, 2))", "log_softmax", "write the composition: log(softmax(...))"),
+])
+def test_numpy_and_pytorch_habits_get_the_languages_spelling(text, caret, hint):
+    """Found by a new user: `**`, `axis=` and log_softmax got "expected '(', '-', a name,
+    a number", nothing, and "did you mean softmax?"."""
+    p = run("grad", text, "--wrt", "Z" if "Z" in text else ("W" if "W" in text else "x"))
+    assert_bad_input(p)
+    assert_points_at(p.err, caret)
+    assert hint in p.err, p.err
+
+
+def test_an_output_format_as_an_option_gets_the_format_option():
+    p = run("grad", "x'*x", "--wrt", "x", "--json")
+    assert p.returncode == 2 and "unrecognized arguments: --json (the output format is --format json)" in p.err
+
+
 def test_shape_mismatch_names_both_operands():
     # (a column and a row broadcast to the matrix of all pairs: A*x + y' is valid)
     p = run("grad", "sum(A*x + y')", "--wrt", "x", "--let", "A: matrix(m, n)", "--let", "y: vector(q)",

@@ -123,10 +123,12 @@ def test_cli_prints_the_note_and_json_lists_it():
     ("x'*y + c", "jacobian", "c"),                 # a scalar broadcast against the default vector c
     ("sum(exp(alpha*sum(x) - margin))", "grad", "margin"),
     ("sum(x .* max(theta, m))", "grad", "m"),      # theta a Greek scalar: both are noted
+    # a column against a row is every pair: batch norm's eps as a vector made each variance a matrix
+    ("C = X - mean(X, 1); L = sum(C ./ sqrt(mean(C.^2, 1) + eps))", "grad", "eps"),
 ])
 def test_a_default_vector_broadcasting_a_scalar_is_noted(text, command, name):
     """The other way round: a lower-case name the naming rule makes a vector, against a
-    scalar (not a number), where a scalar would also type, is named in a note."""
+    scalar (not a number) or a row, where a scalar would also type, is named in a note."""
     p = matcalc.parse(text, scalar=command == "grad")
     assumed = {a.name: a for a in p.assumed}
     assert kinds(p)[name] == "vector" and assumed[name].other == "scalar"
@@ -155,6 +157,51 @@ def test_a_column_broadcast_that_inference_chose_is_noted():
     # the row spelling, or sizes that say which one, need no note
     assert matcalc.parse("sum(relu(X*W + b'))", scalar=True).assumed == ()
     assert matcalc.parse("sum(X - c)", {"X": "matrix(m, n)", "c": "vector(m)"}, scalar=True).assumed == ()
+
+
+@pytest.mark.parametrize("text, wrt, name, fixed", [
+    ("-mean(y*log(sigmoid(X*w)) + (1 - y)*log(1 - sigmoid(X*w)))", "w", "y", "y .* log(sigmoid(X*w))"),
+    ("sum(log(p)*y)", "p", "y", "log(p) .* y"),
+    ("sum(y*log(p))", "p", "p", "y .* log(p)"),       # the first name read is the vector
+])
+def test_a_name_made_a_scalar_by_a_product_with_a_vector_is_noted(text, wrt, name, fixed):
+    """NumPy writes the elementwise product y*log(p).  Here, with y undeclared, y*log(p)
+    can only be a scalar times a vector: a use decides, and the answer (checked) is the
+    derivative of another loss than the one meant, so the reading is said with the
+    elementwise spelling; JSON lists it under "assumed"."""
+    d = matcalc.grad(text, wrt=wrt)
+    assert kinds(d.program)[name] == "scalar"
+    note = next(a for a in d.program.assumed if a.name == name)
+    assert (note.kind, note.other) == ("scalar", "vector")
+    assert note.note.startswith(f"{name} is taken as a scalar, since ")
+    assert note.note.endswith(f"if {name} is a vector, the elementwise product is {fixed}")
+    assert d.check().ok
+    declared = matcalc.grad(text, wrt=wrt, let={name: "scalar"})
+    assert not any(a.name == name for a in declared.program.assumed)
+
+
+@pytest.mark.parametrize("text, wrt", [
+    ("lam*norm2(w)^2 + norm2(X*w - y)^2", "w"),     # a scalar times a scalar
+    ("norm2(X*w - y)^2 + lam*w'*w", "w"),           # lam times a row: lam as a vector would be an outer product
+    ("-sum(y .* log(p))", "p"),                     # spelled elementwise
+    ("sum(alpha*x)", "x"),                          # a Greek scalar by the naming rule (noted as such)
+])
+def test_products_that_need_no_note(text, wrt):
+    d = matcalc.grad(text, wrt=wrt)
+    assert not [a for a in d.program.assumed if a.kind == "scalar" and a.other == "vector"
+                and "product with a vector" in a.note]
+
+
+def test_inferred_sizes_are_not_named_as_the_programs_names():
+    """The rows of X were named n beside a scalar input n: the result 2*X'*(X*w - y)/n read
+    as a division by the input, and --claim of matcalc's own result disagreed."""
+    d = matcalc.grad("mean((X*w - y).^2) + n", wrt="w")
+    names = set(d.program.inputs)
+    assert not names & {str(s) for sym in d.program.inputs.values() for s in sym.shape}
+    assert d.compare(str(d.results["w"])).agrees
+    ng = matcalc.grad("1/(2*m)*sum((X*theta - y).^2)", wrt="theta", let={"theta": "vector(d)"})
+    assert "m" not in map(str, ng.program.inputs["X"].shape)
+    assert ng.compare(str(ng.results["theta"])).agrees
 
 
 def test_a_declared_bias_as_long_as_a_row_gets_the_hint_even_with_w_undeclared():

@@ -18,7 +18,8 @@ from lark import Token, Tree
 from .. import expr as E
 from ..errors import LimitError, NameError_, ParseError, ShapeError, Span
 from ..shapes import SCALAR, DimVar, ProductConflict, Unifier, dim_factors, dim_product
-from .kinds import ColumnReading, Conflict, Kinds
+from .kinds import Conflict, Kinds
+from .readings import column_notes, product_notes, transposed
 from .parser import parse_tree
 
 GREEK = frozenset("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
@@ -319,6 +320,7 @@ class _Infer:
         self.kind_vars: dict = {}                # undeclared name -> its KindVar
         self.sizes = {d for decl in decls.values() for d in decl.dims if isinstance(d, str)}
         self.assumed: tuple = ()
+        self.products: list[tuple] = []          # (tree, left shape, right shape) of each a*b, for the notes
 
     # -- helpers
     def fail(self, t, message, cls=ShapeError, hint=None):
@@ -399,7 +401,7 @@ class _Infer:
             # (or as long as it could be: a width no declaration fixed)
             if (self.u.find(y[1]) == 1 and self.u.find(y[0]) != 1 and self.kinds.sure(x[1])
                     and (self.u.find(y[0]) == self.u.find(x[1]) or isinstance(self.u.find(x[1]), DimVar))):
-                hint = f"a column is added to every column, a row to every row: {self.transposed(t, side)}"
+                hint = f"a column is added to every column, a row to every row: {transposed(self, t, side)}"
         return (f"cannot {what} {self.src(l)} ({self.show(a)}) and {self.src(r)} ({self.show(b)})", hint)
 
     def product(self, slow, fast, t=None):
@@ -510,7 +512,9 @@ class _Infer:
 
     def t_mul(self, t):
         l, r = t.children[:2]
-        return self.kinds.product(self.infer(l), self.infer(r), t)
+        a, b = self.infer(l), self.infer(r)
+        self.products.append((t, a, b))
+        return self.kinds.product(a, b, t)
 
     def t_div(self, t):
         l, r = t.children
@@ -654,6 +658,9 @@ class _Infer:
             return (f"{lower} (a matrix function) is not supported yet; {lower[:-1]} is elementwise: "
                     f"{lower[:-1]}(X) applies it to every entry")
         known = sorted(set(FUNCTIONS) | set(ALIASES) | {n for n, d in self.decls.items() if d.kind == "function"})
+        parts = lower.split("_")
+        if len(parts) > 1 and all(p in known for p in parts):       # log_softmax: a composition
+            return f"write the composition: {'('.join(parts)}(...{')' * len(parts)}"
         close = [ALIASES.get(c, c) for c in difflib.get_close_matches(lower, known, n=1, cutoff=CLOSE_NAME)]
         if close:
             return f"did you mean {close[0]}?"
@@ -681,7 +688,7 @@ class _Infer:
         try:
             if scalar_output and output_tree is not None:
                 self.kinds.force_scalar(self.output_shape, output_tree, "")
-                self.assumed = tuple(self.kinds.solve(some_array)) + self.column_notes()
+                self.assumed = tuple(self.kinds.solve(some_array)) + self.notes()
                 return
         except Conflict:
             self.u.restore(before)
@@ -690,29 +697,25 @@ class _Infer:
             kinds.broadcasts, kinds.column_reads = self.kinds.broadcasts, self.kinds.column_reads
             self.kinds = kinds
         try:       # without the command's scalar, each name takes its default or what a use forces
-            self.assumed = tuple(self.kinds.solve(settle, others=False)) + self.column_notes()
+            self.assumed = tuple(self.kinds.solve(settle, others=False)) + self.notes()
         except Conflict as exc:
             self.fail(exc.origin if exc.origin is not None else output_tree, exc.message, hint=exc.hint)
 
-    def column_notes(self) -> tuple:
-        """A column broadcast whose length inference chose (X*W + b, nothing declared) is a
-        reading, not a certainty: say so, with the row spelling (b')."""
-        notes = []
-        for t, side in self.kinds.column_broadcasts():
-            l, r = t.children[-2:]
-            vector, matrix = (l, r) if side == "left" else (r, l)
-            notes.append(ColumnReading(self.src(vector), self.src(matrix), self.transposed(t, side)))
-        return tuple(notes)
+    def notes(self) -> tuple:
+        """Readings the text does not spell out (readings.py), after the naming defaults'."""
+        return column_notes(self) + product_notes(self)
 
-    def transposed(self, t, side: str) -> str:
-        """t's text with its `side` operand transposed: X*W + b -> X*W + b'."""
-        l, r = t.children[-2:]
-        if side == "right":
-            return self.text[_span(self.text, t).start:_span(self.text, r).end] + "'"
-        return self.src(l) + "'" + self.text[_span(self.text, l).end:_span(self.text, t).end]
+    def names_in(self, t) -> list[str]:
+        """The names read in t, in order."""
+        return [str(n.children[0]) for n in t.iter_subtrees_topdown() if n.data == "name"]
+
+    def span(self, t) -> Span:
+        return _span(self.text, t)
 
     def resolve(self) -> None:
         used = {d for decl in self.decls.values() for d in decl.dims if isinstance(d, str)}
+        # not a name of the program either: a scalar n and X's rows both printed as n read as one
+        used |= set(self.decls) | set(self.names) | set(self.defined)
         names = (n for n in itertools.chain(DIM_NAMES, (f"n{i}" for i in itertools.count(1)))
                  if n not in used)
         try:

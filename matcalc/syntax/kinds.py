@@ -63,22 +63,6 @@ class Assumption:
                 f"--let '{self.name}: {example}'")
 
 
-@dataclass(frozen=True)
-class ColumnReading:
-    """A vector broadcast down a matrix's columns (one entry per row), where only the
-    broadcast said how long the vector is: `name` is its text, `fixed` the row spelling."""
-    name: str
-    matrix: str
-    fixed: str
-    kind: str = "column"
-    other: str = "row"
-
-    @property
-    def note(self) -> str:
-        return (f"{self.name} is taken as a column, one entry per row of {self.matrix}; "
-                f"if it has one entry per column, write {self.fixed}")
-
-
 class Kinds:
     """The pending constraints over one Unifier, and the kind variables to decide."""
 
@@ -248,6 +232,12 @@ class Kinds:
                    for a, b, (a_literal, b_literal) in self.broadcasts
                    for x, y, y_literal in ((a, b, b_literal), (b, a, a_literal)))
 
+    def _against_row(self, k: KindVar) -> bool:
+        """Whether k, as a column, is broadcast against a row: every pair of their entries, a
+        matrix (mean(C.^2, 1) + eps with eps a vector is n×m, with eps a scalar a row)."""
+        return any(x is k.shape and self.is_one(y[0]) and self.sure(y[1]) and self.sure(x[0])
+                   for a, b, _ in self.broadcasts for x, y in ((a, b), (b, a)))
+
     def _axis(self, da, db, dout, origin) -> bool:
         if self.is_one(dout):       # a scalar result (the command's, a Frobenius product's): both sides are
             self._unify(da, 1, origin, "", force=True)
@@ -416,8 +406,9 @@ class Kinds:
                 self.pending = list(pending)
                 raise first from None
         # a default that broadcasts a scalar against an array is never silent: the Greek
-        # scalar against an array, or an array (a lower-case vector) against a scalar
-        broadcasting = k.default == "scalar" or (k.default == "vector" and self._against_scalar(k))
+        # scalar against an array, or an array (a lower-case vector) against a scalar or a row
+        broadcasting = k.default == "scalar" or (k.default == "vector" and (self._against_scalar(k)
+                                                                            or self._against_row(k)))
         if notes and broadcasting and self._would_type(k, before, pending, finish):
             return [Assumption(k.name, k.default, k.alternative, k.reason)] + rest
         return rest

@@ -6,6 +6,7 @@ Layer L2: imports errors.  The grammar ships inside the package
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 
 from lark import Lark, Tree
@@ -101,8 +102,19 @@ def _parse_error(text: str, exc: UnexpectedInput) -> ParseError:
         where = Span.at(text, pos, pos + max(1, len(str(tok.value))))
         if tok.type == "$END" or tok.type == "_NEWLINE":
             return ParseError("the expression ends too early", where, _expected(exc.expected))
-        return ParseError(f"unexpected {_describe(tok)}", where, _expected(exc.expected))
+        return ParseError(f"unexpected {_describe(tok)}", where, _token_hint(text, pos, str(tok.value))
+                          or _expected(exc.expected))
     return ParseError("cannot parse this", Span.at(text, pos))
+
+
+def _token_hint(text: str, pos: int, value: str) -> str | None:
+    """What a token out of place usually means, from the text before it (NumPy and PyTorch habits)."""
+    before = text[:pos].rstrip()
+    if value == "*" and before.endswith("*"):
+        return "a power is written ^ (A^2, a matrix power) or .^ (x.^2, entry by entry)"
+    if value == "=" and re.search(r"[(,]\s*(axis|dim|keepdims)\s*$", before):
+        return "an axis is the second argument, numbered as in MATLAB: sum(X, 1) down each column, sum(X, 2) along each row"
+    return None
 
 
 def _char_hint(ch: str) -> str | None:
