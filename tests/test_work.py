@@ -116,6 +116,8 @@ LOSSES = [
     ("attention", "norm2(diag(1 ./ (exp(X*Wq*(X*Wk)')*ones(t)))*exp(X*Wq*(X*Wk)')*X*Wv - Y)^2",
      "S = X*Wq*(X*Wk)'; E = exp(S); P = diag(1 ./ (E*ones(t)))*E; L = norm2(P*X*Wv - Y)^2",
      ["Wq", "Wk", "Wv"], ATTENTION, _attention),
+    ("attention (softmax)", "norm2(softmax(X*Wq*(X*Wk)', 2)*X*Wv - Y)^2",
+     "S = X*Wq*(X*Wk)'; P = softmax(S, 2); L = norm2(P*X*Wv - Y)^2", ["Wq", "Wk", "Wv"], ATTENTION, _attention),
 ]
 SIZES = {"d": 7, "h": 5, "k": 3, "B": 11, "t": 13, "p": 6}
 
