@@ -204,7 +204,7 @@ def test_mlp_with_several_wrt_in_order():
 
 def test_matrix_chains_are_ordered_at_call_time():
     """(A*B)*x or A*(B*x), A*B*C as (AB)C or A(BC): the cheapest order depends on the sizes."""
-    source = matcalc.grad("tr(A*B*C) + x'*A*B*y", "A").numpy()
+    source = matcalc.grad("norm2(A*B*C)^2 + x'*A*B*y", "A").numpy()
     assert "_multi_dot([A, B, C])" in source
     assert "A @ (B @ y)" in source or "(x @ A) @ B" in source
 
@@ -241,6 +241,19 @@ def test_the_chain_helper_takes_the_cheapest_order(dims):
     got = ns["_multi_dot"]([_Recorded(a) for a in arrays])
     np.testing.assert_allclose(got.a, np.linalg.multi_dot(arrays), rtol=1e-12)
     assert sum(l[0] * l[1] * r[1] for l, r in _Recorded.log) == _least_multiply_adds(dims)
+
+
+def test_the_trace_of_a_product_is_a_frobenius_product():
+    """tr(L R) = L' : R: n² multiply-adds, not the n³ of the product whose diagonal is summed."""
+    d = matcalc.grad("tr(A1*X*A2*X)", "X")
+    source = d.numpy()
+    assert "np.trace" not in source and "np.vdot(" in source
+    _, ns = load(d)
+    env, _ = random_call(d, 4)
+    kwargs = user_args(d, list(inspect.signature(ns["value"]).parameters), env)
+    A1, X, A2 = kwargs["A1"], kwargs["X"], kwargs["A2"]
+    assert np.isclose(ns["value"](**kwargs), np.trace(A1 @ X @ A2 @ X), rtol=1e-12)
+    assert np.isclose(ns["value_and_grad"](**kwargs)[0], np.trace(A1 @ X @ A2 @ X), rtol=1e-12)
 
 
 def test_kronecker_times_vector_is_two_products():

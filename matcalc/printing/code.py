@@ -283,8 +283,9 @@ class _Module(ProductEmitters):
         return self.call(f, self.t.functions[e.fn], e.arg)
 
     def _diagonal_of_product(self, f, e) -> tuple[str, int] | None:
-        """diag(L R) = Σⱼ (L ⊙ Rᵀ)ᵢⱼ: the diagonal without the rest of the product (n² work, not n³)."""
-        if not (e.fn is Fn.DIAGV and isinstance(e.arg, E.Mul)):
+        """diag(L R) = Σⱼ (L ⊙ Rᵀ)ᵢⱼ and tr(L R) = Lᵀ : R: the diagonal or its sum without the
+        rest of the product (n² work, not n³)."""
+        if not (e.fn in (Fn.DIAGV, Fn.TRACE) and isinstance(e.arg, E.Mul)):
             return None
         chain = [x for x in e.arg.factors if not x.is_scalar]
         scale = [x for x in e.arg.factors if x.is_scalar]
@@ -293,8 +294,12 @@ class _Module(ProductEmitters):
         left, right = E.mul(*chain[:-1]), chain[-1]
         if any(is_column(x.shape) or is_row(x.shape) for x in (left, right)):
             return None
-        pairs = f"{f.wrap(left, MUL + 1)} * {f.wrap(E.transpose(right), MUL + 1)}"
-        total = self.op("sum_axis", x=(pairs, MUL), axis=("1", ATOM))
+        if e.fn is Fn.TRACE:        # in the orientation with fewer transposed operands (a copy each in vdot)
+            total = min((self.op("frobenius", a=f.code(a), b=f.code(b)) for a, b in
+                         ((E.transpose(left), right), (left, E.transpose(right)))), key=lambda c: c[0].count(".T"))
+        else:
+            pairs = f"{f.wrap(left, MUL + 1)} * {f.wrap(E.transpose(right), MUL + 1)}"
+            total = self.op("sum_axis", x=(pairs, MUL), axis=("1", ATOM))
         if not scale:
             return total
         return f"{f.wrap(E.mul(*scale), MUL)} * {total[0]}", MUL
