@@ -87,6 +87,10 @@ def _attention_inputs(quick):
             "Y": rng.standard_normal((t, p))}
 
 
+ATTENTION_LET = {"X": "matrix(t, d)", "Wq": "matrix(d, h)", "Wk": "matrix(d, h)", "Wv": "matrix(d, p)",
+                 "Y": "matrix(t, p)"}
+
+
 def _attention_hand(X, Wq, Wk, Wv, Y):
     Q, K, V = X @ Wq, X @ Wk, X @ Wv
     E = np.exp(Q @ K.T)
@@ -118,16 +122,12 @@ PROBLEMS = [
             "norm2(diag(1 ./ (exp(X*Wq*(X*Wk)')*ones(t)))*exp(X*Wq*(X*Wk)')*X*Wv - Y)^2",
             "S = X*Wq*(X*Wk)'; E = exp(S); P = diag(1 ./ (E*ones(t)))*E; L = norm2(P*X*Wv - Y)^2",
             ["Wq", "Wk", "Wv"],
-            {"X": "matrix(t, d)", "Wq": "matrix(d, h)", "Wk": "matrix(d, h)", "Wv": "matrix(d, p)",
-             "Y": "matrix(t, p)"},
-            _attention_inputs, _attention_hand, _attention_loss),
+            ATTENTION_LET, _attention_inputs, _attention_hand, _attention_loss),
     Problem("Attention head, 128 tokens of width 256, query/key width 64, with softmax along rows",
             "norm2(softmax(X*Wq*(X*Wk)', 2)*X*Wv - Y)^2",
             "S = X*Wq*(X*Wk)'; P = softmax(S, 2); L = norm2(P*X*Wv - Y)^2",
             ["Wq", "Wk", "Wv"],
-            {"X": "matrix(t, d)", "Wq": "matrix(d, h)", "Wk": "matrix(d, h)", "Wv": "matrix(d, p)",
-             "Y": "matrix(t, p)"},
-            _attention_inputs, _attention_hand, _attention_loss),
+            ATTENTION_LET, _attention_inputs, _attention_hand, _attention_loss),
 ]
 
 
